@@ -1,0 +1,150 @@
+"""The `bench` command: validate, run, report and list."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from bench.config import ConfigError, Site, Suite, load_site, load_suite
+
+
+def _suite_path(name: str) -> Path:
+    """A suite is a path, or the name of a file in suites/."""
+    path = Path(name)
+    if not path.exists() and not path.suffix and Path("suites", f"{name}.yaml").exists():
+        return Path("suites", f"{name}.yaml")
+    return path
+
+
+def _load(args: argparse.Namespace) -> tuple[Site, Suite]:
+    return load_site(args.config), load_suite(_suite_path(args.suite))
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    for name in args.files:
+        path = _suite_path(name)
+        if path.name == "bench.yaml":
+            load_site(path)
+            print(f"{path}: ok (site defaults)")
+            continue
+        suite = load_suite(path)
+        from bench.plan import make_plan
+        plan = make_plan(suite)
+        print(f"{path}: ok ({len(plan.cells)} cells, {len(plan.distill)} distill + "
+              f"{len({e.key for e in plan.evaluate})} evaluate tasks)")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    site, suite = _load(args)
+    from bench.data import DatasetNotFound
+    from bench.executors import DatasetCache, pending, resolve_device, run_local
+    from bench.plan import make_plan
+    from bench.store import Store
+
+    plan, store = make_plan(suite), Store(site.store)
+    todo = pending(plan, store)
+    print(f"suite '{suite.name}' ({suite.path}): {len(plan.cells)} cells -> {todo.total} tasks, "
+          f"{todo.done} already in the store {site.store}, {todo.total - todo.done} to run "
+          f"({len(todo.distill)} distill, {len(todo.evaluate)} evaluate)")
+    if args.dry_run:
+        for task in todo.distill + todo.evaluate:
+            print(f"  {task.describe()}  [{task.key}]")
+        return 0
+    datasets = DatasetCache(site.data_root)
+    for name in {t.distill.dataset for t in todo.evaluate}:
+        try:
+            datasets(name)
+        except DatasetNotFound as exc:
+            raise ConfigError(f"{exc} (data_root comes from {site.path or 'the built-in default'}.)") from None
+    device = resolve_device(args.device or site.device)
+    result = run_local(plan, store, datasets, device)
+    if result.failed:
+        print(f"{len(result.failed)} task(s) failed (tracebacks above); {result.ran} ran. Fix the cause and "
+              f"run the same command again: finished work is kept.", file=sys.stderr)
+        for label in result.failed:
+            print(f"  FAILED {label}", file=sys.stderr)
+        return 1
+    print(f"done: {result.ran} task(s) ran, suite complete. Next: bench report {args.suite}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    site, suite = _load(args)
+    from bench.plan import make_plan
+    from bench.report import aggregate, write_report
+    from bench.store import Store
+
+    cells = aggregate(make_plan(suite), Store(site.store))
+    out_dir = site.reports / suite.name
+    print(write_report(suite, cells, out_dir))
+    missing = int((cells["n"] < cells["n_expected"]).sum())
+    print(f"\nwrote {out_dir / 'table.md'} and {out_dir / 'results.csv'}"
+          + (f" ({missing} of {len(cells)} cells incomplete: run `bench run {args.suite}`)" if missing else ""))
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    if args.what == "methods":
+        from bench.methods import METHODS
+        for name, cls in sorted(METHODS.items()):
+            params = ", ".join(f"{k}={f.default!r}" for k, f in cls.Params.model_fields.items())
+            print(f"{name:12} {cls.description}\n{'':12} params: {params or '(none)'}")
+    elif args.what == "datasets":
+        from bench.data import DATASETS
+        for name, spec in DATASETS.items():
+            print(f"{name:14} {spec.channels}x{spec.image_size}x{spec.image_size}, {spec.num_classes} classes. "
+                  f"{spec.description}")
+    elif args.what == "archs":
+        from bench.nets import NETWORKS
+        for name, text in NETWORKS.items():
+            print(f"{name:16} {text}")
+    else:
+        from bench.train import PRESETS
+        for name, recipe in PRESETS.items():
+            print(f"{name:10} {recipe.as_dict()}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bench", description="Benchmark harness for dataset distillation.")
+    parser.add_argument("--config", type=Path, default=None,
+                        help="site defaults (default: ./bench.yaml if present, else built-in defaults)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="run every task of a suite that is not in the store yet")
+    p.add_argument("suite", help="suite file, or the name of one in suites/")
+    p.add_argument("--dry-run", action="store_true", help="print the plan: tasks, and how many are done")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 or auto (default: bench.yaml's device)")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("report", help="aggregate a suite's records into tables (terminal, Markdown, CSV)")
+    p.add_argument("suite")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("validate", help="check suite files (or bench.yaml) without running anything")
+    p.add_argument("files", nargs="+")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("list", help="what a suite can name")
+    p.add_argument("what", choices=["methods", "datasets", "archs", "presets"])
+    p.set_defaults(func=cmd_list)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished tasks are in the store; run the same command again to resume.",
+              file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

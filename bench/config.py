@@ -1,0 +1,274 @@
+"""Site defaults (`bench.yaml`) and suites (`suites/*.yaml`): typed, validated, with errors a person can act on.
+
+Every error names the file, the line and the key, says what is wrong and how to fix it, and
+suggests the right word for a misspelt method, dataset or architecture.
+"""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from bench import data, nets
+from bench.methods import METHODS, Method, Params, get_method
+from bench.methods.registry import UnknownMethod
+from bench.train import PRESETS, EvalRecipe
+from bench.yamlio import Path_, YamlError, line_of, load_yaml
+
+
+class ConfigError(Exception):
+    """A configuration mistake, with a one-paragraph message; the CLI prints it without a traceback."""
+
+
+class _Schema(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class SiteSchema(_Schema):
+    data_root: str = "data"
+    store: str = "results"
+    reports: str = "reports"
+    device: str = "auto"
+    executor: Literal["local"] = "local"
+
+
+class MethodSchema(_Schema):
+    name: str
+    label: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class EvalSchema(_Schema):
+    preset: str = "standard"
+    epochs: int | None = Field(default=None, gt=0)
+    lr: float | None = Field(default=None, gt=0)
+    momentum: float | None = Field(default=None, ge=0)
+    weight_decay: float | None = Field(default=None, ge=0)
+    batch_size: int | None = Field(default=None, gt=0)
+    decay_factor: float | None = Field(default=None, gt=0)
+    augment: Literal["dsa", "none"] | None = None
+    test_batch_size: int | None = Field(default=None, gt=0)
+
+
+class SuiteSchema(_Schema):
+    name: str | None = None
+    description: str = ""
+    datasets: list[str] = Field(min_length=1)
+    ipc: list[int] = Field(min_length=1)
+    eval_archs: list[str] = Field(min_length=1)
+    distill_arch: str = "ConvNet"
+    methods: list[MethodSchema] = Field(min_length=1)
+    seeds: list[int] = Field(min_length=1)
+    distill_seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    eval: EvalSchema = Field(default_factory=EvalSchema)
+
+
+@dataclass(frozen=True)
+class Site:
+    """Where things live on this machine; relative paths are relative to bench.yaml's folder."""
+
+    path: Path | None
+    data_root: Path
+    store: Path
+    reports: Path
+    device: str
+    executor: str
+
+
+@dataclass(frozen=True)
+class MethodEntry:
+    label: str
+    cls: type[Method]
+    params: Params
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    path: Path
+    description: str
+    datasets: tuple[str, ...]
+    ipcs: tuple[int, ...]
+    eval_archs: tuple[str, ...]
+    distill_arch: str
+    methods: tuple[MethodEntry, ...]
+    seeds: tuple[int, ...]
+    distill_seeds: tuple[int, ...]
+    preset: str
+    recipe: EvalRecipe
+
+
+def load_site(path: Path | None = None) -> Site:
+    """Read bench.yaml (the given path, else ./bench.yaml if present, else built-in defaults)."""
+    if path is None and Path("bench.yaml").exists():
+        path = Path("bench.yaml")
+    raw, lines = _read(path) if path is not None else ({}, {})
+    schema = _validate(SiteSchema, raw, path, lines, ())
+    base = path.parent if path is not None else Path(".")
+    return Site(path=path, data_root=base / schema.data_root, store=base / schema.store,
+                reports=base / schema.reports, device=schema.device, executor=schema.executor)
+
+
+def load_suite(path: Path) -> Suite:
+    """Read and fully validate a suite: structure, types, names, and IPC against the data sets."""
+    raw, lines = _read(path)
+    s = _validate(SuiteSchema, raw, path, lines, ())
+
+    def fail(at: Path_, problem: str) -> typing.NoReturn:
+        raise ConfigError(_message(path, lines, at, problem))
+
+    for i, name in enumerate(s.datasets):
+        if name not in data.DATASETS:
+            fail(("datasets", i), _unknown("data set", name, data.DATASETS, "bench list datasets"))
+    archs = [(("eval_archs", i), a) for i, a in enumerate(s.eval_archs)] + [(("distill_arch",), s.distill_arch)]
+    for at, arch in archs:
+        if arch not in nets.NETWORKS:
+            fail(at, _unknown("architecture", arch, nets.NETWORKS, "bench list archs"))
+    for i, ipc in enumerate(s.ipc):
+        if ipc <= 0:
+            fail(("ipc", i), f"IPC must be a positive number of images per class, got {ipc}.")
+        for name in s.datasets:
+            smallest = data.DATASETS[name].min_class_train
+            if ipc > smallest:
+                fail(("ipc", i), f"IPC {ipc} is larger than the smallest class of '{name}' ({smallest} training "
+                                 f"images), so there are not enough real images to select or initialise from. "
+                                 f"Use an IPC of at most {smallest}.")
+    for name in s.datasets:
+        spec = data.DATASETS[name]
+        for at, arch in archs:
+            try:
+                nets.get_network(arch, spec.channels, spec.num_classes, spec.image_size)
+            except nets.IncompatibleInput as exc:
+                fail(at, f"{exc} Pick another architecture for data set '{name}'.")
+
+    methods, labels = [], {}
+    for i, m in enumerate(s.methods):
+        try:
+            cls = get_method(m.name)
+        except UnknownMethod as exc:
+            fail(("methods", i, "name"), f"{exc} (`bench list methods` shows them with their parameters.)")
+        params = _validate(cls.Params, m.params, path, lines, ("methods", i, "params"))
+        label = m.label or m.name
+        if label in labels:
+            fail(("methods", i), f"two method entries are both called '{label}' (entries {labels[label] + 1} and "
+                                 f"{i + 1}). Give one of them a distinct `label:`.")
+        labels[label] = i
+        methods.append(MethodEntry(label, cls, params))
+
+    if s.eval.preset not in PRESETS:
+        fail(("eval", "preset"), _unknown("evaluation preset", s.eval.preset, PRESETS, "bench list presets"))
+    overrides = s.eval.model_dump(exclude={"preset"}, exclude_none=True)
+    recipe = PRESETS[s.eval.preset].with_overrides(overrides)
+
+    for key in ("seeds", "distill_seeds"):
+        values = getattr(s, key)
+        if len(set(values)) != len(values) or any(v < 0 for v in values):
+            fail((key,), f"seeds must be distinct non-negative integers, got {values}.")
+
+    return Suite(name=s.name or path.stem, path=path, description=s.description, datasets=tuple(s.datasets),
+                 ipcs=tuple(s.ipc), eval_archs=tuple(s.eval_archs), distill_arch=s.distill_arch,
+                 methods=tuple(methods), seeds=tuple(s.seeds), distill_seeds=tuple(s.distill_seeds),
+                 preset=s.eval.preset, recipe=recipe)
+
+
+def _read(path: Path) -> tuple[Any, dict]:
+    if not path.exists():
+        raise ConfigError(f"{path}: no such file. Check the path (suites live in suites/*.yaml).")
+    try:
+        raw, lines = load_yaml(path)
+    except YamlError as exc:
+        raise ConfigError(str(exc)) from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}, line 1: the file must be a mapping of keys to values, got "
+                          f"{type(raw).__name__}. See suites/demo.yaml for the layout.")
+    return raw, lines
+
+
+def _validate(schema: type[BaseModel], raw: Any, path: Path | None, lines: dict, prefix: Path_) -> Any:
+    try:
+        return schema.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = prefix + tuple(err["loc"])
+        raise ConfigError(_message(path, lines, loc, _explain(schema, err))) from None
+
+
+def _explain(schema: type[BaseModel], err: dict) -> str:
+    """Turn one pydantic error into a sentence that says what to write instead."""
+    kind, value, loc = err["type"], err.get("input"), tuple(err["loc"])
+    if kind == "extra_forbidden":
+        valid = sorted(_model_at(schema, loc[:-1]).model_fields)
+        close = difflib.get_close_matches(str(loc[-1]), valid, n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        return f"unknown key '{loc[-1]}'.{hint} Valid keys here: {', '.join(valid)}."
+    if kind == "missing":
+        return f"required key '{loc[-1]}' is missing."
+    expected = {"int_type": "an integer", "float_type": "a number", "bool_type": "true or false",
+                "string_type": "a string", "list_type": "a list", "dict_type": "a mapping",
+                "model_type": "a mapping"}.get(kind)
+    if expected:
+        got = f"{value!r} ({type(value).__name__})"
+        hint = ""
+        if isinstance(value, str) and ":" in value and value.replace(":", "").isdigit():
+            hint = (" YAML 1.1 readers silently turn a value like this into a base-60 number; bench refuses "
+                    "it. Write the number itself.")
+        elif isinstance(value, str) and value.lower() in {"yes", "no", "on", "off", "y", "n"}:
+            hint = " Write true or false."
+        elif isinstance(value, str):
+            hint = " Remove the quotes if you meant a number." if _is_number(value) else ""
+        elif isinstance(value, float) and kind == "int_type":
+            hint = " Write a whole number without a decimal point or exponent."
+        return f"expected {expected}, got {got}.{hint}"
+    return f"{err['msg']} (got {value!r})."
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
+def _model_at(schema: type[BaseModel], loc: Path_) -> type[BaseModel]:
+    """The schema class that validates the mapping at `loc` (to list its valid keys)."""
+    current: Any = schema
+    for part in loc:
+        if isinstance(part, str) and isinstance(current, type) and issubclass(current, BaseModel):
+            current = current.model_fields[part].annotation
+        current = _unwrap(current, list_item=isinstance(part, int))
+    return current
+
+
+def _unwrap(annotation: Any, list_item: bool) -> Any:
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            if typing.get_origin(arg) is list or (isinstance(arg, type) and issubclass(arg, BaseModel)):
+                return _unwrap(arg, list_item)
+    if list_item and origin is list:
+        return typing.get_args(annotation)[0]
+    return annotation
+
+
+def _unknown(what: str, name: str, known: typing.Iterable[str], command: str) -> str:
+    known = list(known)
+    lower = {k.lower(): k for k in known}
+    close = difflib.get_close_matches(name.lower(), list(lower), n=3)
+    hint = f" Did you mean {', '.join(repr(lower[c]) for c in close)}?" if close else ""
+    return f"unknown {what} '{name}'.{hint} `{command}` shows the {len(known)} known ones."
+
+
+def _message(path: Path | None, lines: dict, at: Path_, problem: str) -> str:
+    where = str(path) if path is not None else "(built-in defaults)"
+    line = line_of(lines, at)
+    if line is not None:
+        where += f", line {line}"
+    key = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in at).lstrip(".")
+    return f"{where}, key '{key}': {problem}" if key else f"{where}: {problem}"

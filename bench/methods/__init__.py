@@ -1,0 +1,8 @@
+"""Distillation methods. Importing this package registers the built-in ones."""
+
+from bench.methods.base import DistillContext, Method, Params, SyntheticSet
+from bench.methods.registry import METHODS, UnknownMethod, get_method, register
+from bench.methods import dm, random  # noqa: F401  (registration side effect)
+
+__all__ = ["DistillContext", "METHODS", "Method", "Params", "SyntheticSet", "UnknownMethod", "get_method",
+           "register"]

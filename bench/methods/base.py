@@ -1,0 +1,93 @@
+"""The Method API: what a distillation method receives and what it returns.
+
+A method gets the real training set, the IPC, a seed, a device, a network factory, the DSA
+strategy and its own validated parameters; it returns a `SyntheticSet`. It never trains or tests
+evaluation networks itself: that is `bench.train`'s job, the same for every method.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Callable, ClassVar
+
+import torch
+import torch.nn as nn
+from pydantic import BaseModel, ConfigDict
+
+from bench.data import Dataset
+from bench.train import Progress
+
+
+class Params(BaseModel):
+    """Base for a method's parameters: typed, strict (no '1e-3' strings), unknown keys rejected."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+@dataclass
+class SyntheticSet:
+    """Images and labels as stored; `nbytes` counts exactly what is stored (the compression ratio uses it)."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+
+    @property
+    def nbytes(self) -> int:
+        return sum(t.nelement() * t.element_size() for t in (self.images, self.labels))
+
+    def training_data(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The (images, labels) an evaluation network trains on."""
+        return self.images, self.labels
+
+
+@dataclass
+class DistillContext:
+    """Everything a method may use. Randomness must come from `seed` (no clock, no global RNG)."""
+
+    dataset: Dataset
+    ipc: int
+    seed: int
+    device: torch.device
+    make_net: Callable[[], nn.Module]
+    dsa_strategy: str
+    progress: Progress = field(default=lambda step, total, detail: None)
+
+    def generator(self) -> torch.Generator:
+        return torch.Generator().manual_seed(self.seed)
+
+    def real_per_class(self) -> list[torch.Tensor]:
+        """The real training images of each class, on the device."""
+        x = self.dataset.x_train.to(self.device)
+        return [x[idx.to(self.device)] for idx in self.dataset.class_indices()]
+
+
+class Method(ABC):
+    """A distillation method. Subclasses set `name`, `description`, `Params` and implement `distill`.
+
+    Bump `version` whenever a change alters the artifacts a method produces: it is part of the
+    content hash, so stored artifacts of the old algorithm are not mistaken for the new one's.
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    version: ClassVar[int] = 1
+    uses_network: ClassVar[bool] = True
+    Params: ClassVar[type[Params]] = Params
+
+    def __init__(self, params: Params):
+        self.params = params
+
+    @abstractmethod
+    def distill(self, ctx: DistillContext) -> SyntheticSet:
+        """Return the synthetic set for `ctx.ipc` images per class."""
+
+
+def sample_per_class(real: list[torch.Tensor], ipc: int, generator: torch.Generator) -> torch.Tensor:
+    """`ipc` distinct random real images of each class, in class order."""
+    return torch.cat([x[torch.randperm(len(x), generator=generator)[:ipc].to(x.device)] for x in real])
+
+
+def class_labels(num_classes: int, ipc: int) -> torch.Tensor:
+    """Labels [0]*ipc + [1]*ipc + ..., the reference layout of a synthetic set."""
+    return torch.arange(num_classes).repeat_interleave(ipc)

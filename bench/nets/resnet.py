@@ -1,0 +1,94 @@
+"""CIFAR-style ResNet18 and its average-pooling variant (DatasetCondensation `networks.py`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+Norm = Callable[[int], nn.Module]
+
+WIDTHS = (64, 128, 256, 512)
+BLOCKS_PER_LAYER = 2
+
+
+def feature_side(image_size: int, avg_pool: bool) -> int:
+    """Spatial side of the map fed to the classifier (< 1 if the image is too small).
+
+    Strided 3x3 convs (padding 1) give ceil(side / 2), then a 4x4 average pool floors the
+    side by 4; the average-pooling variant halves with 2x2 pools (rounding down) and
+    skips the final pool.
+    """
+    side = image_size
+    for _ in WIDTHS[1:]:
+        side = side // 2 if avg_pool else (side + 1) // 2
+    return side if avg_pool else side // 4
+
+
+def _norm_factory(batchnorm: bool) -> Norm:
+    if batchnorm:
+        return nn.BatchNorm2d
+    # Instance norm with learnable affine, written as GroupNorm(C, C) as in the reference.
+    return lambda c: nn.GroupNorm(c, c, affine=True)
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 convs with a residual; downsampling by stride, or by 2x2 average pooling."""
+
+    def __init__(self, in_ch: int, out_ch: int, stride: int, norm: Norm, avg_pool: bool) -> None:
+        super().__init__()
+        downsample = stride != 1
+        self.conv1 = nn.Conv2d(in_ch, out_ch, 3, stride=1 if avg_pool else stride, padding=1, bias=False)
+        self.norm1 = norm(out_ch)
+        self.pool = nn.AvgPool2d(2, 2) if (avg_pool and downsample) else nn.Identity()
+        self.conv2 = nn.Conv2d(out_ch, out_ch, 3, stride=1, padding=1, bias=False)
+        self.norm2 = norm(out_ch)
+        self.shortcut: nn.Module = nn.Identity()
+        if downsample or in_ch != out_ch:
+            if avg_pool:
+                pool: nn.Module = nn.AvgPool2d(2, 2) if downsample else nn.Identity()
+                self.shortcut = nn.Sequential(nn.Conv2d(in_ch, out_ch, 1, stride=1, bias=False), pool, norm(out_ch))
+            else:
+                self.shortcut = nn.Sequential(nn.Conv2d(in_ch, out_ch, 1, stride=stride, bias=False), norm(out_ch))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # The reference pools after the first norm + ReLU in the average-pooling variant.
+        out = self.pool(F.relu(self.norm1(self.conv1(x))))
+        out = self.norm2(self.conv2(out))
+        return F.relu(out + self.shortcut(x))
+
+
+class ResNet18(nn.Module):
+    """ResNet18 for small images: 3x3 stem without max-pool, four stages of two BasicBlocks."""
+
+    def __init__(
+        self, channels: int, num_classes: int, image_size: int, batchnorm: bool = False, avg_pool: bool = False
+    ) -> None:
+        super().__init__()
+        norm = _norm_factory(batchnorm)
+        self.avg_pool = avg_pool
+        self.conv1 = nn.Conv2d(channels, WIDTHS[0], 3, stride=1, padding=1, bias=False)
+        self.norm1 = norm(WIDTHS[0])
+        stages: list[nn.Module] = []
+        in_ch = WIDTHS[0]
+        for i, width in enumerate(WIDTHS):
+            blocks = []
+            for b in range(BLOCKS_PER_LAYER):
+                stride = 2 if (i > 0 and b == 0) else 1
+                blocks.append(BasicBlock(in_ch, width, stride, norm, avg_pool))
+                in_ch = width
+            stages.append(nn.Sequential(*blocks))
+        self.layers = nn.Sequential(*stages)
+        self.classifier = nn.Linear(in_ch * feature_side(image_size, avg_pool) ** 2, num_classes)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Flattened final features: the classifier input that Distribution Matching compares."""
+        out = self.layers(F.relu(self.norm1(self.conv1(x))))
+        if not self.avg_pool:
+            out = F.avg_pool2d(out, 4)
+        return out.flatten(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.embed(x))

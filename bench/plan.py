@@ -1,0 +1,107 @@
+"""Suite -> tasks. Cells (method x dataset x IPC x eval arch) expand into distill and evaluate tasks.
+
+Each task has a content-hashed key: the hash of everything that determines its output. One
+distilled artifact (method, params, dataset, IPC, distill arch, distill seed) serves every
+evaluation architecture and seed. A task whose output is already in the store is not run again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from bench.config import MethodEntry, Suite
+from bench.train import EvalRecipe
+
+# Bump when the evaluation loop changes what it computes: old records then no longer match.
+EVAL_LOOP_VERSION = 1
+
+
+def content_key(identity: dict[str, Any]) -> str:
+    """A stable short hash of a JSON-able identity (sorted keys, so dict order does not matter)."""
+    text = json.dumps(identity, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One entry of the results table: mean +- std over the seeds of its evaluate tasks."""
+
+    method: str
+    dataset: str
+    ipc: int
+    arch: str
+
+
+@dataclass(frozen=True)
+class DistillTask:
+    method: MethodEntry
+    dataset: str
+    ipc: int
+    arch: str | None
+    seed: int
+    identity: dict[str, Any] = field(compare=False, repr=False)
+    key: str = field(compare=False)
+
+    @classmethod
+    def make(cls, method: MethodEntry, dataset: str, ipc: int, arch: str, seed: int) -> DistillTask:
+        arch_used = arch if method.cls.uses_network else None
+        identity = {"kind": "distill", "method": method.cls.name, "version": method.cls.version,
+                    "params": method.params.model_dump(mode="json"), "dataset": dataset, "ipc": ipc,
+                    "arch": arch_used, "seed": seed}
+        return cls(method, dataset, ipc, arch_used, seed, identity, content_key(identity))
+
+    def describe(self) -> str:
+        return f"distill {self.method.label} {self.dataset} ipc={self.ipc} seed={self.seed}"
+
+
+@dataclass(frozen=True)
+class EvalTask:
+    distill: DistillTask
+    arch: str
+    recipe: EvalRecipe
+    seed: int
+    cell: Cell
+    identity: dict[str, Any] = field(compare=False, repr=False)
+    key: str = field(compare=False)
+
+    @classmethod
+    def make(cls, distill: DistillTask, arch: str, recipe: EvalRecipe, seed: int, cell: Cell) -> EvalTask:
+        identity = {"kind": "evaluate", "artifact": distill.key, "arch": arch, "recipe": recipe.as_dict(),
+                    "seed": seed, "loop_version": EVAL_LOOP_VERSION}
+        return cls(distill, arch, recipe, seed, cell, identity, content_key(identity))
+
+    def describe(self) -> str:
+        d = self.distill
+        return f"evaluate {d.method.label} {d.dataset} ipc={d.ipc} {self.arch} seed={d.seed}/{self.seed}"
+
+
+@dataclass(frozen=True)
+class Plan:
+    suite: Suite
+    cells: tuple[Cell, ...]
+    distill: tuple[DistillTask, ...]
+    evaluate: tuple[EvalTask, ...]
+
+    def evals_of(self, task: DistillTask) -> list[EvalTask]:
+        return [e for e in self.evaluate if e.distill.key == task.key]
+
+
+def make_plan(suite: Suite) -> Plan:
+    """Expand the suite's grid, in a stable order (datasets, methods, IPCs, then archs and seeds)."""
+    cells, distill, evaluate = [], {}, []
+    for dataset in suite.datasets:
+        for method in suite.methods:
+            for ipc in suite.ipcs:
+                for arch in suite.eval_archs:
+                    cells.append(Cell(method.label, dataset, ipc, arch))
+                for dseed in suite.distill_seeds:
+                    task = DistillTask.make(method, dataset, ipc, suite.distill_arch, dseed)
+                    distill.setdefault(task.key, task)
+                    for arch in suite.eval_archs:
+                        for seed in suite.seeds:
+                            evaluate.append(EvalTask.make(task, arch, suite.recipe, seed,
+                                                          Cell(method.label, dataset, ipc, arch)))
+    return Plan(suite, tuple(cells), tuple(distill.values()), tuple(evaluate))

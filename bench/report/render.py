@@ -1,0 +1,75 @@
+"""Render the aggregated cells: a terminal table, reports/<suite>/table.md and results.csv."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+from tabulate import tabulate
+
+from bench.config import Suite
+from bench.report.aggregate import DDOF
+
+MISSING = "–"
+
+
+def cell_text(row: pd.Series) -> str:
+    """'mean ± std', '–' when there is no run, and '(n=k/N)' when runs are missing."""
+    if row["n"] == 0 or math.isnan(row["mean"]):
+        return MISSING
+    text = f"{row['mean']:.1f} ± {row['std']:.1f}"
+    if row["n"] < row["n_expected"]:
+        text += f" (n={row['n']}/{row['n_expected']})"
+    return text
+
+
+def pivot_tables(cells: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """One table per evaluation architecture: methods as rows, dataset x IPC as columns."""
+    tables = {}
+    for arch, group in cells.groupby("arch", sort=False):
+        group = group.assign(text=group.apply(cell_text, axis=1),
+                             column=group["dataset"] + " IPC " + group["ipc"].astype(str))
+        table = group.pivot(index="method", columns="column", values="text")
+        table = table.loc[group["method"].unique(), group["column"].unique()]
+        tables[arch] = table.rename_axis(index="Method", columns=None)
+    return tables
+
+
+def notes(suite: Suite) -> list[str]:
+    r = suite.recipe
+    return [
+        "Accuracy (%) is the test accuracy after the last training epoch of a network trained from scratch on "
+        "the synthetic set (never the best epoch).",
+        f"Cells show mean ± std over the runs of the cell (distill seeds {list(suite.distill_seeds)} x "
+        f"evaluation seeds {list(suite.seeds)}); std is the population standard deviation (ddof={DDOF}), as "
+        "np.std in the reference code.",
+        f"{MISSING} marks a cell with no result; (n=k/N) marks a cell with k of its N planned runs.",
+        f"Evaluation preset '{suite.preset}': {r.epochs} epochs (+1), SGD lr {r.lr}, momentum {r.momentum}, "
+        f"weight decay {r.weight_decay}, batch {r.batch_size}, lr x{r.decay_factor} at epoch {r.decay_epoch}, "
+        f"augmentation {r.augment}.",
+    ]
+
+
+def markdown(suite: Suite, tables: dict[str, pd.DataFrame]) -> str:
+    lines = [f"# {suite.name}", ""]
+    if suite.description:
+        lines += [suite.description.strip(), ""]
+    for arch, table in tables.items():
+        lines += [f"## Evaluated on {arch}", "", tabulate(table, headers="keys", tablefmt="github"), ""]
+    lines += ["Notes:", ""] + [f"- {n}" for n in notes(suite)]
+    return "\n".join(lines) + "\n"
+
+
+def terminal(tables: dict[str, pd.DataFrame]) -> str:
+    return "\n\n".join(f"Evaluated on {arch}\n{tabulate(t, headers='keys', tablefmt='simple')}"
+                       for arch, t in tables.items())
+
+
+def write_report(suite: Suite, cells: pd.DataFrame, out_dir: Path) -> str:
+    """Write table.md and results.csv under out_dir; return the terminal rendering."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tables = pivot_tables(cells)
+    (out_dir / "table.md").write_text(markdown(suite, tables), encoding="utf-8")
+    cells.to_csv(out_dir / "results.csv", index=False, float_format="%.4f")
+    return terminal(tables)

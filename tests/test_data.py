@@ -1,0 +1,329 @@
+"""bench.data: the built-in digits, and each reader fed a tiny fake in the exact real on-disk format.
+
+Every fake puts one known pixel value at an asymmetric (c, h, w) position on a zero background,
+so a channel/row/column mix-up reads back the background instead of the expected value.
+"""
+
+from __future__ import annotations
+
+import gzip
+import pickle
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from bench.data import DATASETS, DatasetNotFound, UnknownDataset, load_dataset
+from bench.data.readers import IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, IdxFormatError
+
+
+def normalised(name: str, value: int, channel: int) -> float:
+    """What a uint8 pixel must become: ToTensor's /255, then the spec's (x - mean) / std."""
+    spec = DATASETS[name]
+    return (value / 255 - spec.mean[channel]) / spec.std[channel]
+
+
+def background(name: str, channel: int = 0) -> float:
+    return normalised(name, 0, channel)
+
+
+# --- digits ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits", "/no/such/folder")  # digits ignores data_root
+
+
+def test_digits_shapes_and_split_sizes(digits):
+    assert digits.x_train.shape == (1257, 1, 8, 8)
+    assert digits.x_test.shape == (540, 1, 8, 8)
+    assert digits.x_train.dtype == torch.float32 and digits.y_train.dtype == torch.int64
+    assert digits.class_names == [str(d) for d in range(10)]
+    assert set(digits.y_train.tolist()) == set(range(10))
+
+
+def test_digits_split_is_stratified(digits):
+    train = torch.bincount(digits.y_train, minlength=10)
+    test = torch.bincount(digits.y_test, minlength=10)
+    assert train.tolist() == [124, 127, 124, 128, 127, 127, 127, 125, 122, 126]
+    assert torch.all(((train / (train + test)) - 0.7).abs() < 0.01)
+    assert [len(i) for i in digits.class_indices()] == train.tolist()
+    assert all(torch.all(digits.y_train[i] == c) for c, i in enumerate(digits.class_indices()))
+
+
+def test_digits_train_is_normalised(digits):
+    assert digits.x_train.mean().item() == pytest.approx(0.0, abs=1e-3)
+    assert digits.x_train.std(unbiased=False).item() == pytest.approx(1.0, abs=1e-3)
+
+
+def test_digits_load_is_deterministic(digits):
+    again = load_dataset("DIGITS", "/elsewhere")
+    for field in ("x_train", "y_train", "x_test", "y_test"):
+        assert torch.equal(getattr(digits, field), getattr(again, field))
+
+
+def test_digits_constants_match_the_documented_split(digits):
+    """Recompute the split from scikit-learn and check the hard-coded spec constants against it."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    raw = load_digits()
+    x_train, _, y_train, _ = train_test_split(
+        raw.images / 16.0, raw.target, test_size=0.3, stratify=raw.target, random_state=0
+    )
+    spec = DATASETS["digits"]
+    assert spec.mean == (round(float(x_train.mean()), 4),) == (0.3056,)
+    assert spec.std == (round(float(x_train.std()), 4),) == (0.3761,)
+    assert spec.min_class_train == int(np.bincount(y_train).min()) == digits.smallest_class() == 122
+    assert digits.y_train.tolist() == y_train.tolist()
+    unscaled = digits.x_train * spec.std[0] + spec.mean[0]
+    assert np.allclose(unscaled.squeeze(1).numpy(), x_train, atol=1e-6)
+
+
+def test_registry_facts():
+    assert set(DATASETS) == {"digits", "mnist", "fashionmnist", "svhn", "cifar10", "cifar100", "tinyimagenet"}
+    for name, spec in DATASETS.items():
+        assert spec.name == name
+        assert len(spec.mean) == len(spec.std) == spec.channels
+    no_flip = {n for n, s in DATASETS.items() if "flip" not in s.dsa_strategy}
+    assert no_flip == {"digits", "mnist", "svhn"}
+    assert DATASETS["cifar100"].num_classes == 100 and DATASETS["tinyimagenet"].image_size == 64
+
+
+# --- MNIST / FashionMNIST --------------------------------------------------------------------
+
+
+def write_idx(path: Path, array: np.ndarray, magic: int) -> None:
+    payload = struct.pack(f">I{array.ndim}I", magic, *array.shape) + array.astype(np.uint8).tobytes()
+    if path.suffix == ".gz":
+        payload = gzip.compress(payload)
+    path.write_bytes(payload)
+
+
+def write_mnist(raw: Path, gz: bool, images_magic: int = IDX_IMAGES_MAGIC) -> None:
+    """3 classes x 4 train images, 3 x 2 test images; train image 5 has 200 at (h=3, w=20)."""
+    raw.mkdir(parents=True)
+    suffix = ".gz" if gz else ""
+    for prefix, per_class in (("train", 4), ("t10k", 2)):
+        labels = np.repeat(np.arange(3), per_class)
+        images = np.zeros((len(labels), 28, 28), dtype=np.uint8)
+        if prefix == "train":
+            images[5, 3, 20] = 200
+        write_idx(raw / f"{prefix}-images-idx3-ubyte{suffix}", images, images_magic)
+        write_idx(raw / f"{prefix}-labels-idx1-ubyte{suffix}", labels, IDX_LABELS_MAGIC)
+
+
+@pytest.mark.parametrize(
+    ("name", "folder", "gz"),
+    [("mnist", "MNIST", False), ("mnist", "MNIST", True), ("fashionmnist", "FashionMNIST", True)],
+)
+def test_mnist_family(tmp_path, name, folder, gz):
+    write_mnist(tmp_path / folder / "raw", gz)
+    ds = load_dataset(name, tmp_path)
+    assert ds.x_train.shape == (12, 1, 28, 28) and ds.x_test.shape == (6, 1, 28, 28)
+    assert ds.y_train.tolist() == [0] * 4 + [1] * 4 + [2] * 4
+    assert ds.y_test.tolist() == [0, 0, 1, 1, 2, 2]
+    assert ds.x_train[5, 0, 3, 20].item() == pytest.approx(normalised(name, 200, 0), rel=1e-5)
+    assert ds.x_train[5, 0, 20, 3].item() == pytest.approx(background(name), rel=1e-5)
+    assert len(ds.class_names) == 10
+    assert ds.class_names[9] == ("9 - nine" if name == "mnist" else "Ankle boot")
+    assert [len(i) for i in ds.class_indices()][:4] == [4, 4, 4, 0] and ds.smallest_class() == 0
+
+
+def test_mnist_bad_magic_is_a_clear_error(tmp_path):
+    write_mnist(tmp_path / "MNIST" / "raw", gz=False, images_magic=IDX_LABELS_MAGIC)
+    with pytest.raises(IdxFormatError, match=r"magic number is 0x00000801, expected 0x00000803") as err:
+        load_dataset("mnist", tmp_path)
+    assert "train-images-idx3-ubyte" in str(err.value)
+    assert isinstance(err.value, ValueError)
+
+
+# --- CIFAR-10 / CIFAR-100 --------------------------------------------------------------------
+
+
+def cifar_images(n: int) -> np.ndarray:
+    """(n, 3, 32, 32) zeros; image 5 has 123 at (c=2, h=1, w=7)."""
+    images = np.zeros((n, 3, 32, 32), dtype=np.uint8)
+    images[5, 2, 1, 7] = 123
+    return images
+
+
+def dump(path: Path, obj: dict) -> None:
+    path.write_bytes(pickle.dumps(obj, protocol=2))
+
+
+def check_cifar_pixel(ds, name: str) -> None:
+    assert ds.x_train[5, 2, 1, 7].item() == pytest.approx(normalised(name, 123, 2), rel=1e-5)
+    assert ds.x_train[5, 0, 1, 7].item() == pytest.approx(background(name, 0), rel=1e-5)
+    assert ds.x_train[5, 2, 7, 1].item() == pytest.approx(background(name, 2), rel=1e-5)
+
+
+def test_cifar10(tmp_path):
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    images = cifar_images(15)  # 5 batches of 3 images
+    labels = [0, 1, 2] * 5
+    for b in range(5):
+        rows = slice(3 * b, 3 * b + 3)
+        batch = {"data": images[rows].reshape(3, 3072), "labels": labels[rows]}
+        dump(folder / f"data_batch_{b + 1}", batch)
+    dump(folder / "test_batch", {"data": cifar_images(6).reshape(6, 3072), "labels": [2, 1, 0, 0, 1, 2]})
+    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+    dump(folder / "batches.meta", {"label_names": names, "num_vis": 3072})
+
+    ds = load_dataset("cifar10", tmp_path)
+    assert ds.x_train.shape == (15, 3, 32, 32) and ds.x_test.shape == (6, 3, 32, 32)
+    assert ds.y_train.tolist() == labels and ds.y_test.tolist() == [2, 1, 0, 0, 1, 2]
+    assert ds.class_names == names
+    check_cifar_pixel(ds, "cifar10")
+
+
+def test_cifar100_uses_fine_labels(tmp_path):
+    folder = tmp_path / "cifar-100-python"
+    folder.mkdir()
+    fine = [0, 50, 99, 0, 50, 99, 1, 2]
+    train = {"data": cifar_images(8).reshape(8, 3072), "fine_labels": fine, "coarse_labels": [19] * 8}
+    test = {"data": cifar_images(6).reshape(6, 3072), "fine_labels": [3] * 6, "coarse_labels": [0] * 6}
+    dump(folder / "train", train)
+    dump(folder / "test", test)
+    names = [f"class{i}" for i in range(100)]
+    dump(folder / "meta", {"fine_label_names": names, "coarse_label_names": [f"sc{i}" for i in range(20)]})
+
+    ds = load_dataset("cifar100", tmp_path)
+    assert ds.x_train.shape == (8, 3, 32, 32) and ds.x_test.shape == (6, 3, 32, 32)
+    assert ds.y_train.tolist() == fine and ds.y_test.tolist() == [3] * 6
+    assert ds.class_names[99] == "class99"
+    check_cifar_pixel(ds, "cifar100")
+
+
+# --- SVHN ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sub", ["", "svhn"])
+def test_svhn_maps_label_10_to_0(tmp_path, sub):
+    from scipy.io import savemat
+
+    folder = tmp_path / sub
+    folder.mkdir(exist_ok=True)
+    x = np.zeros((32, 32, 3, 6), dtype=np.uint8)  # (H, W, C, N) as in the real files
+    x[4, 9, 1, 2] = 77
+    y = np.array([[10], [1], [2], [10], [9], [5]], dtype=np.uint8)  # (N, 1), 10 means digit 0
+    savemat(folder / "train_32x32.mat", {"X": x, "y": y})
+    savemat(folder / "test_32x32.mat", {"X": x[..., :3], "y": np.array([[3], [10], [4]], dtype=np.uint8)})
+
+    ds = load_dataset("svhn", tmp_path)
+    assert ds.x_train.shape == (6, 3, 32, 32) and ds.x_test.shape == (3, 3, 32, 32)
+    assert ds.y_train.tolist() == [0, 1, 2, 0, 9, 5] and ds.y_test.tolist() == [3, 0, 4]
+    assert ds.x_train[2, 1, 4, 9].item() == pytest.approx(normalised("svhn", 77, 1), rel=1e-5)
+    assert ds.x_train[2, 1, 9, 4].item() == pytest.approx(background("svhn", 1), rel=1e-5)
+    assert ds.x_train[2, 2, 4, 9].item() == pytest.approx(background("svhn", 2), rel=1e-5)
+
+
+# --- TinyImageNet ----------------------------------------------------------------------------
+
+WNIDS = [f"n{9000000 - 37 * i:08d}" for i in range(200)]  # not in sorted order on purpose
+
+
+def test_tinyimagenet_folder_layout(tmp_path):
+    """One PNG per class in train (the reader takes .JPEG/.jpg/.png), a greyscale JPEG in val."""
+    image_module = pytest.importorskip("PIL.Image")
+    root = tmp_path / "tiny-imagenet-200"
+    root.mkdir()
+    (root / "wnids.txt").write_text("\n".join(WNIDS) + "\n")
+    sorted_wnids = sorted(WNIDS)
+    for i, wnid in enumerate(sorted_wnids):
+        images = root / "train" / wnid / "images"
+        images.mkdir(parents=True)
+        pixels = np.zeros((64, 64, 3), dtype=np.uint8)
+        if i == 5:
+            pixels[1, 7, 2] = 123  # (h=1, w=7, c=2) in the file's HWC order
+        image_module.fromarray(pixels).save(images / f"{wnid}_0.png")
+    val = root / "val" / "images"
+    val.mkdir(parents=True)
+    grey = np.full((64, 64), 90, dtype=np.uint8)  # a 2-D array makes a greyscale ("L") image
+    image_module.fromarray(grey).save(val / "val_0.JPEG", quality=95)
+    image_module.fromarray(np.zeros((64, 64, 3), dtype=np.uint8)).save(val / "val_1.png")
+    (root / "val" / "val_annotations.txt").write_text(
+        f"val_0.JPEG\t{sorted_wnids[3]}\t0\t0\t63\t63\nval_1.png\t{sorted_wnids[199]}\t5\t6\t40\t41\n"
+    )
+
+    ds = load_dataset("tinyimagenet", tmp_path)
+    assert ds.x_train.shape == (200, 3, 64, 64) and ds.x_test.shape == (2, 3, 64, 64)
+    assert ds.x_train.is_contiguous() and ds.x_train.dtype == torch.float32
+    assert ds.class_names == sorted_wnids
+    assert ds.y_train.tolist() == list(range(200)) and ds.y_test.tolist() == [3, 199]
+    assert ds.x_train[5, 2, 1, 7].item() == pytest.approx(normalised("tinyimagenet", 123, 2), rel=1e-5)
+    assert ds.x_train[5, 2, 7, 1].item() == pytest.approx(background("tinyimagenet", 2), rel=1e-5)
+    for c in range(3):  # greyscale JPEG -> the same grey in all three channels (JPEG is lossy)
+        expected = normalised("tinyimagenet", 90, c)
+        assert ds.x_test[0, c, 30, 30].item() == pytest.approx(expected, abs=2 / 255 / 0.22)
+
+
+@pytest.mark.parametrize("layout", ["uint8_nhwc", "float_nchw"])
+def test_tinyimagenet_reference_tensor_file(tmp_path, layout):
+    train = np.zeros((4, 64, 64, 3), dtype=np.uint8)  # NHWC
+    train[2, 1, 7, 2] = 123  # (h=1, w=7, c=2)
+    val = np.zeros((2, 64, 64, 3), dtype=np.uint8)
+    images_train, images_val = torch.from_numpy(train), torch.from_numpy(val)
+    if layout == "float_nchw":
+        images_train = images_train.permute(0, 3, 1, 2).float() / 255
+        images_val = images_val.permute(0, 3, 1, 2).float() / 255
+    torch.save(
+        {
+            "images_train": images_train,
+            "labels_train": torch.tensor([0, 1, 199, 5]),
+            "images_val": images_val,
+            "labels_val": torch.tensor([7, 8]),
+            "classes": [f"wnid{i}" for i in range(200)],
+        },
+        tmp_path / "tinyimagenet.pt",
+    )
+
+    ds = load_dataset("tinyimagenet", tmp_path)
+    assert ds.x_train.shape == (4, 3, 64, 64) and ds.x_test.shape == (2, 3, 64, 64)
+    assert ds.y_train.tolist() == [0, 1, 199, 5] and ds.y_test.tolist() == [7, 8]
+    assert ds.class_names[199] == "wnid199"
+    assert ds.x_train[2, 2, 1, 7].item() == pytest.approx(normalised("tinyimagenet", 123, 2), rel=1e-5)
+    assert ds.x_train[2, 2, 7, 1].item() == pytest.approx(background("tinyimagenet", 2), rel=1e-5)
+
+
+# --- errors ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "looked_for"),
+    [
+        ("mnist", ["MNIST/raw"]),
+        ("fashionmnist", ["FashionMNIST/raw"]),
+        ("cifar10", ["cifar-10-batches-py"]),
+        ("cifar100", ["cifar-100-python"]),
+        ("svhn", ["svhn", "train_32x32.mat"]),
+        ("tinyimagenet", ["tinyimagenet.pt", "tiny-imagenet-200"]),
+    ],
+)
+def test_missing_files_name_the_paths_and_the_fix(tmp_path, name, looked_for):
+    with pytest.raises(DatasetNotFound) as err:
+        load_dataset(name, tmp_path)
+    message = str(err.value)
+    assert isinstance(err.value, FileNotFoundError)
+    assert repr(name) in message and "bench.yaml" in message
+    for part in looked_for:
+        assert str(tmp_path / part) in message
+
+
+def test_partial_download_lists_what_is_missing(tmp_path):
+    folder = tmp_path / "cifar-10-batches-py"
+    folder.mkdir()
+    (folder / "data_batch_1").write_bytes(b"")
+    with pytest.raises(DatasetNotFound, match=r"missing: data_batch_2, .*batches\.meta"):
+        load_dataset("cifar10", tmp_path)
+
+
+def test_unknown_dataset_lists_known_names():
+    with pytest.raises(UnknownDataset) as err:
+        load_dataset("imagenet", ".")
+    assert isinstance(err.value, KeyError)
+    assert "'imagenet'" in str(err.value) and "cifar10, cifar100" in str(err.value)
