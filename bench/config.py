@@ -6,7 +6,6 @@ suggests the right word for a misspelt method, dataset or architecture.
 
 from __future__ import annotations
 
-import difflib
 import types
 import typing
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from bench import data, nets
 from bench.methods import METHODS, Method, Params, get_method
 from bench.methods.registry import UnknownMethod
+from bench.names import did_you_mean
 from bench.train import PRESETS, EvalRecipe
 from bench.yamlio import Path_, YamlError, line_of, load_yaml
 
@@ -194,7 +194,8 @@ def _validate(schema: type[BaseModel], raw: Any, path: Path | None, lines: dict,
     try:
         return schema.model_validate(raw)
     except ValidationError as exc:
-        err = exc.errors()[0]
+        # A misspelt key also makes the right one "missing": the unknown key is the one to show.
+        err = min(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
         loc = prefix + tuple(err["loc"])
         raise ConfigError(_message(path, lines, loc, _explain(schema, err))) from None
 
@@ -204,9 +205,7 @@ def _explain(schema: type[BaseModel], err: dict) -> str:
     kind, value, loc = err["type"], err.get("input"), tuple(err["loc"])
     if kind == "extra_forbidden":
         valid = sorted(_model_at(schema, loc[:-1]).model_fields)
-        close = difflib.get_close_matches(str(loc[-1]), valid, n=1)
-        hint = f" Did you mean '{close[0]}'?" if close else ""
-        return f"unknown key '{loc[-1]}'.{hint} Valid keys here: {', '.join(valid)}."
+        return f"unknown key '{loc[-1]}'.{did_you_mean(str(loc[-1]), valid)} Valid keys here: {', '.join(valid)}."
     if kind == "missing":
         return f"required key '{loc[-1]}' is missing."
     expected = {"int_type": "an integer", "float_type": "a number", "bool_type": "true or false",
@@ -259,10 +258,7 @@ def _unwrap(annotation: Any, list_item: bool) -> Any:
 
 def _unknown(what: str, name: str, known: typing.Iterable[str], command: str) -> str:
     known = list(known)
-    lower = {k.lower(): k for k in known}
-    close = difflib.get_close_matches(name.lower(), list(lower), n=3)
-    hint = f" Did you mean {', '.join(repr(lower[c]) for c in close)}?" if close else ""
-    return f"unknown {what} '{name}'.{hint} `{command}` shows the {len(known)} known ones."
+    return f"unknown {what} '{name}'.{did_you_mean(name, known)} `{command}` shows the {len(known)} known ones."
 
 
 def _message(path: Path | None, lines: dict, at: Path_, problem: str) -> str:

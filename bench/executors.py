@@ -147,7 +147,7 @@ class ProgressBoard:
 
     n_distill: int
     n_evaluate: int
-    stream: TextIO = sys.stderr
+    stream: TextIO = field(default_factory=lambda: sys.stderr)
     every_s: float = 5.0
     done: int = 0
     times: dict[str, list[float]] = field(default_factory=lambda: {"distill": [], "evaluate": []})
@@ -195,14 +195,14 @@ class RunResult:
 
 
 def run_local(plan: Plan, store: Store, datasets: DatasetCache, device: torch.device,
-              stream: TextIO = sys.stderr) -> RunResult:
+              stream: TextIO | None = None) -> RunResult:
     """Run every pending task of the plan in this process; each artifact is followed by its evaluations.
 
     A failing task is reported with its traceback and the rest of the suite goes on; evaluations
     of a failed distillation are skipped and counted as failed.
     """
     todo = pending(plan, store)
-    board = ProgressBoard(len(todo.distill), len(todo.evaluate), stream)
+    board = ProgressBoard(len(todo.distill), len(todo.evaluate), stream or sys.stderr)
     failed: list[str] = []
     by_artifact: dict[str, list[EvalTask]] = {}
     for e in todo.evaluate:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import difflib
-
 from bench.methods.base import Method
+from bench.names import did_you_mean
 
 METHODS: dict[str, type[Method]] = {}
 
@@ -25,6 +24,5 @@ def register(cls: type[Method]) -> type[Method]:
 def get_method(name: str) -> type[Method]:
     if name in METHODS:
         return METHODS[name]
-    close = difflib.get_close_matches(name.lower(), list(METHODS), n=3)
-    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-    raise UnknownMethod(f"unknown method '{name}'.{hint} Known methods: {', '.join(sorted(METHODS))}.")
+    raise UnknownMethod(f"unknown method '{name}'.{did_you_mean(name, METHODS)} "
+                        f"Known methods: {', '.join(sorted(METHODS))}.")

@@ -1,0 +1,149 @@
+"""The CLI as a user runs it: plan, run, rerun for free, report files; kill -9 mid-suite and resume."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, TINY_SUITE, cli_env, write
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_dry_run_plans_one_artifact_per_method_and_ipc(bench, workdir: Path) -> None:
+    write(workdir / "tiny.yaml", TINY_SUITE)
+    code, out, _ = bench("run", "tiny.yaml", "--dry-run")
+    # 2 methods x 2 IPCs = 4 artifacts, each evaluated on 2 archs x 2 seeds = 16 evaluations.
+    assert code == 0 and "8 cells -> 20 tasks, 0 already in the store" in out and "(4 distill, 16 evaluate)" in out
+    assert out.count("  distill ") == 4 and out.count("  evaluate ") == 16
+    assert not (workdir / "results").exists(), "a dry run writes nothing"
+
+
+def test_run_rerun_and_report(bench, workdir: Path) -> None:
+    write(workdir / "tiny.yaml", TINY_SUITE)
+    code, out, err = bench("run", "tiny.yaml")
+    assert code == 0 and "done: 20 task(s) ran" in out
+    assert "[20/20]" in err and "ETA" in err
+
+    records = list((workdir / "results" / "records").rglob("*.json"))
+    assert len(records) == 16
+    rec = json.loads(records[0].read_text())
+    for field in ("method", "params", "params_hash", "dataset", "ipc", "artifact_bytes", "distill_arch", "eval_arch",
+                  "recipe", "recipe_hash", "distill_seed", "eval_seed", "accuracy", "wall_time_s", "device",
+                  "versions", "git_commit", "job_id"):
+        assert field in rec, field
+    assert rec["recipe"]["epochs"] == 4 and rec["device"] == "cpu" and 0 <= rec["accuracy"] <= 100
+    assert rec["artifact_bytes"] == rec["ipc"] * 10 * (64 * 4 + 8)
+
+    code, out, _ = bench("run", "tiny.yaml")
+    assert code == 0 and "20 already in the store" in out and "0 to run" in out and "done: 0 task(s) ran" in out
+
+    code, out, _ = bench("report", "tiny.yaml")
+    assert code == 0 and "Evaluated on ConvNet" in out and "digits IPC 2" in out
+    rows = read_csv(workdir / "reports" / "tiny" / "results.csv")
+    assert [(r["method"], r["ipc"], r["arch"]) for r in rows] == [
+        (m, i, a) for m in ("random", "dm") for i in ("1", "2") for a in ("ConvNet", "MLP")]
+    by_key = {(r["method"], r["ipc"], r["arch"]): r for r in rows}
+    accs = [json.loads(p.read_text()) for p in records]
+    want = [r["accuracy"] for r in accs if (r["method"], r["ipc"], r["eval_arch"]) == ("dm", 1, "MLP")]
+    row = by_key[("dm", "1", "MLP")]
+    assert row["n"] == "2" and float(row["mean"]) == pytest.approx(sum(want) / 2, abs=1e-3)
+    assert float(row["std"]) == pytest.approx(abs(want[0] - want[1]) / 2, abs=1e-3)  # ddof=0
+    table = (workdir / "reports" / "tiny" / "table.md").read_text()
+    assert "| Method" in table and "ddof=0" in table and "4 epochs" in table
+
+
+def test_report_marks_missing_cells(bench, workdir: Path) -> None:
+    write(workdir / "tiny.yaml", TINY_SUITE.replace("ipc: [1, 2]", "ipc: [1]"))
+    assert bench("run", "tiny.yaml")[0] == 0
+    write(workdir / "tiny.yaml", TINY_SUITE.replace("ipc: [1, 2]", "ipc: [1, 2]").replace("seeds: [0, 1]",
+                                                                                            "seeds: [0, 1, 2]"))
+    code, out, _ = bench("report", "tiny.yaml")
+    assert code == 0 and "(n=2/3)" in out and "–" in out and "incomplete" in out
+    rows = read_csv(workdir / "reports" / "tiny" / "results.csv")
+    assert {r["n"] for r in rows if r["ipc"] == "2"} == {"0"} and all(r["mean"] == "" for r in rows if r["ipc"] == "2")
+
+
+def test_changing_a_method_param_reruns_only_that_method(bench, workdir: Path) -> None:
+    write(workdir / "tiny.yaml", TINY_SUITE)
+    bench("run", "tiny.yaml")
+    write(workdir / "tiny.yaml", TINY_SUITE.replace("{iterations: 3}", "{iterations: 4}"))
+    code, out, _ = bench("run", "tiny.yaml", "--dry-run")
+    assert "10 already in the store" in out and "(2 distill, 8 evaluate)" in out
+
+
+def test_missing_data_set_is_a_clear_error(bench, workdir: Path) -> None:
+    write(workdir / "c.yaml", TINY_SUITE.replace("[digits]", "[cifar10]").replace("[1, 2]", "[1]"))
+    code, _, err = bench("run", "c.yaml")
+    assert code == 2 and "cifar-10-batches-py" in err and "data_root" in err and "Traceback" not in err
+
+
+def test_failing_task_is_reported_and_the_rest_goes_on(bench, workdir: Path, monkeypatch) -> None:
+    from bench.methods.dm import DM
+
+    def broken(self, ctx):
+        raise RuntimeError("boom in dm")
+
+    monkeypatch.setattr(DM, "distill", broken)
+    write(workdir / "tiny.yaml", TINY_SUITE)
+    code, _, err = bench("run", "tiny.yaml")
+    assert code == 1 and "RuntimeError: boom in dm" in err and "FAILED distill dm" in err
+    assert "8 task(s) failed" not in err and "10 task(s) failed" in err  # 2 distill + their 8 evaluations
+    assert len(list((workdir / "results" / "records").rglob("*.json"))) == 8  # random's cells are complete
+
+
+@pytest.mark.slow
+def test_sigkill_mid_suite_then_rerun_completes_without_duplicates(workdir: Path) -> None:
+    suite = TINY_SUITE.replace("seeds: [0, 1]", "seeds: [0, 1, 2, 3]").replace("{epochs: 4}", "{epochs: 40}")
+    write(workdir / "tiny.yaml", suite)
+    cmd = [sys.executable, "-m", "bench.cli", "run", "tiny.yaml"]
+    proc = subprocess.Popen(cmd, cwd=workdir, env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    records = workdir / "results" / "records"
+    deadline = time.monotonic() + 120
+    while len(list(records.rglob("*.json"))) < 6:
+        assert proc.poll() is None and time.monotonic() < deadline, "the run ended before it could be killed"
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = len(list(records.rglob("*.json")))
+    assert 6 <= done_before < 32
+
+    rerun = subprocess.run(cmd, cwd=workdir, env=cli_env(), capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    already = int(re.search(r"(\d+) already in the store", rerun.stdout).group(1))
+    assert already >= done_before, "finished work before the kill must be kept, not recomputed"
+    assert f"[{36 - already}/{36 - already}]" in rerun.stderr
+
+    recs = [json.loads(p.read_text()) for p in records.rglob("*.json")]  # every record parses
+    assert len(recs) == 32 and len({r["key"] for r in recs}) == 32
+    report = subprocess.run([sys.executable, "-m", "bench.cli", "report", "tiny.yaml"], cwd=workdir,
+                            env=cli_env(), capture_output=True, text=True, timeout=60)
+    assert report.returncode == 0
+    rows = read_csv(workdir / "reports" / "tiny" / "results.csv")
+    assert len(rows) == 8 and all(r["n"] == r["n_expected"] == "4" for r in rows)
+
+
+@pytest.mark.slow
+def test_demo_suite_dm_beats_random_at_ipc_1(workdir: Path) -> None:
+    """The README's promise for `make demo`, checked on the shipped suite."""
+    for args in (["run", str(REPO / "suites" / "demo.yaml")], ["report", str(REPO / "suites" / "demo.yaml")]):
+        done = subprocess.run([sys.executable, "-m", "bench.cli", *args], cwd=workdir, env=cli_env(),
+                              capture_output=True, text=True, timeout=900)
+        assert done.returncode == 0, done.stderr[-2000:]
+    rows = {(r["method"], r["ipc"], r["arch"]): r for r in read_csv(workdir / "reports" / "demo" / "results.csv")}
+    assert len(rows) == 8 and all(r["n"] == "5" for r in rows.values())
+    for arch in ("ConvNet", "MLP"):
+        assert float(rows[("dm", "1", arch)]["mean"]) >= float(rows[("random", "1", arch)]["mean"]) + 10

@@ -1,0 +1,123 @@
+"""Suite validation: every mistake gives one paragraph naming file, line and key, and no traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench.config import ConfigError, load_site, load_suite
+from conftest import TINY_SUITE, write
+
+
+def error_for(tmp_path: Path, text: str) -> str:
+    path = write(tmp_path / "suite.yaml", text)
+    with pytest.raises(ConfigError) as exc:
+        load_suite(path)
+    return str(exc.value)
+
+
+def test_tiny_suite_is_valid(tmp_path: Path) -> None:
+    suite = load_suite(write(tmp_path / "s.yaml", TINY_SUITE))
+    assert suite.name == "tiny" and suite.ipcs == (1, 2) and suite.seeds == (0, 1)
+    assert suite.recipe.epochs == 4 and suite.recipe.lr == 0.01 and suite.recipe.momentum == 0.9
+    assert [m.label for m in suite.methods] == ["random", "dm"]
+    assert suite.methods[1].params.iterations == 3 and suite.methods[1].params.lr_img == 1.0
+
+
+def test_unknown_key_names_file_line_and_suggests(tmp_path: Path) -> None:
+    msg = error_for(tmp_path, TINY_SUITE.replace("seeds: [0, 1]", "sedes: [0, 1]"))
+    assert "suite.yaml, line 9" in msg and "unknown key 'sedes'" in msg and "Did you mean 'seeds'" in msg
+
+
+def test_unknown_method_param_is_located(tmp_path: Path) -> None:
+    msg = error_for(tmp_path, TINY_SUITE.replace("{iterations: 3}", "{iteratons: 3}"))
+    assert "line 8" in msg and "methods[1].params.iteratons" in msg and "Did you mean 'iterations'" in msg
+
+
+def test_yaml_1_2_floats_are_numbers(tmp_path: Path) -> None:
+    suite = load_suite(write(tmp_path / "s.yaml", TINY_SUITE.replace("{epochs: 4}", "{epochs: 4, lr: 1e-3}")))
+    assert suite.recipe.lr == pytest.approx(0.001)
+
+
+def test_quoted_number_is_rejected(tmp_path: Path) -> None:
+    msg = error_for(tmp_path, TINY_SUITE.replace("{epochs: 4}", "{epochs: 4, lr: '1e-3'}"))
+    assert "eval.lr" in msg and "expected a number" in msg and "Remove the quotes" in msg
+
+
+def test_sexagesimal_is_rejected_not_read_as_630(tmp_path: Path) -> None:
+    msg = error_for(tmp_path, TINY_SUITE.replace("{epochs: 4}", "{epochs: 10:30}"))
+    assert "eval.epochs" in msg and "'10:30'" in msg and "base-60" in msg
+
+
+def test_yes_no_are_not_booleans(tmp_path: Path) -> None:
+    msg = error_for(tmp_path, TINY_SUITE.replace("{iterations: 3}", "{iterations: 3, dsa: no}"))
+    assert "methods[1].params.dsa" in msg and "Write true or false" in msg
+
+
+def test_float_for_integer(tmp_path: Path) -> None:
+    msg = error_for(tmp_path, TINY_SUITE.replace("{iterations: 3}", "{iterations: 2e4}"))
+    assert "expected an integer" in msg and "whole number" in msg
+
+
+@pytest.mark.parametrize(("old", "new", "expected"), [
+    ("- name: dm", "- name: DMM", "unknown method 'DMM'. Did you mean 'dm'"),
+    ("datasets: [digits]", "datasets: [digitz]", "unknown data set 'digitz'. Did you mean 'digits'"),
+    ("eval_archs: [ConvNet, MLP]", "eval_archs: [ConvNet, MPL]", "unknown architecture 'MPL'. Did you mean 'MLP'"),
+    ("eval: {epochs: 4}", "eval: {preset: standart}", "unknown evaluation preset 'standart'. Did you mean 'standard'"),
+])
+def test_unknown_names_suggest_the_right_word(tmp_path: Path, old: str, new: str, expected: str) -> None:
+    assert expected in error_for(tmp_path, TINY_SUITE.replace(old, new))
+
+
+@pytest.mark.parametrize(("ipcs", "expected"), [
+    ("[0, 1]", "IPC must be a positive number"),
+    ("[1, 123]", "IPC 123 is larger than the smallest class of 'digits' (122 training images)"),
+])
+def test_ipc_bounds(tmp_path: Path, ipcs: str, expected: str) -> None:
+    msg = error_for(tmp_path, TINY_SUITE.replace("ipc: [1, 2]", f"ipc: {ipcs}"))
+    assert "line 3" in msg and expected in msg
+
+
+def test_architecture_too_big_for_the_images(tmp_path: Path) -> None:
+    msg = error_for(tmp_path, TINY_SUITE.replace("[ConvNet, MLP]", "[ConvNet, VGG11]"))
+    assert "eval_archs[1]" in msg and "VGG11" in msg and "8x8" in msg
+
+
+def test_duplicate_key_is_an_error(tmp_path: Path) -> None:
+    msg = error_for(tmp_path, TINY_SUITE + "seeds: [3]\n")
+    assert "key 'seeds' appears twice" in msg and "line 11" in msg and "first at line 9" in msg
+
+
+def test_duplicate_method_labels(tmp_path: Path) -> None:
+    msg = error_for(tmp_path, TINY_SUITE.replace("  - name: random\n", "  - name: dm\n"))
+    assert "both called 'dm'" in msg and "label" in msg
+
+
+def test_missing_key_and_broken_yaml(tmp_path: Path) -> None:
+    assert "required key 'methods' is missing" in error_for(tmp_path, "datasets: [digits]\nipc: [1]\n"
+                                                            "eval_archs: [MLP]\nseeds: [0]\n")
+    assert "not valid YAML" in error_for(tmp_path, "datasets: [digits\n")
+
+
+def test_site_config_paths_are_relative_to_the_file(tmp_path: Path) -> None:
+    site = load_site(write(tmp_path / "conf" / "bench.yaml", "store: /abs/store\ndata_root: d\n"))
+    assert site.store == Path("/abs/store") and site.data_root == tmp_path / "conf" / "d"
+    with pytest.raises(ConfigError, match="bench.yaml, line 1, key 'executor'"):
+        load_site(write(tmp_path / "bench.yaml", "executor: slurmm\n"))
+
+
+def test_cli_validate_prints_one_paragraph_and_exit_2(bench, workdir: Path) -> None:
+    write(workdir / "bad.yaml", TINY_SUITE.replace("ipc: [1, 2]", "ipc: [1, 500]"))
+    code, out, err = bench("validate", "bad.yaml")
+    assert code == 2 and err.startswith("error: bad.yaml, line 3, key 'ipc[1]'") and "Traceback" not in err
+    write(workdir / "good.yaml", TINY_SUITE)
+    code, out, _ = bench("validate", "good.yaml")
+    assert code == 0 and "good.yaml: ok (8 cells, 4 distill + 16 evaluate tasks)" in out
+
+
+def test_shipped_suites_and_site_config_are_valid() -> None:
+    from conftest import REPO
+    for path in (REPO / "suites").glob("*.yaml"):
+        load_suite(path)
+    load_site(REPO / "bench.yaml")
