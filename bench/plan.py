@@ -85,9 +85,6 @@ class Plan:
     distill: tuple[DistillTask, ...]
     evaluate: tuple[EvalTask, ...]
 
-    def evals_of(self, task: DistillTask) -> list[EvalTask]:
-        return [e for e in self.evaluate if e.distill.key == task.key]
-
 
 def make_plan(suite: Suite) -> Plan:
     """Expand the suite's grid, in a stable order (datasets, methods, IPCs, then archs and seeds)."""
