@@ -56,32 +56,53 @@ PRESETS: dict[str, EvalRecipe] = {
 RECIPE_FIELDS = tuple(f.name for f in fields(EvalRecipe))
 
 
+def train_epoch(net: nn.Module, x: torch.Tensor, y: torch.Tensor, opt: torch.optim.Optimizer, *,
+                batch_size: int, generator: torch.Generator, dsa_strategy: str = "none",
+                steps: int | None = None,
+                on_batch: Callable[[torch.Tensor, torch.Tensor], None] | None = None) -> float:
+    """One shuffled pass over (x, y) (or its first `steps` batches); returns the mean loss.
+
+    The one place where a network takes SGD steps on data: evaluation, expert trajectories,
+    feature networks and methods' inner loops all call it. `on_batch(indices, logits)` lets a
+    caller watch per-sample predictions (forgetting events) without a second forward pass.
+    """
+    net.train()
+    order = torch.randperm(len(x), generator=generator).to(x.device)
+    total, batches = 0.0, 0
+    for start in range(0, len(x), batch_size):
+        if steps is not None and batches == steps:
+            break
+        idx = order[start:start + batch_size]
+        xb = x[idx]
+        if dsa_strategy not in ("", "none"):
+            xb = dsa(xb, dsa_strategy, generator)
+        logits = net(xb)
+        loss = F.cross_entropy(logits, y[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if on_batch is not None:
+            on_batch(idx, logits.detach())
+        total += loss.item()
+        batches += 1
+    return total / max(batches, 1)
+
+
 def fit(net: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe: EvalRecipe, *, dsa_strategy: str,
         generator: torch.Generator, progress: Progress | None = None) -> nn.Module:
     """Train `net` on (x, y) with the recipe. All randomness (shuffling, DSA) comes from `generator`."""
-    device = x.device
-    net.train()
+    strategy = dsa_strategy if recipe.augment == "dsa" else "none"
     lr = recipe.lr
     opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
-    augment = recipe.augment == "dsa" and dsa_strategy not in ("", "none")
-    n = len(x)
     for epoch in range(recipe.epochs + 1):
-        order = torch.randperm(n, generator=generator).to(device)
-        for start in range(0, n, recipe.batch_size):
-            idx = order[start:start + recipe.batch_size]
-            xb, yb = x[idx], y[idx]
-            if augment:
-                xb = dsa(xb, dsa_strategy, generator)
-            loss = F.cross_entropy(net(xb), yb)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+        loss = train_epoch(net, x, y, opt, batch_size=recipe.batch_size, generator=generator,
+                           dsa_strategy=strategy)
         if epoch == recipe.decay_epoch:
             lr *= recipe.decay_factor
             opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=recipe.momentum,
                                   weight_decay=recipe.weight_decay)
         if progress is not None:
-            progress(epoch + 1, recipe.epochs + 1, f"epoch, loss {loss.item():.3f}")
+            progress(epoch + 1, recipe.epochs + 1, f"epoch, loss {loss:.3f}")
     return net
 
 

@@ -16,6 +16,7 @@ import torch.nn as nn
 from pydantic import BaseModel, ConfigDict
 
 from bench.data import Dataset
+from bench.experts import ExpertSpec
 from bench.train import Progress
 
 
@@ -27,18 +28,44 @@ class Params(BaseModel):
 
 @dataclass
 class SyntheticSet:
-    """Images and labels as stored; `nbytes` counts exactly what is stored (the compression ratio uses it)."""
+    """A synthetic set as stored: images and labels, and the learned lr where a method learns one.
+
+    Subclasses are parametrised forms (a compact tensor plus a decoder): they override
+    `training_data` to decode and register under their own `format`. `nbytes` counts exactly
+    the tensors that are stored, so the compression ratio is honest about parametrised sets.
+    """
 
     images: torch.Tensor
     labels: torch.Tensor
+    lr: torch.Tensor | None = None
+    format: ClassVar[str] = "images"
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        stored = {"images": self.images, "labels": self.labels}
+        if self.lr is not None:
+            stored["lr"] = self.lr.reshape(())
+        return stored
 
     @property
     def nbytes(self) -> int:
-        return sum(t.nelement() * t.element_size() for t in (self.images, self.labels))
+        return sum(t.nelement() * t.element_size() for t in self.tensors().values())
 
     def training_data(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The (images, labels) an evaluation network trains on."""
         return self.images, self.labels
+
+    @classmethod
+    def from_tensors(cls, tensors: dict[str, torch.Tensor]) -> SyntheticSet:
+        return cls(**tensors)
+
+
+SYNSET_FORMATS: dict[str, type[SyntheticSet]] = {"images": SyntheticSet}
+
+
+def register_format(cls: type[SyntheticSet]) -> type[SyntheticSet]:
+    """Class decorator: artifacts of `cls.format` are rebuilt with `cls.from_tensors`."""
+    SYNSET_FORMATS[cls.format] = cls
+    return cls
 
 
 @dataclass
@@ -52,6 +79,7 @@ class DistillContext:
     make_net: Callable[[], nn.Module]
     dsa_strategy: str
     progress: Progress = field(default=lambda step, total, detail: None)
+    experts: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
 
     def generator(self) -> torch.Generator:
         return torch.Generator().manual_seed(self.seed)
@@ -74,9 +102,14 @@ class Method(ABC):
     version: ClassVar[int] = 1
     uses_network: ClassVar[bool] = True
     Params: ClassVar[type[Params]] = Params
+    presets: ClassVar[str | None] = None  # bench/methods/presets/<presets>.yaml: published settings
 
     def __init__(self, params: Params):
         self.params = params
+
+    def experts(self, dataset: str, arch: str) -> list[ExpertSpec]:
+        """Cached stages this method needs for `dataset`, distilling with `arch` (none by default)."""
+        return []
 
     @abstractmethod
     def distill(self, ctx: DistillContext) -> SyntheticSet:

@@ -1,0 +1,43 @@
+"""Published settings per data set and IPC, kept as data in bench/methods/presets/<name>.yaml.
+
+File layout (every level optional; later levels override earlier ones):
+
+    source: where the numbers come from (paper table, author-provided commands)
+    default: {param: value}            # any data set, any IPC
+    any: {IPC: {param: value}}         # any data set, this IPC (e.g. DC's loops by IPC)
+    DATASET:
+      default: {param: value}          # this data set, any IPC
+      IPC: {param: value}              # this data set and IPC
+
+A suite's own `params:` override the preset; the resolved settings are what the plan hashes and
+what every record stores.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from bench.yamlio import load_yaml
+
+PRESET_DIR = Path(__file__).parent / "presets"
+
+
+@cache
+def load_preset(name: str) -> dict[str, Any]:
+    data, _ = load_yaml(PRESET_DIR / f"{name}.yaml")
+    return data
+
+
+def preset_params(name: str | None, dataset: str, ipc: int) -> dict[str, Any]:
+    """The preset's settings for (dataset, IPC), most specific level last."""
+    if name is None:
+        return {}
+    table = load_preset(name)
+    per_dataset = table.get(dataset, {})
+    merged: dict[str, Any] = {}
+    for level in (table.get("default"), table.get("any", {}).get(ipc), per_dataset.get("default"),
+                  per_dataset.get(ipc)):
+        merged.update(level or {})
+    return merged
