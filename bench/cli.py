@@ -47,12 +47,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     todo = pending(plan, store)
     print(f"suite '{suite.name}' ({suite.path}): {len(plan.cells)} cells -> {todo.total} tasks, "
           f"{todo.done} already in the store {site.store}, {todo.total - todo.done} to run "
-          f"({len(todo.distill)} distill, {len(todo.evaluate)} evaluate)")
+          f"({len(todo.experts)} expert, {len(todo.distill)} distill, {len(todo.evaluate)} evaluate)")
     if args.dry_run:
-        for task in todo.distill + todo.evaluate:
+        for task in todo.tasks:
             print(f"  {task.describe()}  [{task.key}]")
         return 0
-    datasets = DatasetCache(site.data_root)
+    datasets = DatasetCache(site.data_root, site.store / "cache")
     for name in {t.distill.dataset for t in todo.evaluate}:
         try:
             datasets(name)
@@ -87,10 +87,13 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     if args.what == "methods":
-        from bench.methods import METHODS
+        from bench.methods.registry import METHODS, ORIGIN, load_entry_points
+        load_entry_points()
         for name, cls in sorted(METHODS.items()):
             params = ", ".join(f"{k}={f.default!r}" for k, f in cls.Params.model_fields.items())
-            print(f"{name:12} {cls.description}\n{'':12} params: {params or '(none)'}")
+            preset = f"; published settings per data set/IPC: presets/{cls.presets}.yaml" if cls.presets else ""
+            print(f"{name:12} {cls.description} [{ORIGIN[name]}]\n{'':12} params: {params or '(none)'}{preset}\n"
+                  f"{'':12} evaluated with preset '{cls.eval_preset}'")
     elif args.what == "datasets":
         from bench.data import DATASETS
         for name, spec in DATASETS.items():

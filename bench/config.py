@@ -15,8 +15,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bench import data, nets
-from bench.methods import METHODS, Method, Params, get_method
-from bench.methods.registry import UnknownMethod
+from bench.methods import Method, Params, get_method
+from bench.methods.presets import resolve_params
+from bench.methods.registry import PluginError, UnknownMethod, load_entry
 from bench.names import did_you_mean
 from bench.train import PRESETS, EvalRecipe
 from bench.yamlio import Path_, YamlError, line_of, load_yaml
@@ -38,22 +39,24 @@ class SiteSchema(_Schema):
     executor: Literal["local"] = "local"
 
 
-class MethodSchema(_Schema):
-    name: str
-    label: str | None = None
-    params: dict[str, Any] = Field(default_factory=dict)
-
-
 class EvalSchema(_Schema):
-    preset: str = "standard"
+    preset: str | None = None
     epochs: int | None = Field(default=None, gt=0)
-    lr: float | None = Field(default=None, gt=0)
+    lr: float | Literal["learned"] | None = None
     momentum: float | None = Field(default=None, ge=0)
     weight_decay: float | None = Field(default=None, ge=0)
     batch_size: int | None = Field(default=None, gt=0)
     decay_factor: float | None = Field(default=None, gt=0)
     augment: Literal["dsa", "none"] | None = None
     test_batch_size: int | None = Field(default=None, gt=0)
+
+
+class MethodSchema(_Schema):
+    name: str | None = None
+    entry: str | None = None
+    label: str | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    eval: EvalSchema | None = None
 
 
 class SuiteSchema(_Schema):
@@ -83,9 +86,16 @@ class Site:
 
 @dataclass(frozen=True)
 class MethodEntry:
+    """A method of a suite. Its settings depend on the cell: preset (dataset, IPC) <- suite params."""
+
     label: str
     cls: type[Method]
-    params: Params
+    user_params: dict[str, Any]
+    preset: str
+    recipe: EvalRecipe
+
+    def params_for(self, dataset: str, ipc: int) -> Params:
+        return resolve_params(self.cls, dataset, ipc, self.user_params)
 
 
 @dataclass(frozen=True)
@@ -100,8 +110,6 @@ class Suite:
     methods: tuple[MethodEntry, ...]
     seeds: tuple[int, ...]
     distill_seeds: tuple[int, ...]
-    preset: str
-    recipe: EvalRecipe
 
 
 def load_site(path: Path | None = None) -> Site:
@@ -149,22 +157,25 @@ def load_suite(path: Path) -> Suite:
 
     methods, labels = [], {}
     for i, m in enumerate(s.methods):
-        try:
-            cls = get_method(m.name)
-        except UnknownMethod as exc:
-            fail(("methods", i, "name"), f"{exc} (`bench list methods` shows them with their parameters.)")
-        params = _validate(cls.Params, m.params, path, lines, ("methods", i, "params"))
-        label = m.label or m.name
+        cls = _method_class(m, ("methods", i), fail)
+        preset, recipe = _recipe(cls, s.eval, m.eval, ("methods", i, "eval", "preset"), fail)
+        entry = MethodEntry(m.label or cls.name, cls, m.params, preset, recipe)
+        for dataset in s.datasets:
+            for ipc in s.ipc:
+                try:
+                    entry.params_for(dataset, ipc)
+                except ValidationError as exc:
+                    err = min(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
+                    origin = "" if err["loc"][0] in m.params else (
+                        f" This value comes from the preset '{cls.presets}' for {dataset} at IPC {ipc}; set it "
+                        f"under `params:` to override.")
+                    fail(("methods", i, "params") + tuple(err["loc"]), _explain(cls.Params, err) + origin)
+        label = entry.label
         if label in labels:
             fail(("methods", i), f"two method entries are both called '{label}' (entries {labels[label] + 1} and "
                                  f"{i + 1}). Give one of them a distinct `label:`.")
         labels[label] = i
-        methods.append(MethodEntry(label, cls, params))
-
-    if s.eval.preset not in PRESETS:
-        fail(("eval", "preset"), _unknown("evaluation preset", s.eval.preset, PRESETS, "bench list presets"))
-    overrides = s.eval.model_dump(exclude={"preset"}, exclude_none=True)
-    recipe = PRESETS[s.eval.preset].with_overrides(overrides)
+        methods.append(entry)
 
     for key in ("seeds", "distill_seeds"):
         values = getattr(s, key)
@@ -173,8 +184,41 @@ def load_suite(path: Path) -> Suite:
 
     return Suite(name=s.name or path.stem, path=path, description=s.description, datasets=tuple(s.datasets),
                  ipcs=tuple(s.ipc), eval_archs=tuple(s.eval_archs), distill_arch=s.distill_arch,
-                 methods=tuple(methods), seeds=tuple(s.seeds), distill_seeds=tuple(s.distill_seeds),
-                 preset=s.eval.preset, recipe=recipe)
+                 methods=tuple(methods), seeds=tuple(s.seeds), distill_seeds=tuple(s.distill_seeds))
+
+
+def _recipe(cls: type[Method], suite_eval: EvalSchema, method_eval: EvalSchema | None, at: Path_,
+            fail) -> tuple[str, EvalRecipe]:
+    """The method's evaluation recipe: its preset (the method's own default, or the one the suite or
+    the method entry names), then the suite's `eval:` fields, then the entry's own `eval:` fields."""
+    method_eval = method_eval or EvalSchema()
+    preset = method_eval.preset or suite_eval.preset or cls.eval_preset
+    if preset not in PRESETS:
+        where = at if method_eval.preset else ("eval", "preset")
+        fail(where, _unknown("evaluation preset", preset, PRESETS, "bench list presets"))
+    recipe = PRESETS[preset]
+    for layer in (suite_eval, method_eval):
+        recipe = recipe.with_overrides(layer.model_dump(exclude={"preset"}, exclude_none=True))
+    return preset, recipe
+
+
+def _method_class(m: MethodSchema, at: Path_, fail) -> type[Method]:
+    """The class a method entry names: a registered `name`, or a plugin's dotted `entry` path."""
+    if m.entry is not None:
+        try:
+            cls = load_entry(m.entry)
+        except PluginError as exc:
+            fail(at + ("entry",), str(exc))
+        if m.name is not None and m.name != cls.name:
+            fail(at + ("name",), f"'{m.entry}' is the method '{cls.name}', not '{m.name}'. Drop `name:` or make "
+                                 f"them agree.")
+        return cls
+    if m.name is None:
+        fail(at, "a method entry needs `name:` (a built-in or installed method) or `entry: module:Class`.")
+    try:
+        return get_method(m.name)
+    except UnknownMethod as exc:
+        fail(at + ("name",), f"{exc} (`bench list methods` shows them with their parameters.)")
 
 
 def _read(path: Path) -> tuple[Any, dict]:

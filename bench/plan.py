@@ -1,4 +1,4 @@
-"""Suite -> tasks. Cells (method x dataset x IPC x eval arch) expand into distill and evaluate tasks.
+"""Suite -> tasks. Cells (method x dataset x IPC x eval arch) expand into expert, distill and evaluate tasks.
 
 Each task has a content-hashed key: the hash of everything that determines its output. One
 distilled artifact (method, params, dataset, IPC, distill arch, distill seed) serves every
@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bench.config import MethodEntry, Suite
+from bench.experts import ExpertSpec
+from bench.methods import Params
 from bench.train import EvalRecipe
 
 # Bump when the evaluation loop changes what it computes: old records then no longer match.
@@ -36,22 +38,48 @@ class Cell:
 
 
 @dataclass(frozen=True)
+class ExpertTask:
+    """A cached stage (e.g. MTT trajectories) shared by every distill task that declares the same spec."""
+
+    spec: ExpertSpec
+    identity: dict[str, Any] = field(compare=False, repr=False)
+    key: str = field(compare=False)
+
+    @classmethod
+    def make(cls, spec: ExpertSpec) -> ExpertTask:
+        identity = spec.identity()
+        return cls(spec, identity, content_key(identity))
+
+    def describe(self) -> str:
+        return f"expert {self.spec.kind} {self.spec.dataset} {self.spec.arch}{' zca' if self.spec.zca else ''}"
+
+
+@dataclass(frozen=True)
 class DistillTask:
     method: MethodEntry
+    params: Params
     dataset: str
     ipc: int
     arch: str | None
     seed: int
+    experts: tuple[ExpertTask, ...]
     identity: dict[str, Any] = field(compare=False, repr=False)
     key: str = field(compare=False)
 
     @classmethod
     def make(cls, method: MethodEntry, dataset: str, ipc: int, arch: str, seed: int) -> DistillTask:
+        params = method.params_for(dataset, ipc)
         arch_used = arch if method.cls.uses_network else None
+        experts = tuple(ExpertTask.make(s) for s in method.cls(params).experts(dataset, arch))
         identity = {"kind": "distill", "method": method.cls.name, "version": method.cls.version,
-                    "params": method.params.model_dump(mode="json"), "dataset": dataset, "ipc": ipc,
-                    "arch": arch_used, "seed": seed}
-        return cls(method, dataset, ipc, arch_used, seed, identity, content_key(identity))
+                    "params": params.model_dump(mode="json"), "dataset": dataset, "ipc": ipc,
+                    "arch": arch_used, "seed": seed, "experts": [e.key for e in experts]}
+        return cls(method, params, dataset, ipc, arch_used, seed, experts, identity, content_key(identity))
+
+    @property
+    def zca(self) -> bool:
+        """ZCA whitening is a data option that methods switch on with a `zca` parameter (MTT's presets)."""
+        return bool(getattr(self.params, "zca", False))
 
     def describe(self) -> str:
         return f"distill {self.method.label} {self.dataset} ipc={self.ipc} seed={self.seed}"
@@ -82,6 +110,7 @@ class EvalTask:
 class Plan:
     suite: Suite
     cells: tuple[Cell, ...]
+    experts: tuple[ExpertTask, ...]
     distill: tuple[DistillTask, ...]
     evaluate: tuple[EvalTask, ...]
 
@@ -99,6 +128,7 @@ def make_plan(suite: Suite) -> Plan:
                     distill.setdefault(task.key, task)
                     for arch in suite.eval_archs:
                         for seed in suite.seeds:
-                            evaluate.append(EvalTask.make(task, arch, suite.recipe, seed,
+                            evaluate.append(EvalTask.make(task, arch, method.recipe, seed,
                                                           Cell(method.label, dataset, ipc, arch)))
-    return Plan(suite, tuple(cells), tuple(distill.values()), tuple(evaluate))
+    experts = {e.key: e for d in distill.values() for e in d.experts}
+    return Plan(suite, tuple(cells), tuple(experts.values()), tuple(distill.values()), tuple(evaluate))

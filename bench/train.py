@@ -29,7 +29,7 @@ class EvalRecipe:
     """
 
     epochs: int = 1000
-    lr: float = 0.01
+    lr: float | Literal["learned"] = 0.01  # "learned": the lr stored in the artifact (MTT's learned α)
     momentum: float = 0.9
     weight_decay: float = 5e-4
     batch_size: int = 256
@@ -51,6 +51,8 @@ class EvalRecipe:
 PRESETS: dict[str, EvalRecipe] = {
     # DC/DSA/DM/IDM reference protocol: SGD 0.01, momentum 0.9, wd 5e-4, batch 256, 1000 epochs, DSA.
     "standard": EvalRecipe(),
+    # MTT distill.py: the same loop, trained with the synthetic lr learned during distillation.
+    "mtt": EvalRecipe(lr="learned"),
 }
 
 RECIPE_FIELDS = tuple(f.name for f in fields(EvalRecipe))

@@ -20,9 +20,12 @@ def error_for(tmp_path: Path, text: str) -> str:
 def test_tiny_suite_is_valid(tmp_path: Path) -> None:
     suite = load_suite(write(tmp_path / "s.yaml", TINY_SUITE))
     assert suite.name == "tiny" and suite.ipcs == (1, 2) and suite.seeds == (0, 1)
-    assert suite.recipe.epochs == 4 and suite.recipe.lr == 0.01 and suite.recipe.momentum == 0.9
+    recipe = suite.methods[1].recipe
+    assert suite.methods[1].preset == "standard"
+    assert recipe.epochs == 4 and recipe.lr == 0.01 and recipe.momentum == 0.9
     assert [m.label for m in suite.methods] == ["random", "dm"]
-    assert suite.methods[1].params.iterations == 3 and suite.methods[1].params.lr_img == 1.0
+    params = suite.methods[1].params_for("digits", 1)
+    assert params.iterations == 3 and params.lr_img == 1.0
 
 
 def test_unknown_key_names_file_line_and_suggests(tmp_path: Path) -> None:
@@ -37,7 +40,17 @@ def test_unknown_method_param_is_located(tmp_path: Path) -> None:
 
 def test_yaml_1_2_floats_are_numbers(tmp_path: Path) -> None:
     suite = load_suite(write(tmp_path / "s.yaml", TINY_SUITE.replace("{epochs: 4}", "{epochs: 4, lr: 1e-3}")))
-    assert suite.recipe.lr == pytest.approx(0.001)
+    assert suite.methods[0].recipe.lr == pytest.approx(0.001)
+
+
+def test_method_entry_can_override_the_evaluation(tmp_path: Path) -> None:
+    text = TINY_SUITE.replace("{iterations: 3}", "{iterations: 3}\n    eval: {preset: mtt, epochs: 9}")
+    suite = load_suite(write(tmp_path / "s.yaml", text))
+    random, dm = suite.methods
+    assert (random.preset, random.recipe.epochs, random.recipe.lr) == ("standard", 4, 0.01)
+    assert (dm.preset, dm.recipe.epochs, dm.recipe.lr) == ("mtt", 9, "learned")
+    msg = error_for(tmp_path, text.replace("preset: mtt", "preset: mt"))
+    assert "methods[1].eval.preset" in msg and "Did you mean 'mtt'" in msg
 
 
 def test_quoted_number_is_rejected(tmp_path: Path) -> None:

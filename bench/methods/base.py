@@ -103,6 +103,7 @@ class Method(ABC):
     uses_network: ClassVar[bool] = True
     Params: ClassVar[type[Params]] = Params
     presets: ClassVar[str | None] = None  # bench/methods/presets/<presets>.yaml: published settings
+    eval_preset: ClassVar[str] = "standard"  # the evaluation protocol its paper uses (bench.train.PRESETS)
 
     def __init__(self, params: Params):
         self.params = params

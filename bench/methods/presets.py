@@ -17,9 +17,12 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench.yamlio import load_yaml
+
+if TYPE_CHECKING:
+    from bench.methods.base import Method, Params
 
 PRESET_DIR = Path(__file__).parent / "presets"
 
@@ -41,3 +44,8 @@ def preset_params(name: str | None, dataset: str, ipc: int) -> dict[str, Any]:
                   per_dataset.get(ipc)):
         merged.update(level or {})
     return merged
+
+
+def resolve_params(cls: type[Method], dataset: str, ipc: int, user: dict[str, Any]) -> Params:
+    """Params defaults <- preset for (dataset, IPC) <- the suite's params; raises pydantic's ValidationError."""
+    return cls.Params.model_validate({**preset_params(cls.presets, dataset, ipc), **user})

@@ -1,11 +1,16 @@
-"""Method registry: name -> Method class, with "did you mean" for typos."""
+"""Method registry: built-in methods, plugins by dotted path, and `bench.methods` entry points."""
 
 from __future__ import annotations
+
+import importlib
+from functools import cache
+from importlib.metadata import entry_points
 
 from bench.methods.base import Method
 from bench.names import did_you_mean
 
 METHODS: dict[str, type[Method]] = {}
+ORIGIN: dict[str, str] = {}  # method name -> "built-in" or where the plugin came from
 
 
 class UnknownMethod(KeyError):
@@ -13,15 +18,44 @@ class UnknownMethod(KeyError):
         return str(self.args[0])
 
 
-def register(cls: type[Method]) -> type[Method]:
+class PluginError(ImportError):
+    """A plugin that cannot be imported or is not a Method; the message says what to fix."""
+
+
+def register(cls: type[Method], origin: str = "built-in") -> type[Method]:
     """Class decorator that makes a method available to suites by its `name`."""
     if cls.name in METHODS and METHODS[cls.name] is not cls:
-        raise ValueError(f"method name '{cls.name}' is registered twice ({METHODS[cls.name]} and {cls})")
+        raise PluginError(f"method name '{cls.name}' is registered twice ({ORIGIN[cls.name]}: "
+                          f"{METHODS[cls.name].__module__}, and {cls.__module__}). Rename one of them.")
     METHODS[cls.name] = cls
+    ORIGIN[cls.name] = origin
     return cls
 
 
+def load_entry(path: str, origin: str | None = None) -> type[Method]:
+    """Import `package.module:Class`, check it is a Method, register it, return it."""
+    module_name, _, attr = path.partition(":")
+    if not module_name or not attr:
+        raise PluginError(f"'{path}' is not a plugin path: write `module.path:ClassName`.")
+    try:
+        obj = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise PluginError(f"cannot load method plugin '{path}': {exc}. Install the package that holds it "
+                          f"(`pip install -e DIR`) or put it on PYTHONPATH (also in SLURM jobs).") from None
+    if not (isinstance(obj, type) and issubclass(obj, Method)):
+        raise PluginError(f"'{path}' is not a subclass of bench.methods.Method.")
+    return register(obj, origin or f"plugin {path}")
+
+
+@cache
+def load_entry_points() -> None:
+    """Register the methods that installed packages declare under the `bench.methods` entry point group."""
+    for ep in entry_points(group="bench.methods"):
+        load_entry(ep.value, origin=f"entry point of {ep.dist.name if ep.dist else ep.name}")
+
+
 def get_method(name: str) -> type[Method]:
+    load_entry_points()
     if name in METHODS:
         return METHODS[name]
     raise UnknownMethod(f"unknown method '{name}'.{did_you_mean(name, METHODS)} "

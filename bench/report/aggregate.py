@@ -1,4 +1,5 @@
-"""Records -> one row per cell: mean +- std of the final-epoch accuracy over the cell's runs."""
+"""Records -> one row per cell: mean +- std of the final-epoch accuracy over the cell's runs, and the
+cost of the cell's synthetic set (stored bytes; distillation and expert-stage seconds per artifact)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from bench.store import Store
 DDOF = 0
 
 COLUMNS = ["method", "dataset", "ipc", "arch", "mean", "std", "n", "n_expected", "artifact_bytes",
-           "distill_time_s"]
+           "distill_time_s", "expert_time_s"]
 
 
 def aggregate(plan: Plan, store: Store) -> pd.DataFrame:
@@ -23,11 +24,18 @@ def aggregate(plan: Plan, store: Store) -> pd.DataFrame:
     for cell in plan.cells:
         records = store.read_records(dict.fromkeys(keys[cell]))
         acc = pd.Series([r["accuracy"] for r in records], dtype=float)
+        per_artifact = {r["distill_key"]: r for r in records}.values()
         rows.append({"method": cell.method, "dataset": cell.dataset, "ipc": cell.ipc, "arch": cell.arch,
                      "mean": acc.mean() if len(acc) else float("nan"),
                      "std": acc.std(ddof=DDOF) if len(acc) else float("nan"),
                      "n": len(acc), "n_expected": len(set(keys[cell])),
                      "artifact_bytes": records[0]["artifact_bytes"] if records else None,
-                     "distill_time_s": (sum({r["distill_key"]: r["distill_time_s"] for r in records}.values())
-                                        if records else None)})
+                     "distill_time_s": _mean(r["distill_time_s"] for r in per_artifact),
+                     "expert_time_s": _mean(r.get("expert_time_s", 0.0) for r in per_artifact)})
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _mean(values) -> float | None:
+    """Mean time per artifact (over distill seeds); None for a cell with no record yet."""
+    values = list(values)
+    return sum(values) / len(values) if values else None

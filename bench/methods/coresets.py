@@ -1,0 +1,194 @@
+"""Coreset baselines `herding`, `kcenter` and `forgetting`: real images chosen with a trained network.
+
+All three share one cached expert stage, `feature_net`: a network of the distillation
+architecture trained on the full real training set. It yields the embedding every training
+image gets (herding and k-center select in that space, as IDC's `coreset.py` does with its
+ConvNet trained on the full data) and the per-sample forgetting events counted while it
+trained (Toneva et al. 2019, as in DeepCore's `forgetting.py`). The three methods declare the
+same `ExpertSpec`, so one training run serves them and every cell of a data set/architecture.
+
+Training recipe (the DC-family standard for networks trained on real data, e.g. IID's
+`pre_model.py`): SGD lr 0.01, momentum 0.9, weight decay 5e-4, batch 256, no augmentation.
+Default 40 epochs: DeepCore's `main.py` trains its selection models for `selection_epochs=40`
+and IID pretrains its feature networks for 40 epochs with this same optimiser. DeepCore's own
+forgetting recipe (lr 0.1, 200 epochs) is not used: one recipe serves all three methods.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+
+import torch
+
+from bench.experts import ExpertContext, ExpertSpec, register_expert
+from bench.methods.base import DistillContext, Method, Params, SyntheticSet, class_labels
+from bench.methods.registry import register
+from bench.train import accuracy, seeded, train_epoch
+
+FEATURE_NET = "feature_net"
+
+
+class CoresetParams(Params):
+    """The feature network's training recipe (shared by the three methods, so keep them equal)."""
+
+    feature_epochs: int = 40
+    feature_lr: float = 0.01
+    feature_momentum: float = 0.9
+    feature_weight_decay: float = 5e-4
+    feature_batch_size: int = 256
+    feature_seed: int = 0
+
+
+class ForgettingCounter:
+    """Counts forgetting events: correct at a sample's previous presentation, incorrect now.
+
+    Pass it as `train_epoch(..., on_batch=counter)`: it sees the logits each sample got when it
+    was presented (before that batch's SGD step), as Toneva et al. and DeepCore record them. A
+    sample's first presentation counts as following an incorrect one, so it is never an event.
+    """
+
+    def __init__(self, labels: torch.Tensor):
+        self.labels = labels
+        self.previous = torch.zeros(len(labels), dtype=torch.bool, device=labels.device)
+        self.events = torch.zeros(len(labels), dtype=torch.int64, device=labels.device)
+
+    def __call__(self, indices: torch.Tensor, logits: torch.Tensor) -> None:
+        correct = logits.argmax(1) == self.labels[indices]
+        # One assignment per index tensor: DeepCore's chained `events[idx][mask] += 1` writes
+        # into a copy, so its counts never leave zero.
+        self.events[indices] += (self.previous[indices] & ~correct).long()
+        self.previous[indices] = correct
+
+
+@register_expert(FEATURE_NET)
+def build_feature_net(ctx: ExpertContext) -> dict[str, torch.Tensor]:
+    """Train the distillation architecture on all real training data; return what the coresets select with.
+
+    Returns `features` (N, D) float32: `net.embed(x)` of every training image (eval mode, no
+    augmentation, after training); `forgetting` (N,) int64: forgetting events per training
+    image; `accuracy` (0-d): the trained network's test accuracy in %, for the record.
+    """
+    p = ctx.spec.params
+    ds = ctx.dataset
+    x, y = ds.x_train.to(ctx.device), ds.y_train.to(ctx.device)
+    net = seeded(p["seed"], ctx.make_net).to(ctx.device)
+    generator = torch.Generator().manual_seed(p["seed"] + 1)
+    opt = torch.optim.SGD(net.parameters(), lr=p["lr"], momentum=p["momentum"], weight_decay=p["weight_decay"])
+    counter = ForgettingCounter(y)
+    for epoch in range(p["epochs"]):
+        loss = train_epoch(net, x, y, opt, batch_size=p["batch_size"], generator=generator, on_batch=counter)
+        ctx.progress(epoch + 1, p["epochs"], f"epoch, loss {loss:.3f}")
+    net.eval()
+    with torch.no_grad():
+        features = torch.cat([net.embed(x[i:i + p["batch_size"]]) for i in range(0, len(x), p["batch_size"])])
+    test_acc = accuracy(net, ds.x_test.to(ctx.device), ds.y_test.to(ctx.device))
+    return {"features": features.float().cpu(), "forgetting": counter.events.cpu(),
+            "accuracy": torch.tensor(test_acc, dtype=torch.float32)}
+
+
+def herding(features: torch.Tensor, k: int) -> torch.Tensor:
+    """Herding (Welling 2009; iCaRL; IDC `herding_select`): positions of `k` rows, in selection order.
+
+    Step j picks the unselected x minimising ||j*mu - sum(selected) - x||, so the running mean
+    of the selection tracks the class mean. DeepCore's herding.py takes the argmax of this
+    distance, which is a bug; the argmin is the algorithm. Ties go to the lowest position.
+    """
+    feats = features.double()
+    mean = feats.mean(0)
+    running = torch.zeros_like(mean)
+    available = torch.ones(len(feats), dtype=torch.bool)
+    picked = []
+    for j in range(1, k + 1):
+        dist = (j * mean - running - feats).norm(dim=1)
+        dist[~available] = float("inf")
+        i = int(dist.argmin())
+        picked.append(i)
+        available[i] = False
+        running += feats[i]
+    return torch.tensor(picked, dtype=torch.int64)
+
+
+def k_center_greedy(features: torch.Tensor, k: int, first: int) -> torch.Tensor:
+    """Greedy k-center (Sener & Savarese 2018; DeepCore kCenterGreedy): positions of `k` rows, in order.
+
+    Starting from row `first`, repeatedly add the row farthest (Euclidean) from its nearest
+    selected centre. Ties go to the lowest position.
+    """
+    feats = features.double()
+    nearest = (feats - feats[first]).norm(dim=1)
+    nearest[first] = -float("inf")
+    picked = [first]
+    for _ in range(k - 1):
+        i = int(nearest.argmax())
+        picked.append(i)
+        nearest = torch.minimum(nearest, (feats - feats[i]).norm(dim=1))
+        nearest[picked] = -float("inf")
+    return torch.tensor(picked, dtype=torch.int64)
+
+
+def most_forgotten(events: torch.Tensor, k: int) -> torch.Tensor:
+    """Positions of the `k` samples with the most forgetting events (descending).
+
+    The sort is stable, so among equal counts the lower position (earlier training index)
+    comes first: no randomness, the same set for every seed.
+    """
+    return torch.sort(events, descending=True, stable=True).indices[:k]
+
+
+class _Coreset(Method):
+    """Per class, select `ipc` real training images using the shared feature network."""
+
+    Params = CoresetParams
+
+    def experts(self, dataset: str, arch: str) -> list[ExpertSpec]:
+        p: CoresetParams = self.params
+        return [ExpertSpec(FEATURE_NET, dataset, arch, {
+            "epochs": p.feature_epochs, "lr": p.feature_lr, "momentum": p.feature_momentum,
+            "weight_decay": p.feature_weight_decay, "batch_size": p.feature_batch_size, "seed": p.feature_seed})]
+
+    @abstractmethod
+    def select(self, features: torch.Tensor, forgetting: torch.Tensor, k: int,
+               generator: torch.Generator) -> torch.Tensor:
+        """Positions (within one class) of the `k` images to keep."""
+
+    def distill(self, ctx: DistillContext) -> SyntheticSet:
+        expert = ctx.experts[FEATURE_NET]
+        features, forgetting = expert["features"].cpu(), expert["forgetting"].cpu()
+        g = ctx.generator()
+        per_class = ctx.dataset.class_indices()
+        chosen = []
+        for c, idx in enumerate(per_class):
+            chosen.append(idx[self.select(features[idx], forgetting[idx], ctx.ipc, g)])
+            ctx.progress(c + 1, len(per_class), "class selected")
+        images = ctx.dataset.x_train[torch.cat(chosen)].cpu()
+        return SyntheticSet(images, class_labels(len(per_class), ctx.ipc))
+
+
+@register
+class Herding(_Coreset):
+    name = "herding"
+    description = "Herding coreset: real images whose running mean feature tracks the class mean."
+
+    def select(self, features: torch.Tensor, forgetting: torch.Tensor, k: int,
+               generator: torch.Generator) -> torch.Tensor:
+        return herding(features, k)
+
+
+@register
+class KCenter(_Coreset):
+    name = "kcenter"
+    description = "K-Center coreset: greedy farthest-point real images per class (Sener & Savarese 2018)."
+
+    def select(self, features: torch.Tensor, forgetting: torch.Tensor, k: int,
+               generator: torch.Generator) -> torch.Tensor:
+        return k_center_greedy(features, k, int(torch.randint(len(features), (1,), generator=generator)))
+
+
+@register
+class Forgetting(_Coreset):
+    name = "forgetting"
+    description = "Forgetting coreset: the real images forgotten most often while training (Toneva et al. 2019)."
+
+    def select(self, features: torch.Tensor, forgetting: torch.Tensor, k: int,
+               generator: torch.Generator) -> torch.Tensor:
+        return most_forgotten(forgetting, k)
