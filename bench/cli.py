@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -31,7 +32,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         suite = load_suite(path)
         from bench.plan import make_plan
         plan = make_plan(suite)
-        print(f"{path}: ok ({len(plan.cells)} cells, {len(plan.distill)} distill + "
+        print(f"{path}: ok ({len(plan.cells)} cells, {len(plan.experts)} expert + {len(plan.distill)} distill + "
               f"{len({e.key for e in plan.evaluate})} evaluate tasks)")
     return 0
 
@@ -143,6 +144,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # `bench run X --dry-run | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print("\ninterrupted: finished tasks are in the store; run the same command again to resume.",
               file=sys.stderr)

@@ -53,6 +53,9 @@ PRESETS: dict[str, EvalRecipe] = {
     "standard": EvalRecipe(),
     # MTT distill.py: the same loop, trained with the synthetic lr learned during distillation.
     "mtt": EvalRecipe(lr="learned"),
+    # DC without DSA (DatasetCondensation main.py): no augmentation, 300 epochs (ConvNet on CIFAR/SVHN/
+    # FashionMNIST; the reference's DC-aug for MNIST and BN nets is not implemented).
+    "dc": EvalRecipe(epochs=300, augment="none"),
 }
 
 RECIPE_FIELDS = tuple(f.name for f in fields(EvalRecipe))

@@ -15,6 +15,7 @@ import torch.nn as nn
 from bench.augment import dsa, siamese_generator
 from bench.methods.base import DistillContext, Method, Params, SyntheticSet, class_labels, sample_per_class
 from bench.methods.registry import register
+from bench.nets import has_batchnorm
 from bench.train import seeded
 
 
@@ -25,10 +26,6 @@ class DMParams(Params):
     batch_real: int = 256
     init: Literal["real", "noise"] = "real"
     dsa: bool = True
-
-
-def _has_batchnorm(net: nn.Module) -> bool:
-    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules())
 
 
 @register
@@ -76,7 +73,7 @@ class DM(Method):
         BatchNorm networks embed all classes in one forward pass (batch statistics over the
         whole batch), as the reference does; other networks embed class by class.
         """
-        if _has_batchnorm(net):
+        if has_batchnorm(net):
             fr = net.embed(torch.cat(xr)).detach().split([len(x) for x in xr])
             fs = net.embed(torch.cat(xs)).split([len(x) for x in xs])
         else:

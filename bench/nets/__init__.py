@@ -167,3 +167,8 @@ def get_network(name: str, channels: int, num_classes: int, image_size: int) -> 
     if spec.feature_side(image_size, channels) < 1:
         raise IncompatibleInput(canonical, image_size, channels, _min_side(spec, channels))
     return spec.build(channels, num_classes, image_size)
+
+
+def has_batchnorm(net: nn.Module) -> bool:
+    """BatchNorm nets need all classes in one batch (DM) or statistics frozen from real data (DC)."""
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules())

@@ -1,0 +1,196 @@
+"""`dc` and `dsa`: gradient matching, as in DatasetCondensation `main.py` (Zhao et al. ICLR 2021;
+Zhao & Bilen ICML 2021, which adds Differentiable Siamese Augmentation).
+
+Every iteration draws a fresh randomly initialised network. For `outer_loop` steps, the
+synthetic images take one joint SGD step that makes, class by class, the gradient of the
+cross-entropy on the synthetic images match the gradient on a real batch; between steps the
+network trains for `inner_loop` epochs on the (detached) synthetic set. `dsa` is the same
+algorithm with siamese augmentation of each class's real and synthetic batch (one shared draw)
+while matching, and per-sample augmentation in the inner loop.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from pydantic import Field
+
+from bench.augment import dsa, siamese_generator
+from bench.nets import has_batchnorm
+from bench.methods.base import DistillContext, Method, Params, SyntheticSet, class_labels, sample_per_class
+from bench.methods.presets import load_preset
+from bench.methods.registry import register
+from bench.train import seeded, train_epoch
+
+BN_REAL_PER_CLASS = 16  # real images per class that set BatchNorm's running statistics (reference BNSizePC)
+EPS = 1e-6  # the reference's guard in every cosine denominator
+
+Metric = Literal["ours", "mse", "cos"]
+
+
+class DCParams(Params):
+    iterations: int = 1000
+    lr_img: float = 0.1
+    momentum_img: float = 0.5
+    lr_net: float = 0.01
+    batch_real: int = 256
+    batch_train: int = 256
+    outer_loop: int | None = Field(default=None, ge=1)  # None: the reference get_loops table by IPC (`loops`)
+    inner_loop: int | None = Field(default=None, ge=0)
+    init: Literal["real", "noise"] = "noise"
+    dis_metric: Metric = "ours"
+
+
+class DSAMethodParams(DCParams):
+    init: Literal["real", "noise"] = "real"  # the DSA README runs use --init real
+
+
+def loops(ipc: int) -> tuple[int, int]:
+    """(outer_loop, inner_loop) from the preset's `any:` table (the reference `get_loops`).
+
+    The reference stops for an IPC outside its table; here such an IPC takes the entry of the
+    largest table IPC below it (2..9 -> the IPC-1 entry, above 50 -> the IPC-50 entry), so cost
+    grows monotonically with IPC and no loop count is invented.
+    """
+    table = load_preset("dc")["any"]
+    key = max((k for k in table if k <= ipc), default=min(table))
+    return table[key]["outer_loop"], table[key]["inner_loop"]
+
+
+def layer_distance(gs: torch.Tensor, gr: torch.Tensor) -> torch.Tensor:
+    """The reference `distance_wb`: sum over output rows of 1 - cos(gs_row, gr_row); 0 for 1-D tensors.
+
+    Conv weights (out, in, k, k) become (out, in*k*k) rows; biases and norm parameters are ignored.
+    """
+    if gr.dim() == 1:
+        return gs.new_zeros(())
+    gs, gr = gs.flatten(1), gr.flatten(1)
+    cos = (gs * gr).sum(-1) / (gs.norm(dim=-1) * gr.norm(dim=-1) + EPS)
+    return (1 - cos).sum()
+
+
+def match_distance(gw_syn: list[torch.Tensor], gw_real: list[torch.Tensor], metric: Metric) -> torch.Tensor:
+    """The reference `match_loss`: 'ours' (layer-wise, row-wise cosine), or 'mse'/'cos' on all
+    parameters flattened into one vector."""
+    if metric == "ours":
+        return sum((layer_distance(s, r) for s, r in zip(gw_syn, gw_real)), gw_syn[0].new_zeros(()))
+    vs = torch.cat([g.flatten() for g in gw_syn])
+    vr = torch.cat([g.flatten() for g in gw_real])
+    if metric == "mse":
+        return ((vs - vr) ** 2).sum()
+    return 1 - (vs * vr).sum() / (vs.norm() * vr.norm() + EPS)
+
+
+def class_gradient(net: nn.Module, x: torch.Tensor, c: int, create_graph: bool) -> list[torch.Tensor]:
+    """Gradient w.r.t. every network parameter of the cross-entropy of `x`, all labelled `c`."""
+    loss = F.cross_entropy(net(x), torch.full((len(x),), c, dtype=torch.long, device=x.device))
+    return list(torch.autograd.grad(loss, list(net.parameters()), create_graph=create_graph))
+
+
+def matching_loss(net: nn.Module, real: list[torch.Tensor], syn: list[torch.Tensor], metric: Metric,
+                  create_graph: bool = True) -> torch.Tensor:
+    """Sum over classes of the distance between the synthetic and the (detached) real gradients."""
+    total = syn[0].new_zeros(())
+    for c, (xr, xs) in enumerate(zip(real, syn)):
+        gw_real = [g.detach() for g in class_gradient(net, xr, c, create_graph=False)]
+        total = total + match_distance(class_gradient(net, xs, c, create_graph), gw_real, metric)
+    return total
+
+
+@torch.no_grad()
+def freeze_batchnorm(net: nn.Module, real: list[torch.Tensor], generator: torch.Generator) -> None:
+    """Set BatchNorm running statistics from 16 real images per class, then switch BN to eval.
+
+    A synthetic class batch (down to one image) is too small for batch statistics; the reference
+    fixes them with a real batch before every matching step.
+    """
+    picks = [x[torch.randperm(len(x), generator=generator)[:BN_REAL_PER_CLASS].to(x.device)] for x in real]
+    net.train()
+    net(torch.cat(picks))
+    for m in net.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.eval()
+
+
+class GradientMatching(Method):
+    """Shared DC/DSA loop; subclasses choose `siamese_dsa` and their Params (the init default)."""
+
+    siamese_dsa: ClassVar[bool]
+    presets = "dc"
+
+    def distill(self, ctx: DistillContext) -> SyntheticSet:
+        p: DCParams = self.params
+        g = ctx.generator()
+        real = ctx.real_per_class()
+        num_classes = len(real)
+        default_outer, default_inner = loops(ctx.ipc)
+        outer_loop = p.outer_loop if p.outer_loop is not None else default_outer
+        inner_loop = p.inner_loop if p.inner_loop is not None else default_inner
+        if p.init == "real":
+            syn = sample_per_class(real, ctx.ipc, g)
+        else:
+            syn = torch.randn((num_classes * ctx.ipc, *real[0].shape[1:]), generator=g).to(ctx.device)
+        syn = syn.detach().clone().requires_grad_(True)
+        labels = class_labels(num_classes, ctx.ipc).to(ctx.device)
+        opt_img = torch.optim.SGD([syn], lr=p.lr_img, momentum=p.momentum_img)
+        strategy = ctx.dsa_strategy if self.siamese_dsa else "none"
+
+        for it in range(p.iterations):
+            net = seeded(int(torch.randint(2**31 - 1, (1,), generator=g)), ctx.make_net).to(ctx.device)
+            net.train()
+            opt_net = torch.optim.SGD(net.parameters(), lr=p.lr_net)
+            batchnorm = has_batchnorm(net)
+            loss_sum = 0.0
+            for ol in range(outer_loop):
+                if batchnorm:
+                    freeze_batchnorm(net, real, g)
+                xr, xs = self._batches(real, syn, ctx.ipc, strategy, g)
+                loss = matching_loss(net, xr, xs, p.dis_metric)
+                opt_img.zero_grad(set_to_none=True)
+                loss.backward(inputs=[syn])
+                opt_img.step()
+                loss_sum += loss.item()
+                if ol == outer_loop - 1:
+                    break
+                x_train = syn.detach()
+                for _ in range(inner_loop):
+                    train_epoch(net, x_train, labels, opt_net, batch_size=p.batch_train, generator=g,
+                                dsa_strategy=strategy)
+            ctx.progress(it + 1, p.iterations, f"iteration, loss {loss_sum / (num_classes * outer_loop):.4f}")
+        return SyntheticSet(syn.detach().cpu(), labels.cpu())
+
+    def _batches(self, real: list[torch.Tensor], syn: torch.Tensor, ipc: int, strategy: str,
+                 g: torch.Generator) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        """Per class: `batch_real` random real images and the class's synthetic images, both
+        augmented with one shared (siamese) DSA draw unless `strategy` is 'none'."""
+        xr, xs = [], []
+        for c, xc in enumerate(real):
+            real_c = xc[torch.randperm(len(xc), generator=g)[:self.params.batch_real].to(xc.device)]
+            syn_c = syn[c * ipc:(c + 1) * ipc]
+            if strategy != "none":
+                seed = int(torch.randint(2**31 - 1, (1,), generator=g))
+                real_c = dsa(real_c, strategy, siamese_generator(seed), siamese=True)
+                syn_c = dsa(syn_c, strategy, siamese_generator(seed), siamese=True)
+            xr.append(real_c)
+            xs.append(syn_c)
+        return xr, xs
+
+
+@register
+class DC(GradientMatching):
+    name = "dc"
+    description = "Dataset Condensation: match real and synthetic training gradients (Zhao et al. 2021)."
+    Params = DCParams
+    siamese_dsa = False
+    eval_preset = "dc"
+
+
+@register
+class DSA(GradientMatching):
+    name = "dsa"
+    description = "Gradient matching with Differentiable Siamese Augmentation (Zhao & Bilen 2021)."
+    Params = DSAMethodParams
+    siamese_dsa = True

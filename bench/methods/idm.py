@@ -1,0 +1,218 @@
+"""`idm`: Improved Distribution Matching (Zhao et al., CVPR 2023), as in uitrbn/IDM `IDM_cifar10.py`.
+
+Three changes to DM (bench.methods.dm), all as in the reference code:
+* partition and expansion (`--aug`): each stored image holds four half-size sub-images, decoded
+  by cropping the quadrants and upsampling them x2, so the set trains on 4 x IPC images per class
+  while storing IPC full-size images (`QuadrantSet`);
+* a queue of networks trained on real data replaces DM's fresh random network: each iteration
+  matches with one net from the queue and then trains two queue nets a few SGD steps;
+* a cross-entropy term on the synthetic images, weighted by the matching net's running training
+  accuracy (in percent), so better-trained nets push harder towards class-discriminative images.
+The synthetic images take one SGD step per class, as the reference does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, Literal
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from bench.augment import dsa, siamese_generator
+from bench.methods.base import (DistillContext, Method, Params, SyntheticSet, class_labels, register_format,
+                                sample_per_class)
+from bench.methods.registry import register
+from bench.train import seeded, train_epoch
+
+INITIAL_QUEUE = 3  # the reference builds 3 nets before its first iteration
+
+
+def _quadrant_slices(h: int, w: int) -> list[tuple[slice, slice]]:
+    """Row/column slices of the quadrants in the reference order: TL, BL, TR, BR.
+
+    For an odd side the bottom (right) half takes the extra pixel, as the reference's
+    `[:h // 2]` / `[h // 2:]` crops do."""
+    top, left = h // 2, w // 2
+    return [(slice(None, top), slice(None, left)), (slice(top, None), slice(None, left)),
+            (slice(None, top), slice(left, None)), (slice(top, None), slice(left, None))]
+
+
+def expand(images: torch.Tensor) -> torch.Tensor:
+    """Partition and expansion: (N, C, H, W) -> (4N, C, H, W), quadrant-major (all TL, all BL, ...).
+
+    Each quadrant is upsampled bilinearly (align_corners=False) back to H x W. For even sides
+    this is exactly the reference's x2 upsampling; for odd sides the halves differ by one pixel
+    and both are resized to the full side, so every decoded image has the stored size.
+    """
+    h, w = images.shape[-2:]
+    return torch.cat([F.interpolate(images[:, :, rows, cols], size=(h, w), mode="bilinear", align_corners=False)
+                      for rows, cols in _quadrant_slices(h, w)])
+
+
+def pack(quadrants: list[torch.Tensor]) -> torch.Tensor:
+    """The inverse layout of `expand` for initialisation: four (N, C, H, W) batches, each
+    downscaled bilinearly (x0.5 for even sides) into its quadrant (TL, BL, TR, BR) of one image."""
+    n, ch, h, w = quadrants[0].shape
+    out = quadrants[0].new_empty((n, ch, h, w))
+    for x, (rows, cols) in zip(quadrants, _quadrant_slices(h, w)):
+        size = out[:, :, rows, cols].shape[-2:]
+        out[:, :, rows, cols] = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+    return out
+
+
+@register_format
+@dataclass
+class QuadrantSet(SyntheticSet):
+    """IDM's parametrised set: IPC stored images per class, each decoding to 4 training images.
+
+    `nbytes` counts the stored (compact) images only; labels repeat with the quadrant-major layout.
+    """
+
+    format: ClassVar[str] = "idm-quadrants"
+
+    def training_data(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return expand(self.images), self.labels.repeat(4)
+
+
+class IDMParams(Params):
+    """Defaults are the published commands' values (uitrbn/IDM command.txt) where every command
+    sets a flag, else the code defaults of IDM_cifar10.py."""
+
+    iterations: int = 20000
+    lr_img: float = 0.2  # --lr_img 0.2 in every command (code default 1.0)
+    momentum: float = 0.5
+    batch_real: int = 256
+    init: Literal["real", "noise"] = "real"
+    dsa: bool = True
+    aug: bool = True  # partition and expansion; --aug in every command
+    ce_weight: float = 0.5  # --syn_ce --ce_weight 0.5 (0.1 / 0.8 / 3 in some commands; see the preset)
+    net_num: int = 100  # queue capacity
+    net_generate_interval: int = 30
+    train_net_num: int = 1  # nets matched per iteration; --train_net_num 1 in every command (code default 2)
+    fetch_net_num: int = 2  # queue nets trained per iteration
+    model_train_steps: int = 10
+    trained_bs: int = 256
+    lr_net: float = 0.01  # --net_decay: SGD(lr_net, momentum 0.9, weight decay 5e-4)
+    # The reference resets every net's accuracy meter at each evaluation point (--eval_interval),
+    # which zeroes the CE weight of nets not trained since; 0 never resets.
+    acc_reset_interval: int = 100
+
+
+@dataclass
+class QueueNet:
+    """A queue network with its own optimiser and its running training accuracy on real batches."""
+
+    net: nn.Module
+    opt: torch.optim.Optimizer
+    correct: int = 0
+    seen: int = 0
+
+    @property
+    def accuracy(self) -> float:
+        """Percent (0-100) correct since the last reset; 0 before any training, as the reference."""
+        return 100.0 * self.correct / self.seen if self.seen else 0.0
+
+    def reset(self) -> None:
+        self.correct, self.seen = 0, 0
+
+
+def class_loss(net: nn.Module, xr: torch.Tensor, xs: torch.Tensor, label: int, ce_scale: float) -> torch.Tensor:
+    """||mean f(xr) - mean f(xs)||^2 + ce_scale * CE(net(xs), label) for one class.
+
+    IDM passes ce_scale = ce_weight * the net's training accuracy in percent. The logits reuse
+    the synthetic features (forward == classifier(embed) for every bench network).
+    """
+    with torch.no_grad():
+        fr = net.embed(xr)
+    fs = net.embed(xs)
+    loss = ((fr.mean(0) - fs.mean(0)) ** 2).sum()
+    if ce_scale:
+        target = torch.full((len(xs),), label, dtype=torch.long, device=xs.device)
+        loss = loss + ce_scale * F.cross_entropy(net.classifier(fs), target)
+    return loss
+
+
+@register
+class IDM(Method):
+    name = "idm"
+    description = "Improved Distribution Matching: quadrant expansion, trained net queue, CE (Zhao et al. 2023)."
+    Params = IDMParams
+    presets = "idm"
+
+    def distill(self, ctx: DistillContext) -> SyntheticSet:
+        p: IDMParams = self.params
+        g = ctx.generator()
+        real = ctx.real_per_class()
+        num_classes = len(real)
+        syn = self._init(real, ctx.ipc, p, g).to(ctx.device).requires_grad_(True)
+        opt = torch.optim.SGD([syn], lr=p.lr_img, momentum=p.momentum)
+        strategy = ctx.dsa_strategy if p.dsa else "none"
+        x_all, y_all = ctx.dataset.x_train.to(ctx.device), ctx.dataset.y_train.to(ctx.device)
+        queue = [self._new_net(ctx, p, g) for _ in range(INITIAL_QUEUE)]
+
+        for it in range(p.iterations):
+            if p.acc_reset_interval and it and it % p.acc_reset_interval == 0:
+                for q in queue:
+                    q.reset()
+            if it % p.net_generate_interval == 0:
+                if len(queue) == p.net_num:
+                    queue.pop(0)
+                queue.append(self._new_net(ctx, p, g))
+
+            total = 0.0
+            for q in [queue[i] for i in torch.randperm(len(queue), generator=g)[:p.train_net_num].tolist()]:
+                q.net.eval().requires_grad_(False)
+                for c in range(num_classes):
+                    idx = torch.randperm(len(real[c]), generator=g)[:p.batch_real].to(ctx.device)
+                    xs = syn[c * ctx.ipc:(c + 1) * ctx.ipc]
+                    if p.aug:
+                        xs = expand(xs)
+                    aug_seed = int(torch.randint(2**31 - 1, (1,), generator=g))
+                    xr = dsa(real[c][idx], strategy, siamese_generator(aug_seed), siamese=True)
+                    xs = dsa(xs, strategy, siamese_generator(aug_seed), siamese=True)
+                    loss = class_loss(q.net, xr, xs, c, p.ce_weight * q.accuracy)
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                    total += loss.item()
+                q.net.requires_grad_(True)
+
+            for i in torch.randperm(len(queue), generator=g)[:p.fetch_net_num].tolist():
+                self._train(queue[i], x_all, y_all, p, g)
+            ctx.progress(it + 1, p.iterations, f"iteration, loss {total / num_classes:.3f}")
+
+        labels = class_labels(num_classes, ctx.ipc)
+        images = syn.detach().cpu()
+        return QuadrantSet(images, labels) if p.aug else SyntheticSet(images, labels)
+
+    @staticmethod
+    def _init(real: list[torch.Tensor], ipc: int, p: IDMParams, g: torch.Generator) -> torch.Tensor:
+        """Real init: with `aug`, 4 x IPC distinct real images of the class (reused only when the
+        class is smaller), each downscaled into one quadrant; without, IPC real images."""
+        if p.init == "noise":
+            return torch.randn((len(real) * ipc, *real[0].shape[1:]), generator=g)
+        if not p.aug:
+            return sample_per_class(real, ipc, g)
+        packed = []
+        for x in real:
+            order = torch.cat([torch.randperm(len(x), generator=g) for _ in range(-(-4 * ipc // len(x)))])
+            packed.append(pack(list(x[order[:4 * ipc].to(x.device)].split(ipc))))
+        return torch.cat(packed)
+
+    @staticmethod
+    def _new_net(ctx: DistillContext, p: IDMParams, g: torch.Generator) -> QueueNet:
+        net = seeded(int(torch.randint(2**31 - 1, (1,), generator=g)), ctx.make_net).to(ctx.device)
+        return QueueNet(net, torch.optim.SGD(net.parameters(), lr=p.lr_net, momentum=0.9, weight_decay=5e-4))
+
+    @staticmethod
+    def _train(q: QueueNet, x: torch.Tensor, y: torch.Tensor, p: IDMParams, g: torch.Generator) -> None:
+        """`model_train_steps` SGD steps, each on a fresh random real batch (all classes, no aug),
+        counting the batch predictions into the net's running accuracy."""
+        def count(indices: torch.Tensor, logits: torch.Tensor) -> None:
+            q.correct += int((logits.argmax(1) == y[indices]).sum())
+            q.seen += len(indices)
+
+        for _ in range(p.model_train_steps):
+            train_epoch(q.net, x, y, q.opt, batch_size=p.trained_bs, generator=g, steps=1, on_batch=count)

@@ -1,0 +1,198 @@
+"""`mtt`: Matching Training Trajectories (Cazenavette et al., CVPR 2022), as in mtt-distillation.
+
+Two stages. The experts stage (`buffer.py`) trains networks on the full real training set and
+records every parameter after every epoch; it is cached and shared by every MTT-family cell of
+the same data set, architecture and expert settings. Distillation (`distill.py`) starts a student
+at an expert's epoch t0, takes `syn_steps` differentiable SGD steps on the synthetic set with a
+learnable lr alpha, and pulls the end point towards the expert's epoch t0 + `expert_epochs`:
+
+    loss = ||theta_N - theta*||^2 / ||theta_0 - theta*||^2
+
+The images and alpha both follow the gradient of that loss; alpha is stored with the set because
+evaluation trains with it.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Literal
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from pydantic import PositiveFloat, PositiveInt
+from torch.func import functional_call
+
+from bench.augment import dsa
+from bench.experts import ExpertContext, ExpertSpec, register_expert
+from bench.methods.base import DistillContext, Method, Params, SyntheticSet, class_labels, sample_per_class
+from bench.methods.registry import register
+from bench.train import accuracy, seeded, train_epoch
+
+Forward = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+"""forward(x, flat_params) -> logits: a network evaluated at a flat parameter vector."""
+
+
+class TrajectoryParams(Params):
+    """The expert stage's settings (buffer.py defaults), shared by MTT-family methods.
+
+    `zca` is a data option: when true the harness whitens the data, and the experts are built on
+    the whitened data (a separate cached stage).
+    """
+
+    num_experts: PositiveInt = 100
+    expert_train_epochs: PositiveInt = 50
+    expert_lr: PositiveFloat = 0.01
+    expert_batch: PositiveInt = 256
+    expert_dsa: bool = True
+    expert_seed: int = 0
+    zca: bool = False
+
+
+def trajectory_spec(p: TrajectoryParams, dataset: str, arch: str) -> ExpertSpec:
+    """The one expert stage every MTT-family cell with these settings shares."""
+    return ExpertSpec("trajectories", dataset, arch,
+                      {"num_experts": p.num_experts, "train_epochs": p.expert_train_epochs,
+                       "lr_teacher": p.expert_lr, "batch_train": p.expert_batch, "dsa": p.expert_dsa,
+                       "seed": p.expert_seed},
+                      zca=p.zca)
+
+
+def flatten_params(net: nn.Module) -> torch.Tensor:
+    """All parameters in `net.parameters()` order, as one float32 vector (the buffer layout)."""
+    return torch.cat([p.detach().reshape(-1) for p in net.parameters()]).float()
+
+
+@register_expert("trajectories")
+def build_trajectories(ctx: ExpertContext) -> dict[str, torch.Tensor]:
+    """Train `num_experts` fresh networks with plain SGD and record parameters at every epoch.
+
+    Expert e is initialised and shuffled/augmented from seed `seed + e`, so the stage is
+    deterministic. Returns `trajectories` (num_experts, train_epochs + 1, P) with snapshot 0 the
+    initialisation, and `test_accuracy` (num_experts,) after the last epoch, to check the experts.
+    """
+    p = ctx.spec.params
+    x, y = ctx.dataset.x_train.to(ctx.device), ctx.dataset.y_train.to(ctx.device)
+    strategy = ctx.dsa_strategy if p["dsa"] else "none"
+    num, epochs = p["num_experts"], p["train_epochs"]
+    trajectories, accuracies = [], []
+    for e in range(num):
+        seed = p["seed"] + e
+        net = seeded(seed, ctx.make_net).to(ctx.device)
+        generator = torch.Generator().manual_seed(seed)
+        opt = torch.optim.SGD(net.parameters(), lr=p["lr_teacher"], momentum=0.0, weight_decay=0.0)
+        snapshots = [flatten_params(net).cpu()]
+        for epoch in range(epochs):
+            loss = train_epoch(net, x, y, opt, batch_size=p["batch_train"], generator=generator,
+                               dsa_strategy=strategy)
+            snapshots.append(flatten_params(net).cpu())
+            ctx.progress(e * epochs + epoch + 1, num * epochs, f"epoch, expert {e + 1}/{num}, loss {loss:.3f}")
+        trajectories.append(torch.stack(snapshots))
+        accuracies.append(accuracy(net, ctx.dataset.x_test.to(ctx.device), ctx.dataset.y_test.to(ctx.device)))
+    return {"trajectories": torch.stack(trajectories), "test_accuracy": torch.tensor(accuracies)}
+
+
+def flat_forward(net: nn.Module) -> Forward:
+    """`net` as a function of one flat parameter vector (the reference's ReparamModule)."""
+    names = [name for name, _ in net.named_parameters()]
+    shapes = [p.shape for _, p in net.named_parameters()]
+    sizes = [p.numel() for _, p in net.named_parameters()]
+
+    def forward(x: torch.Tensor, flat: torch.Tensor) -> torch.Tensor:
+        params = {n: t.view(s) for n, t, s in zip(names, flat.split(sizes), shapes)}
+        return functional_call(net, params, (x,))
+
+    return forward
+
+
+def trajectory_matching_loss(forward: Forward, start: torch.Tensor, target: torch.Tensor,
+                             images: torch.Tensor, labels: torch.Tensor, lr: torch.Tensor, *,
+                             syn_steps: int, batch_syn: int, dsa_strategy: str,
+                             generator: torch.Generator) -> torch.Tensor:
+    """Unroll `syn_steps` SGD steps from `start` on the synthetic set; normalised distance to `target`.
+
+    Minibatches are consecutive chunks of a fresh permutation (a new one when used up), each
+    augmented per sample (not siamese). The graph reaches `images` and `lr`.
+    """
+    theta = start.detach().clone().requires_grad_(True)
+    chunks: list[torch.Tensor] = []
+    for _ in range(syn_steps):
+        if not chunks:
+            chunks = list(torch.randperm(len(images), generator=generator).split(batch_syn))
+        idx = chunks.pop(0).to(images.device)
+        x = dsa(images[idx], dsa_strategy, generator)
+        ce = F.cross_entropy(forward(x, theta), labels[idx])
+        grad = torch.autograd.grad(ce, theta, create_graph=True)[0]
+        theta = theta - lr * grad
+    return ((theta - target) ** 2).sum() / ((start - target) ** 2).sum()
+
+
+class MTTParams(TrajectoryParams):
+    """Defaults are distill.py's argparse defaults (pix_init 'real' in the current version)."""
+
+    iterations: int = 5000
+    syn_steps: PositiveInt = 20
+    expert_epochs: PositiveInt = 3
+    max_start_epoch: PositiveInt = 25
+    lr_img: float = 1000.0
+    lr_lr: float = 1e-5
+    lr_teacher: PositiveFloat = 0.01  # the initial synthetic lr alpha, not the experts' lr
+    momentum: float = 0.5
+    batch_syn: PositiveInt | None = None  # None: the whole synthetic set in every step
+    init: Literal["real", "noise"] = "real"
+    dsa: bool = True
+
+
+@register
+class MTT(Method):
+    name = "mtt"
+    description = "Matching Training Trajectories: unrolled student steps match expert epochs (Cazenavette 2022)."
+    Params = MTTParams
+    presets = "mtt"
+    eval_preset = "mtt"  # distill.py evaluates with the learned synthetic lr
+
+    def experts(self, dataset: str, arch: str) -> list[ExpertSpec]:
+        return [trajectory_spec(self.params, dataset, arch)]
+
+    def distill(self, ctx: DistillContext) -> SyntheticSet:
+        p: MTTParams = self.params
+        trajectories = ctx.experts["trajectories"]["trajectories"]
+        if p.max_start_epoch - 1 + p.expert_epochs > trajectories.shape[1] - 1:
+            raise ValueError(f"max_start_epoch {p.max_start_epoch} + expert_epochs {p.expert_epochs} - 1 "
+                             f"exceeds the {trajectories.shape[1] - 1} recorded expert epochs")
+        g = ctx.generator()
+        net = seeded(int(torch.randint(2**31 - 1, (1,), generator=g)), ctx.make_net).to(ctx.device)
+        net.train()
+        if sum(q.numel() for q in net.parameters()) != trajectories.shape[2]:
+            raise ValueError("expert trajectories do not match the distillation network's parameters")
+        forward = flat_forward(net)
+
+        real = ctx.real_per_class()
+        num_classes = len(real)
+        if p.init == "real":
+            syn = sample_per_class(real, ctx.ipc, g)
+        else:
+            syn = torch.randn((num_classes * ctx.ipc, *real[0].shape[1:]), generator=g).to(ctx.device)
+        syn = syn.detach().clone().requires_grad_(True)
+        labels = class_labels(num_classes, ctx.ipc).to(ctx.device)
+        lr = torch.tensor(p.lr_teacher, device=ctx.device, requires_grad=True)
+        opt_img = torch.optim.SGD([syn], lr=p.lr_img, momentum=p.momentum)
+        opt_lr = torch.optim.SGD([lr], lr=p.lr_lr, momentum=p.momentum)
+        strategy = ctx.dsa_strategy if p.dsa else "none"
+        batch_syn = p.batch_syn or len(syn)
+
+        order: list[int] = []
+        for it in range(p.iterations):
+            if not order:  # every expert once per round, in a fresh random order
+                order = torch.randperm(len(trajectories), generator=g).tolist()
+            expert = trajectories[order.pop()]
+            t0 = int(torch.randint(p.max_start_epoch, (1,), generator=g))
+            loss = trajectory_matching_loss(
+                forward, expert[t0].to(ctx.device), expert[t0 + p.expert_epochs].to(ctx.device), syn, labels,
+                lr, syn_steps=p.syn_steps, batch_syn=batch_syn, dsa_strategy=strategy, generator=g)
+            opt_img.zero_grad(set_to_none=True)
+            opt_lr.zero_grad(set_to_none=True)
+            loss.backward()
+            opt_img.step()
+            opt_lr.step()
+            ctx.progress(it + 1, p.iterations, f"iteration, loss {loss.item():.3f}, lr {lr.item():.4g}")
+        return SyntheticSet(syn.detach().cpu(), labels.cpu(), lr=lr.detach().cpu())
