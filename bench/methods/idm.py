@@ -67,7 +67,8 @@ def pack(quadrants: list[torch.Tensor]) -> torch.Tensor:
 class QuadrantSet(SyntheticSet):
     """IDM's parametrised set: IPC stored images per class, each decoding to 4 training images.
 
-    `nbytes` counts the stored (compact) images only; labels repeat with the quadrant-major layout.
+    `nbytes` counts the stored compact images (and labels), not the decoded ones; decoded labels
+    repeat with the quadrant-major layout.
     """
 
     format: ClassVar[str] = "idm-quadrants"
