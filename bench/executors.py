@@ -141,6 +141,7 @@ def run_evaluate(task: EvalTask, store: Store, datasets: DatasetCache, device: t
         "method_version": d.method.cls.version, "params": d.identity["params"],
         "params_hash": content_key(d.identity["params"]), "dataset": d.dataset, "ipc": d.ipc,
         "distill_arch": d.arch, "distill_seed": d.seed, "distill_key": d.key, "artifact_bytes": meta["bytes"],
+        "train_bytes": sum(t.nelement() * t.element_size() for t in (dataset.x_train, dataset.y_train)),
         "distill_time_s": meta["distill_time_s"], "expert_time_s": meta["expert_time_s"], "zca": d.zca,
         "artifact_format": meta["format"], "eval_arch": task.arch, "recipe": task.recipe.as_dict(),
         "recipe_hash": content_key(task.recipe.as_dict()), "lr_used": recipe.lr, "eval_seed": task.seed,

@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
+import pytest
+
 from bench.methods.mtt import MTTParams
 from bench.methods.presets import preset_params
 from conftest import write
@@ -55,6 +58,14 @@ def test_every_method_runs_through_bench_run(bench, workdir: Path) -> None:
     image_bytes = 64 * 4
     assert recs["idm", 2]["artifact_bytes"] == 2 * 10 * image_bytes + 20 * 8
     assert recs["idm", 2]["artifact_format"] == "idm-quadrants"
+    assert recs["idm", 2]["train_bytes"] == 1257 * image_bytes + 1257 * 8
+    code, out, _ = bench("report", "zoo.yaml")
+    rows = {(r["method"], r["ipc"]): r for r in pd.read_csv(workdir / "reports" / "zoo" / "results.csv").to_dict("records")}
+    # The ratio uses stored bytes: IDM's 2 x 10 packed images count as 20 images, not the 80 it decodes to.
+    assert rows["idm", 2]["ratio_pct"] == pytest.approx(rows["dm", 2]["ratio_pct"], abs=1e-4)
+    assert rows["dm", 2]["ratio_pct"] == pytest.approx(100 * (20 * image_bytes + 20 * 8) / (1257 * (image_bytes + 8)),
+                                                       abs=1e-4)
+    assert "% of the training set" in (workdir / "reports" / "zoo" / "table.md").read_text()
     # MTT stores its learned lr with the images: 4 more bytes (a float32 scalar).
     assert recs["mtt", 2]["artifact_bytes"] == 2 * 10 * image_bytes + 20 * 8 + 4
 

@@ -11,7 +11,7 @@ from bench.store import Store
 # Population std, as `np.std` in the reference code (DatasetCondensation, MTT, IDM); stated in every report.
 DDOF = 0
 
-COLUMNS = ["method", "dataset", "ipc", "arch", "mean", "std", "n", "n_expected", "artifact_bytes",
+COLUMNS = ["method", "dataset", "ipc", "arch", "mean", "std", "n", "n_expected", "artifact_bytes", "ratio_pct",
            "distill_time_s", "expert_time_s"]
 
 
@@ -30,6 +30,9 @@ def aggregate(plan: Plan, store: Store) -> pd.DataFrame:
                      "std": acc.std(ddof=DDOF) if len(acc) else float("nan"),
                      "n": len(acc), "n_expected": len(set(keys[cell])),
                      "artifact_bytes": records[0]["artifact_bytes"] if records else None,
+                     # Compression ratio from the bytes stored (not the decoded image count), against the
+                     # full training set as the same tensors (float32 images + int64 labels).
+                     "ratio_pct": 100 * records[0]["artifact_bytes"] / records[0]["train_bytes"] if records else None,
                      "distill_time_s": _mean(r["distill_time_s"] for r in per_artifact),
                      "expert_time_s": _mean(r.get("expert_time_s", 0.0) for r in per_artifact)})
     return pd.DataFrame(rows, columns=COLUMNS)

@@ -45,12 +45,13 @@ def recipe_text(preset: str, r: EvalRecipe) -> str:
 
 
 def runtime_table(cells: pd.DataFrame) -> pd.DataFrame:
-    """Seconds per synthetic set for each method and dataset x IPC: distillation (+ shared expert stages)."""
+    """Cost of each synthetic set: stored size as % of the training set, and seconds to distill it
+    (+ shared expert stages)."""
     def text(row: pd.Series) -> str:
         if pd.isna(row["distill_time_s"]):
             return MISSING
         expert = f" (+{row['expert_time_s']:.0f} experts)" if row["expert_time_s"] else ""
-        return f"{row['distill_time_s']:.1f}{expert}"
+        return f"{row['ratio_pct']:.2f}%, {row['distill_time_s']:.1f}s{expert}"
     first = cells.drop_duplicates(["method", "dataset", "ipc"])
     first = first.assign(text=first.apply(text, axis=1),
                          column=first["dataset"] + " IPC " + first["ipc"].astype(str))
@@ -83,7 +84,8 @@ def markdown(suite: Suite, tables: dict[str, pd.DataFrame], runtime: pd.DataFram
         lines += [suite.description.strip(), ""]
     for arch, table in tables.items():
         lines += [f"## Evaluated on {arch}", "", tabulate(table, headers="keys", tablefmt="github"), ""]
-    lines += ["## Runtime: seconds to distill one synthetic set (+ shared expert stages, once per stage)", "",
+    lines += ["## Cost: stored bytes as % of the training set; seconds to distill one synthetic set "
+              "(+ shared expert stages, once per stage)", "",
               tabulate(runtime, headers="keys", tablefmt="github"), ""]
     lines += ["Notes:", ""] + [f"- {n}" for n in notes(suite)]
     return "\n".join(lines) + "\n"
@@ -91,7 +93,8 @@ def markdown(suite: Suite, tables: dict[str, pd.DataFrame], runtime: pd.DataFram
 
 def terminal(tables: dict[str, pd.DataFrame], runtime: pd.DataFrame) -> str:
     parts = [f"Evaluated on {arch}\n{tabulate(t, headers='keys', tablefmt='simple')}" for arch, t in tables.items()]
-    parts.append(f"Seconds per synthetic set\n{tabulate(runtime, headers='keys', tablefmt='simple')}")
+    parts.append(f"Size (% of training set) and seconds per synthetic set\n"
+                 f"{tabulate(runtime, headers='keys', tablefmt='simple')}")
     return "\n\n".join(parts)
 
 
