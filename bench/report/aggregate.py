@@ -32,10 +32,15 @@ def aggregate(plan: Plan, store: Store) -> pd.DataFrame:
                      "artifact_bytes": records[0]["artifact_bytes"] if records else None,
                      # Compression ratio from the bytes stored (not the decoded image count), against the
                      # full training set as the same tensors (float32 images + int64 labels).
-                     "ratio_pct": 100 * records[0]["artifact_bytes"] / records[0]["train_bytes"] if records else None,
+                     "ratio_pct": _ratio(records[0]) if records else None,
                      "distill_time_s": _mean(r["distill_time_s"] for r in per_artifact),
                      "expert_time_s": _mean(r.get("expert_time_s", 0.0) for r in per_artifact)})
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _ratio(record: dict) -> float | None:
+    """None for records written before bench stored the training set's size."""
+    return 100 * record["artifact_bytes"] / record["train_bytes"] if "train_bytes" in record else None
 
 
 def _mean(values) -> float | None:

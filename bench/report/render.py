@@ -51,7 +51,8 @@ def runtime_table(cells: pd.DataFrame) -> pd.DataFrame:
         if pd.isna(row["distill_time_s"]):
             return MISSING
         expert = f" (+{row['expert_time_s']:.0f} experts)" if row["expert_time_s"] else ""
-        return f"{row['ratio_pct']:.2f}%, {row['distill_time_s']:.1f}s{expert}"
+        ratio = MISSING if pd.isna(row["ratio_pct"]) else f"{row['ratio_pct']:.2f}%"
+        return f"{ratio}, {row['distill_time_s']:.1f}s{expert}"
     first = cells.drop_duplicates(["method", "dataset", "ipc"])
     first = first.assign(text=first.apply(text, axis=1),
                          column=first["dataset"] + " IPC " + first["ipc"].astype(str))
