@@ -28,6 +28,11 @@ class DMParams(Params):
     dsa: bool = True
 
 
+def mean_embedding_distance(real_features: torch.Tensor, syn_features: torch.Tensor) -> torch.Tensor:
+    """||mean f(real) - mean f(syn)||^2: the distribution-matching term of DM and its descendants."""
+    return ((real_features.mean(0) - syn_features.mean(0)) ** 2).sum()
+
+
 @register
 class DM(Method):
     name = "dm"
@@ -79,4 +84,4 @@ class DM(Method):
         else:
             fr = [net.embed(x).detach() for x in xr]
             fs = [net.embed(x) for x in xs]
-        return sum(((a.mean(0) - b.mean(0)) ** 2).sum() for a, b in zip(fr, fs))
+        return sum(mean_embedding_distance(a, b) for a, b in zip(fr, fs))

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from bench.augment import dsa, siamese_generator
 from bench.methods.base import (DistillContext, Method, Params, SyntheticSet, class_labels, register_format,
                                 sample_per_class)
+from bench.methods.dm import mean_embedding_distance
 from bench.methods.registry import register
 from bench.train import seeded, train_epoch
 
@@ -128,7 +129,7 @@ def class_loss(net: nn.Module, xr: torch.Tensor, xs: torch.Tensor, label: int, c
     with torch.no_grad():
         fr = net.embed(xr)
     fs = net.embed(xs)
-    loss = ((fr.mean(0) - fs.mean(0)) ** 2).sum()
+    loss = mean_embedding_distance(fr, fs)
     if ce_scale:
         target = torch.full((len(xs),), label, dtype=torch.long, device=xs.device)
         loss = loss + ce_scale * F.cross_entropy(net.classifier(fs), target)
