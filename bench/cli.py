@@ -22,6 +22,11 @@ def _load(args: argparse.Namespace) -> tuple[Site, Suite]:
     return load_site(args.config), load_suite(_suite_path(args.suite))
 
 
+def _print_refused(suite: Suite) -> None:
+    for r in suite.refused:
+        print(f"  left out: {r.label} {r.dataset} ipc={r.ipc}: {r.reason}")
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     for name in args.files:
         path = _suite_path(name)
@@ -32,8 +37,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
         suite = load_suite(path)
         from bench.plan import make_plan
         plan = make_plan(suite)
-        print(f"{path}: ok ({len(plan.cells)} cells, {len(plan.experts)} expert + {len(plan.distill)} distill + "
-              f"{len({e.key for e in plan.evaluate})} evaluate tasks)")
+        print(f"{path}: ok ({len(plan.cells)} cells, {len(plan.experts) + len(plan.whole)} expert + "
+              f"{len(plan.distill)} distill + {len({e.key for e in plan.evaluate})} evaluate tasks)")
+        _print_refused(suite)
     return 0
 
 
@@ -49,6 +55,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"suite '{suite.name}' ({suite.path}): {len(plan.cells)} cells -> {todo.total} tasks, "
           f"{todo.done} already in the store {site.store}, {todo.total - todo.done} to run "
           f"({len(todo.experts)} expert, {len(todo.distill)} distill, {len(todo.evaluate)} evaluate)")
+    _print_refused(suite)
     if args.dry_run:
         for task in todo.tasks:
             print(f"  {task.describe()}  [{task.key}]")
@@ -59,8 +66,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             datasets(name)
         except DatasetNotFound as exc:
             raise ConfigError(f"{exc} (data_root comes from {site.path or 'the built-in default'}.)") from None
+    executor = args.executor or site.executor
+    if executor == "slurm":
+        return _submit(args, site, suite, plan, store)
     device = resolve_device(args.device or site.device)
-    result = run_local(plan, store, datasets, device)
+    result = run_local(plan, store, datasets, device, checkpoint_every=site.checkpoint_every)
     if result.failed:
         print(f"{len(result.failed)} task(s) failed (tracebacks above); {result.ran} ran. Fix the cause and "
               f"run the same command again: finished work is kept.", file=sys.stderr)
@@ -71,28 +81,93 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _submit(args: argparse.Namespace, site: Site, suite: Suite, plan, store) -> int:
+    from bench.executors.slurm import JobSettings, SubmitError, submit
+    origin = "--profile" if args.profile else f"{suite.path}, key 'profile'" if suite.profile else str(site.path)
+    profile = site.slurm_profile(args.profile or suite.profile, origin)
+    settings = JobSettings(store=store.root.resolve(), data_root=site.data_root.resolve(),
+                           device=args.device or site.device, suite=suite.name,
+                           checkpoint_every=site.checkpoint_every)
+    try:
+        result = submit(plan, store, settings, profile)
+    except SubmitError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    alive = f"; {result.skipped_alive} already queued or running" if result.skipped_alive else ""
+    n = sum(a[2] for a in result.arrays)
+    ids = " ".join(a[1] for a in result.arrays)
+    print(f"submitted {n} task(s) in {len(result.arrays)} job array(s) with profile '{profile.name}'"
+          f"{': ' + ids if ids else ''}{alive}. Watch: bench status {args.suite}; then: bench report {args.suite}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    site, suite = _load(args)
+    from tabulate import tabulate
+
+    from bench.executors.slurm import STAGES, stage_of, status
+    from bench.plan import make_plan
+    from bench.store import Store
+
+    plan = make_plan(suite)
+    tasks, note = status(plan, Store(site.store))
+    states = ["done", "running", "queued", "failed", "not submitted"]
+    count = lambda items, state: sum(1 for t in items if t.state == state)  # noqa: E731
+    print(f"suite '{suite.name}' ({suite.path}), store {site.store}" + (f"; SLURM states from {note}" if note else ""))
+    rows = []
+    for stage in STAGES:
+        items = [t for t in tasks if stage_of(t.task) == stage]
+        if items:
+            rows.append([stage, len(items)] + [count(items, s) for s in states])
+    print(tabulate(rows, headers=["stage", "tasks", *states]))
+    by_cell: dict = {}
+    for t in tasks:
+        if stage_of(t.task) == "evaluate":
+            by_cell.setdefault(t.task.cell, []).append(t)
+    print()
+    print(tabulate([[c.method, c.dataset, c.ipc, c.arch, f"{count(items, 'done')}/{len(items)}",
+                     *(count(items, s) for s in states[1:])] for c, items in by_cell.items()],
+                   headers=["method", "dataset", "ipc", "arch", "done", *states[1:]]))
+    failed = [t for t in tasks if t.state == "failed"]
+    for t in failed:
+        detail = t.failure().replace("\n", "\n    | ")
+        print(f"\nFAILED {t.task.describe()}: job {t.job['job_id']} ({t.slurm_state})\n    log: {t.job['stderr']}"
+              f"\n    | {detail}")
+    if failed:
+        print(f"\n{len(failed)} task(s) failed. Fix the cause, then `bench run {args.suite} --executor slurm` "
+              f"submits exactly the missing work.")
+    return 1 if failed else 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     site, suite = _load(args)
     from bench.plan import make_plan
-    from bench.report import aggregate, write_report
+    from bench.report.aggregate import aggregate
+    from bench.report.render import write_report
     from bench.store import Store
 
     cells = aggregate(make_plan(suite), Store(site.store))
     out_dir = site.reports / suite.name
     print(write_report(suite, cells, out_dir))
-    missing = int((cells["n"] < cells["n_expected"]).sum())
-    print(f"\nwrote {out_dir / 'table.md'} and {out_dir / 'results.csv'}"
-          + (f" ({missing} of {len(cells)} cells incomplete: run `bench run {args.suite}`)" if missing else ""))
+    incomplete = cells["n"] < cells["n_expected"]  # result cells and whole-dataset rows alike
+    missing, whole = int(incomplete[cells["group"] != "whole"].sum()), int(incomplete[cells["group"] == "whole"].sum())
+    todo = ", ".join(([f"{missing} of {int((cells['group'] != 'whole').sum())} cells incomplete"] if missing else [])
+                     + ([f"{whole} whole-dataset row(s) incomplete"] if whole else []))
+    print(f"\nwrote {out_dir}/: report.html, table.md, report.tex, results.csv, results.json (all suites: "
+          f"{site.reports / 'index.html'})" + (f" ({todo}: run `bench run {args.suite}`)" if todo else ""))
+    if args.open:
+        print((out_dir / "report.html").resolve())
     return 0
 
 
 def cmd_list(args: argparse.Namespace) -> int:
     if args.what == "methods":
+        from bench.methods.presets import preset_files
         from bench.methods.registry import METHODS, ORIGIN, load_entry_points
         load_entry_points()
         for name, cls in sorted(METHODS.items()):
             params = ", ".join(f"{k}={f.default!r}" for k, f in cls.Params.model_fields.items())
-            preset = f"; published settings per data set/IPC: presets/{cls.presets}.yaml" if cls.presets else ""
+            preset = f"; published settings per data set/IPC: {preset_files(cls.presets)}" if cls.presets else ""
             print(f"{name:12} {cls.description} [{ORIGIN[name]}]\n{'':12} params: {params or '(none)'}{preset}\n"
                   f"{'':12} evaluated with preset '{cls.eval_preset}'")
     elif args.what == "datasets":
@@ -121,10 +196,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("suite", help="suite file, or the name of one in suites/")
     p.add_argument("--dry-run", action="store_true", help="print the plan: tasks, and how many are done")
     p.add_argument("--device", help="cpu, cuda, cuda:1 or auto (default: bench.yaml's device)")
+    p.add_argument("--executor", choices=["local", "slurm"],
+                   help="local: run here, in this process; slurm: submit job arrays and return "
+                        "(default: bench.yaml's executor)")
+    p.add_argument("--profile", help="bench.yaml executor profile for slurm (default: the suite's `profile:`, "
+                                     "then bench.yaml's `profile:`)")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("report", help="aggregate a suite's records into tables (terminal, Markdown, CSV)")
+    p = sub.add_parser("status", help="per stage and per cell: done, running, queued, failed (with logs)")
     p.add_argument("suite")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("report", help="render a suite's results: HTML, LaTeX, Markdown, CSV, JSON under reports/")
+    p.add_argument("suite")
+    p.add_argument("--open", action="store_true", help="end with the path of the HTML report (to open it)")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("validate", help="check suite files (or bench.yaml) without running anything")

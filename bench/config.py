@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import types
 import typing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bench import data, nets
 from bench.methods import Method, Params, get_method
-from bench.methods.presets import resolve_params
+from bench.methods.presets import preset_files, resolve_params
 from bench.methods.registry import PluginError, UnknownMethod, load_entry
 from bench.names import did_you_mean
 from bench.train import PRESETS, EvalRecipe
@@ -31,12 +31,40 @@ class _Schema(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+class ResourcesSchema(_Schema):
+    """What one SLURM job asks for; each key is one sbatch option. Unset keys take the cluster's default."""
+
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    gpus_per_task: int | None = Field(default=None, ge=0)
+    cpus_per_task: int | None = Field(default=None, gt=0)
+    mem_gb: float | None = Field(default=None, gt=0)
+    time: int | str | None = None  # minutes, or SLURM's "HH:MM:SS" / "D-HH:MM:SS" (quoted in YAML)
+    array_parallelism: int | None = Field(default=None, gt=0)
+    setup: list[str] | None = None  # shell lines before the task runs, e.g. `module load cuda`
+    sbatch: dict[str, str | int] | None = None  # any other sbatch option, e.g. {constraint: a100}
+
+
+class ProfileSchema(ResourcesSchema):
+    """A named SLURM executor profile: resources for every job, optionally different per stage."""
+
+    max_requeues: int = Field(default=3, ge=0)  # times a timed-out job is requeued from its checkpoint
+    signal_delay_s: int = Field(default=90, gt=0)  # warning before the time limit, to save a checkpoint
+    expert: ResourcesSchema | None = None
+    distill: ResourcesSchema | None = None
+    evaluate: ResourcesSchema | None = None
+
+
 class SiteSchema(_Schema):
     data_root: str = "data"
     store: str = "results"
     reports: str = "reports"
     device: str = "auto"
-    executor: Literal["local"] = "local"
+    executor: Literal["local", "slurm"] = "local"
+    profile: str | None = None
+    checkpoint_every: int = Field(default=100, gt=0)
+    profiles: dict[str, ProfileSchema] = Field(default_factory=dict)
 
 
 class EvalSchema(_Schema):
@@ -59,6 +87,21 @@ class MethodSchema(_Schema):
     eval: EvalSchema | None = None
 
 
+class ReportSchema(_Schema):
+    views: list[str] | None = None
+    compare_to: str | list[str] | None = None
+    tolerance: float = Field(default=1.0, gt=0)
+    match: dict[str, str] = Field(default_factory=dict)
+    ablation: list[str] | None = None
+
+
+class WholeSchema(_Schema):
+    """`whole_dataset:` as a mapping: the Whole Dataset row with fewer epochs or seeds than the suite's."""
+
+    epochs: int | None = Field(default=None, gt=0)
+    seeds: list[int] | None = Field(default=None, min_length=1)
+
+
 class SuiteSchema(_Schema):
     name: str | None = None
     description: str = ""
@@ -70,6 +113,9 @@ class SuiteSchema(_Schema):
     seeds: list[int] = Field(min_length=1)
     distill_seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     eval: EvalSchema = Field(default_factory=EvalSchema)
+    profile: str | None = None  # the bench.yaml SLURM profile this suite's jobs use
+    whole_dataset: bool | WholeSchema = False
+    report: ReportSchema = Field(default_factory=ReportSchema)
 
 
 @dataclass(frozen=True)
@@ -82,6 +128,38 @@ class Site:
     reports: Path
     device: str
     executor: str
+    profile: str | None
+    checkpoint_every: int
+    profiles: dict[str, SlurmProfile]
+
+    def slurm_profile(self, name: str | None, origin: str) -> SlurmProfile:
+        """The profile named on the command line or in a suite (`origin` says which), else the default."""
+        name = name or self.profile or ("default" if "default" in self.profiles else None)
+        if name is None and len(self.profiles) == 1:
+            name = next(iter(self.profiles))
+        where = self.path or "bench.yaml"
+        if not self.profiles:
+            raise ConfigError(f"{where}: the slurm executor needs an executor profile, and there is no "
+                              f"`profiles:` key. Add one, e.g. `profiles: {{gpu: {{partition: gpu, gpus_per_task: "
+                              f"1, cpus_per_task: 8, mem_gb: 32, time: 240}}}}` (see the README, 'On a cluster').")
+        if name is None:
+            raise ConfigError(f"{where}: several executor profiles ({', '.join(self.profiles)}) and none chosen. "
+                              f"Pick one with `--profile NAME`, a suite's `profile:` key, or `profile:` in "
+                              f"{where}.")
+        if name not in self.profiles:
+            raise ConfigError(f"{origin}: {_unknown('executor profile', name, self.profiles, 'bench.yaml')} "
+                              f"Profiles are defined under `profiles:` in {where}.")
+        return self.profiles[name]
+
+
+@dataclass(frozen=True)
+class SlurmProfile:
+    """A validated executor profile: per stage, the resources of its jobs (time in minutes)."""
+
+    name: str
+    stages: dict[str, dict[str, Any]]
+    max_requeues: int
+    signal_delay_s: int
 
 
 @dataclass(frozen=True)
@@ -99,6 +177,36 @@ class MethodEntry:
 
 
 @dataclass(frozen=True)
+class ReportSpec:
+    """The suite's `report:` key: which views to render, and which paper tables to compare with."""
+
+    views: tuple[str, ...] | None = None  # None: every view that applies to the suite
+    compare_to: tuple[str, ...] = ()  # bench.reference paper keys
+    tolerance: float = 1.0  # accuracy points a reproduction may differ from the reported value
+    match: dict[str, str] = field(default_factory=dict)  # suite method label -> method name in the paper
+    ablation: tuple[str, ...] | None = None  # method labels, baseline first
+
+
+@dataclass(frozen=True)
+class WholeDataset:
+    """The Whole Dataset row: each eval arch trained on the full training set with the suite's recipe
+    and seeds, or, as a named deviation to save time, with fewer `epochs` or other `seeds`."""
+
+    epochs: int | None = None
+    seeds: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A cell of the grid that its method declines, and the method's reason."""
+
+    label: str
+    dataset: str
+    ipc: int
+    reason: str
+
+
+@dataclass(frozen=True)
 class Suite:
     name: str
     path: Path
@@ -110,6 +218,13 @@ class Suite:
     methods: tuple[MethodEntry, ...]
     seeds: tuple[int, ...]
     distill_seeds: tuple[int, ...]
+    profile: str | None = None
+    refused: tuple[Refusal, ...] = ()  # cells a method declines (Method.check_cell), left out of the plan
+
+    def is_refused(self, label: str, dataset: str, ipc: int) -> bool:
+        return any((r.label, r.dataset, r.ipc) == (label, dataset, ipc) for r in self.refused)
+    whole_dataset: WholeDataset | None = None  # also train each eval arch on the full training set
+    report: ReportSpec = field(default_factory=ReportSpec)
 
 
 def load_site(path: Path | None = None) -> Site:
@@ -119,8 +234,64 @@ def load_site(path: Path | None = None) -> Site:
     raw, lines = _read(path) if path is not None else ({}, {})
     schema = _validate(SiteSchema, raw, path, lines, ())
     base = path.parent if path is not None else Path(".")
+    profiles = {name: _profile(name, p, lambda at, problem: _fail_at(path, lines, at, problem))
+                for name, p in schema.profiles.items()}
     return Site(path=path, data_root=base / schema.data_root, store=base / schema.store,
-                reports=base / schema.reports, device=schema.device, executor=schema.executor)
+                reports=base / schema.reports, device=schema.device, executor=schema.executor,
+                profile=schema.profile, checkpoint_every=schema.checkpoint_every, profiles=profiles)
+
+
+# sbatch options bench sets itself, per job: a profile's `sbatch:` must not set them.
+_RESERVED_SBATCH = {"array", "dependency", "output", "error", "job-name", "signal", "open-mode", "wckey"}
+_DEFAULT_TIME_MIN = 60
+
+
+def _profile(name: str, p: ProfileSchema, fail) -> SlurmProfile:
+    """Resolve a profile's stages (a stage's keys over the profile's own) and check times and sbatch extras."""
+    base = p.model_dump(include=set(ResourcesSchema.model_fields), exclude_none=True)
+    base_time = _minutes(p.time, ("profiles", name, "time"), fail) if p.time is not None else _DEFAULT_TIME_MIN
+    reserved = _RESERVED_SBATCH | {"mem", "time"} | {k.replace("_", "-") for k in ResourcesSchema.model_fields}
+    stages = {}
+    for stage in ("expert", "distill", "evaluate"):
+        override = getattr(p, stage)
+        own = override.model_dump(exclude_none=True) if override else {}
+        merged = {**base, **own}
+        merged["time"] = _minutes(own["time"], ("profiles", name, stage, "time"), fail) if "time" in own \
+            else base_time
+        for key in merged.get("sbatch", {}):
+            if key.lstrip("-").replace("_", "-") in reserved:
+                at = ("profiles", name) + ((stage,) if "sbatch" in own else ()) + ("sbatch", key)
+                fail(at, f"'{key}' is set by bench or by a profile key, so it cannot be an extra sbatch option. "
+                         f"Profile keys: {', '.join(ResourcesSchema.model_fields)}.")
+        stages[stage] = merged
+    return SlurmProfile(name, stages, p.max_requeues, p.signal_delay_s)
+
+
+def _minutes(value: int | str, at: Path_, fail) -> int:
+    """SLURM's time formats (minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS) as whole minutes."""
+    if isinstance(value, int):
+        if value <= 0:
+            fail(at, f"a time limit must be positive, got {value} minutes.")
+        return value
+    text = value.strip()
+    days, _, clock = text.rpartition("-") if "-" in text else ("0", "", text)
+    parts = clock.split(":")
+    if not (days.isdigit() and all(x.isdigit() for x in parts) and 1 <= len(parts) <= 3):
+        fail(at, f"'{value}' is not a SLURM time. Write minutes (240) or \"HH:MM:SS\" / \"D-HH:MM:SS\" in quotes.")
+    numbers = [int(x) for x in parts]
+    if "-" in text:  # D-HH, D-HH:MM, D-HH:MM:SS
+        hours, minutes, seconds = (numbers + [0, 0])[:3]
+    else:  # MM, MM:SS, HH:MM:SS
+        hours, minutes, seconds = ([0] * (3 - len(numbers)) + numbers) if len(numbers) == 3 else \
+            (0, numbers[0], numbers[1] if len(numbers) > 1 else 0)
+    total = int(days) * 1440 + hours * 60 + minutes + (1 if seconds else 0)
+    if total <= 0:
+        fail(at, f"a time limit must be positive, got '{value}'.")
+    return total
+
+
+def _fail_at(path: Path | None, lines: dict, at: Path_, problem: str) -> typing.NoReturn:
+    raise ConfigError(_message(path, lines, at, problem))
 
 
 def load_suite(path: Path) -> Suite:
@@ -155,21 +326,27 @@ def load_suite(path: Path) -> Suite:
             except nets.IncompatibleInput as exc:
                 fail(at, f"{exc} Pick another architecture for data set '{name}'.")
 
-    methods, labels = [], {}
+    methods, labels, refused = [], {}, []
     for i, m in enumerate(s.methods):
         cls = _method_class(m, ("methods", i), fail)
         preset, recipe = _recipe(cls, s.eval, m.eval, ("methods", i, "eval", "preset"), fail)
         entry = MethodEntry(m.label or cls.name, cls, m.params, preset, recipe)
+        refusals = []
         for dataset in s.datasets:
             for ipc in s.ipc:
                 try:
-                    entry.params_for(dataset, ipc)
+                    params = entry.params_for(dataset, ipc)
                 except ValidationError as exc:
                     err = min(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
                     origin = "" if err["loc"][0] in m.params else (
-                        f" This value comes from the preset '{cls.presets}' for {dataset} at IPC {ipc}; set it "
+                        f" This value comes from {preset_files(cls.presets)} for {dataset} at IPC {ipc}; set it "
                         f"under `params:` to override.")
                     fail(("methods", i, "params") + tuple(err["loc"]), _explain(cls.Params, err) + origin)
+                if (reason := cls.check_cell(dataset, ipc, params)) is not None:
+                    refusals.append(Refusal(m.label or cls.name, dataset, ipc, reason))
+        if len(refusals) == len(s.datasets) * len(s.ipc):
+            fail(("methods", i), f"'{cls.name}' refuses every cell of this suite: {refusals[0].reason}")
+        refused.extend(refusals)
         label = entry.label
         if label in labels:
             fail(("methods", i), f"two method entries are both called '{label}' (entries {labels[label] + 1} and "
@@ -184,7 +361,47 @@ def load_suite(path: Path) -> Suite:
 
     return Suite(name=s.name or path.stem, path=path, description=s.description, datasets=tuple(s.datasets),
                  ipcs=tuple(s.ipc), eval_archs=tuple(s.eval_archs), distill_arch=s.distill_arch,
-                 methods=tuple(methods), seeds=tuple(s.seeds), distill_seeds=tuple(s.distill_seeds))
+                 methods=tuple(methods), seeds=tuple(s.seeds), distill_seeds=tuple(s.distill_seeds),
+                 profile=s.profile, refused=tuple(refused), whole_dataset=_whole(s.whole_dataset), report=_report(s.report, labels, fail))
+
+
+def _report(r: ReportSchema, labels: dict[str, int], fail) -> ReportSpec:
+    """Check the `report:` key's names (views, papers, method labels) with did-you-mean errors."""
+    from bench.report import VIEWS
+    for i, view in enumerate(r.views or []):
+        if view not in VIEWS:
+            fail(("report", "views", i), f"unknown view '{view}'.{did_you_mean(view, VIEWS)} Views: "
+                                         f"{', '.join(VIEWS)}.")
+    papers = [r.compare_to] if isinstance(r.compare_to, str) else list(r.compare_to or [])
+    if papers:
+        from bench.reference import PAPERS
+        for i, key in enumerate(papers):
+            if key not in PAPERS:
+                at = ("report", "compare_to") + ((i,) if isinstance(r.compare_to, list) else ())
+                fail(at, f"unknown paper '{key}'.{did_you_mean(key, PAPERS)} Papers with transcribed tables "
+                         f"(bench/reference/): {', '.join(PAPERS)}.")
+    used = [(("report", "match", label), label) for label in r.match]
+    used += [(("report", "ablation", i), label) for i, label in enumerate(r.ablation or [])]
+    for at, label in used:
+        if label not in labels:
+            fail(at, f"no method entry is labelled '{label}'.{did_you_mean(label, labels)} Labels: "
+                     f"{', '.join(labels)}.")
+    if r.match:
+        from bench.reference import PAPERS
+        published = sorted({v.method for p in papers for v in PAPERS[p].values()})
+        for label, name in r.match.items():
+            if name not in published:
+                fail(("report", "match", label), f"no table of {', '.join(papers) or 'the papers in compare_to'} "
+                                                 f"has a method '{name}'.{did_you_mean(name, published)}")
+    return ReportSpec(views=tuple(r.views) if r.views is not None else None, compare_to=tuple(papers),
+                      tolerance=r.tolerance, match=dict(r.match),
+                      ablation=tuple(r.ablation) if r.ablation is not None else None)
+
+
+def _whole(schema: bool | WholeSchema) -> WholeDataset | None:
+    if isinstance(schema, bool):
+        return WholeDataset() if schema else None
+    return WholeDataset(schema.epochs, tuple(schema.seeds) if schema.seeds else None)
 
 
 def _recipe(cls: type[Method], suite_eval: EvalSchema, method_eval: EvalSchema | None, at: Path_,
@@ -285,6 +502,8 @@ def _model_at(schema: type[BaseModel], loc: Path_) -> type[BaseModel]:
     for part in loc:
         if isinstance(part, str) and isinstance(current, type) and issubclass(current, BaseModel):
             current = current.model_fields[part].annotation
+        elif typing.get_origin(current) is dict:
+            current = typing.get_args(current)[1]
         current = _unwrap(current, list_item=isinstance(part, int))
     return current
 

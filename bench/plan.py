@@ -10,12 +10,14 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 from bench.config import MethodEntry, Suite
 from bench.experts import ExpertSpec
 from bench.methods import Params
 from bench.train import EvalRecipe
+from bench.whole import whole_spec
 
 # Bump when the evaluation loop changes what it computes: old records then no longer match.
 EVAL_LOOP_VERSION = 1
@@ -25,6 +27,13 @@ def content_key(identity: dict[str, Any]) -> str:
     """A stable short hash of a JSON-able identity (sorted keys, so dict order does not matter)."""
     text = json.dumps(identity, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+@cache
+def _recipe_identity(recipe: EvalRecipe) -> dict[str, Any]:
+    """`recipe.as_dict()` once per distinct recipe: a plan has ~100,000 evaluate tasks but few recipes, and
+    `dataclasses.asdict` took most of make_plan's time. Shared by the tasks' identities: never mutate it."""
+    return recipe.as_dict()
 
 
 @dataclass(frozen=True)
@@ -51,7 +60,8 @@ class ExpertTask:
         return cls(spec, identity, content_key(identity))
 
     def describe(self) -> str:
-        return f"expert {self.spec.kind} {self.spec.dataset} {self.spec.arch}{' zca' if self.spec.zca else ''}"
+        seed = f" seed={self.spec.params['seed']}" if "seed" in self.spec.params else ""
+        return f"expert {self.spec.kind} {self.spec.dataset} {self.spec.arch}{' zca' if self.spec.zca else ''}{seed}"
 
 
 @dataclass(frozen=True)
@@ -97,7 +107,7 @@ class EvalTask:
 
     @classmethod
     def make(cls, distill: DistillTask, arch: str, recipe: EvalRecipe, seed: int, cell: Cell) -> EvalTask:
-        identity = {"kind": "evaluate", "artifact": distill.key, "arch": arch, "recipe": recipe.as_dict(),
+        identity = {"kind": "evaluate", "artifact": distill.key, "arch": arch, "recipe": _recipe_identity(recipe),
                     "seed": seed, "loop_version": EVAL_LOOP_VERSION}
         return cls(distill, arch, recipe, seed, cell, identity, content_key(identity))
 
@@ -113,6 +123,14 @@ class Plan:
     experts: tuple[ExpertTask, ...]
     distill: tuple[DistillTask, ...]
     evaluate: tuple[EvalTask, ...]
+    # Whole-dataset stages (suite `whole_dataset: true`): one per data set x eval arch x recipe x seed.
+    whole: tuple[ExpertTask, ...] = ()
+
+
+def whole_dataset_recipe(suite: Suite, recipe: EvalRecipe) -> EvalRecipe:
+    """A method's recipe as the suite's Whole Dataset row uses it (with its `epochs`, if it sets any)."""
+    epochs = suite.whole_dataset.epochs if suite.whole_dataset else None
+    return recipe.with_overrides({"epochs": epochs}) if epochs else recipe
 
 
 def make_plan(suite: Suite) -> Plan:
@@ -121,6 +139,8 @@ def make_plan(suite: Suite) -> Plan:
     for dataset in suite.datasets:
         for method in suite.methods:
             for ipc in suite.ipcs:
+                if suite.is_refused(method.label, dataset, ipc):
+                    continue
                 for arch in suite.eval_archs:
                     cells.append(Cell(method.label, dataset, ipc, arch))
                 for dseed in suite.distill_seeds:
@@ -131,4 +151,13 @@ def make_plan(suite: Suite) -> Plan:
                             evaluate.append(EvalTask.make(task, arch, method.recipe, seed,
                                                           Cell(method.label, dataset, ipc, arch)))
     experts = {e.key: e for d in distill.values() for e in d.experts}
-    return Plan(suite, tuple(cells), tuple(experts.values()), tuple(distill.values()), tuple(evaluate))
+    whole: dict[str, ExpertTask] = {}
+    if (w := suite.whole_dataset) is not None:
+        for dataset in suite.datasets:
+            for arch in suite.eval_archs:
+                for recipe in dict.fromkeys(whole_dataset_recipe(suite, m.recipe) for m in suite.methods):
+                    for seed in w.seeds or suite.seeds:
+                        task = ExpertTask.make(whole_spec(dataset, arch, recipe, seed))
+                        whole.setdefault(task.key, task)
+    return Plan(suite, tuple(cells), tuple(experts.values()), tuple(distill.values()), tuple(evaluate),
+                tuple(whole.values()))

@@ -185,3 +185,20 @@ def test_presets_hold_the_published_table_and_validate() -> None:
         for ipc in (1, 10, 50):
             MTTParams(**preset_params("mtt", dataset, ipc))
     assert "dc_benchmark" in table["source"]
+
+
+def test_resumed_from_a_checkpoint_equals_uninterrupted(digits: data.Dataset, experts: dict, tmp_path) -> None:
+    """The round-robin expert order and the learned lr are part of the checkpoint, not just the images."""
+    from bench.methods.base import Checkpoint
+    p = MTTParams(iterations=5, syn_steps=2, expert_epochs=1, max_start_epoch=3, lr_img=100.0)
+
+    def distill(iterations: int, checkpoint: Checkpoint):
+        ctx = context(digits, experts, 1, seed=2)
+        ctx.checkpoint = checkpoint
+        return MTT(p.model_copy(update={"iterations": iterations})).distill(ctx)
+
+    uninterrupted = distill(5, Checkpoint())
+    saved = Checkpoint(tmp_path / "ckpt.pt", every=3)
+    distill(4, saved)
+    resumed = distill(5, saved)
+    assert torch.equal(resumed.images, uninterrupted.images) and torch.equal(resumed.lr, uninterrupted.lr)

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Callable, ClassVar
+from pathlib import Path
+from typing import Any, Callable, ClassVar
 
 import torch
 import torch.nn as nn
@@ -17,6 +18,7 @@ from pydantic import BaseModel, ConfigDict
 
 from bench.data import Dataset
 from bench.experts import ExpertSpec
+from bench.store import atomic_write
 from bench.train import Progress
 
 
@@ -50,6 +52,11 @@ class SyntheticSet:
     def nbytes(self) -> int:
         return sum(t.nelement() * t.element_size() for t in self.tensors().values())
 
+    @property
+    def image_nbytes(self) -> int:
+        """Stored bytes that stand for images (all but labels and the lr): what a storage budget limits."""
+        return sum(t.nelement() * t.element_size() for k, t in self.tensors().items() if k not in ("labels", "lr"))
+
     def training_data(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The (images, labels) an evaluation network trains on."""
         return self.images, self.labels
@@ -69,6 +76,57 @@ def register_format(cls: type[SyntheticSet]) -> type[SyntheticSet]:
 
 
 @dataclass
+class Checkpoint:
+    """Where an iterative method keeps its state, so a preempted, timed-out or killed job resumes.
+
+    A method calls `resume(...)` once before its loop and `keep(...)` after each iteration (or the
+    lower-level `load` / `due` + `save`); the state must make the resumed run compute exactly what an
+    uninterrupted one would. Writes are atomic. `path=None` switches it off.
+    """
+
+    path: Path | None = None
+    every: int = 50
+
+    def due(self, iteration: int) -> bool:
+        return self.path is not None and iteration % self.every == 0
+
+    def save(self, iteration: int, state: dict[str, Any]) -> None:
+        if self.path is not None:
+            atomic_write(self.path, lambda f: torch.save({"iteration": iteration, "state": state}, f))
+
+    def load(self) -> tuple[int, dict[str, Any]] | None:
+        """(iteration, state) of the last save, or None to start from scratch."""
+        if self.path is None or not self.path.exists():
+            return None
+        saved = torch.load(self.path, weights_only=True)
+        print(f"resuming from checkpoint {self.path.name} at iteration {saved['iteration']}", flush=True)
+        return saved["iteration"], saved["state"]
+
+    def keep(self, iteration: int, generator: torch.Generator, tensors: dict[str, torch.Tensor],
+             optimizers: dict[str, torch.optim.Optimizer], extra: dict[str, Any] | None = None) -> None:
+        """Save the usual loop state (tensors learned, their optimisers, the generator) when due."""
+        if self.due(iteration):
+            self.save(iteration, {"tensors": {k: t.detach().cpu() for k, t in tensors.items()},
+                                  "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
+                                  "rng": generator.get_state(), "extra": extra or {}})
+
+    def resume(self, generator: torch.Generator, tensors: dict[str, torch.Tensor],
+               optimizers: dict[str, torch.optim.Optimizer]) -> tuple[int, dict[str, Any]]:
+        """Restore what `keep` saved, in place; (the iteration to continue from, its `extra`)."""
+        saved = self.load()
+        if saved is None:
+            return 0, {}
+        iteration, state = saved
+        with torch.no_grad():
+            for k, t in tensors.items():
+                t.copy_(state["tensors"][k])
+        for k, o in optimizers.items():
+            o.load_state_dict(state["optimizers"][k])
+        generator.set_state(state["rng"])
+        return iteration, state["extra"]
+
+
+@dataclass
 class DistillContext:
     """Everything a method may use. Randomness must come from `seed` (no clock, no global RNG)."""
 
@@ -80,6 +138,7 @@ class DistillContext:
     dsa_strategy: str
     progress: Progress = field(default=lambda step, total, detail: None)
     experts: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
+    checkpoint: Checkpoint = field(default_factory=Checkpoint)
 
     def generator(self) -> torch.Generator:
         return torch.Generator().manual_seed(self.seed)
@@ -102,11 +161,18 @@ class Method(ABC):
     version: ClassVar[int] = 1
     uses_network: ClassVar[bool] = True
     Params: ClassVar[type[Params]] = Params
-    presets: ClassVar[str | None] = None  # bench/methods/presets/<presets>.yaml: published settings
+    # bench/methods/presets/<presets>.yaml: published settings (several files merge in order, last wins)
+    presets: ClassVar[str | tuple[str, ...] | None] = None
     eval_preset: ClassVar[str] = "standard"  # the evaluation protocol its paper uses (bench.train.PRESETS)
 
     def __init__(self, params: Params):
         self.params = params
+
+    @classmethod
+    def check_cell(cls, dataset: str, ipc: int, params: Params) -> str | None:
+        """Why this method cannot run a (data set, IPC) cell, or None. Refused cells are left out of
+        the plan and listed with their reason, instead of failing at run time."""
+        return None
 
     def experts(self, dataset: str, arch: str) -> list[ExpertSpec]:
         """Cached stages this method needs for `dataset`, distilling with `arch` (none by default)."""

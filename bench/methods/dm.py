@@ -51,8 +51,9 @@ class DM(Method):
         syn = syn.detach().clone().requires_grad_(True)
         opt = torch.optim.SGD([syn], lr=p.lr_img, momentum=p.momentum)
         strategy = ctx.dsa_strategy if p.dsa else "none"
+        start, _ = ctx.checkpoint.resume(g, {"syn": syn}, {"opt": opt})
 
-        for it in range(p.iterations):
+        for it in range(start, p.iterations):
             net = seeded(int(torch.randint(2**31 - 1, (1,), generator=g)), ctx.make_net).to(ctx.device)
             net.train()
             for param in net.parameters():
@@ -69,6 +70,7 @@ class DM(Method):
             loss.backward()
             opt.step()
             ctx.progress(it + 1, p.iterations, f"iteration, loss {loss.item():.2f}")
+            ctx.checkpoint.keep(it + 1, g, {"syn": syn}, {"opt": opt})
         return SyntheticSet(syn.detach().cpu(), class_labels(num_classes, ctx.ipc))
 
     @staticmethod

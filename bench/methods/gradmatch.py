@@ -137,8 +137,9 @@ class GradientMatching(Method):
         labels = class_labels(num_classes, ctx.ipc).to(ctx.device)
         opt_img = torch.optim.SGD([syn], lr=p.lr_img, momentum=p.momentum_img)
         strategy = ctx.dsa_strategy if self.siamese_dsa else "none"
+        start, _ = ctx.checkpoint.resume(g, {"syn": syn}, {"opt": opt_img})
 
-        for it in range(p.iterations):
+        for it in range(start, p.iterations):
             net = seeded(int(torch.randint(2**31 - 1, (1,), generator=g)), ctx.make_net).to(ctx.device)
             net.train()
             opt_net = torch.optim.SGD(net.parameters(), lr=p.lr_net)
@@ -160,6 +161,7 @@ class GradientMatching(Method):
                     train_epoch(net, x_train, labels, opt_net, batch_size=p.batch_train, generator=g,
                                 dsa_strategy=strategy)
             ctx.progress(it + 1, p.iterations, f"iteration, loss {loss_sum / (num_classes * outer_loop):.4f}")
+            ctx.checkpoint.keep(it + 1, g, {"syn": syn}, {"opt": opt_img})
         return SyntheticSet(syn.detach().cpu(), labels.cpu())
 
     def _batches(self, real: list[torch.Tensor], syn: torch.Tensor, ipc: int, strategy: str,

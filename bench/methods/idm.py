@@ -153,8 +153,11 @@ class IDM(Method):
         strategy = ctx.dsa_strategy if p.dsa else "none"
         x_all, y_all = ctx.dataset.x_train.to(ctx.device), ctx.dataset.y_train.to(ctx.device)
         queue = [self._new_net(ctx, p, g) for _ in range(INITIAL_QUEUE)]
+        start, extra = ctx.checkpoint.resume(g, {"syn": syn}, {"opt": opt})
+        if start:
+            queue = [self._restore_net(ctx, p, saved) for saved in extra["queue"]]
 
-        for it in range(p.iterations):
+        for it in range(start, p.iterations):
             if p.acc_reset_interval and it and it % p.acc_reset_interval == 0:
                 for q in queue:
                     q.reset()
@@ -174,7 +177,7 @@ class IDM(Method):
                     aug_seed = int(torch.randint(2**31 - 1, (1,), generator=g))
                     xr = dsa(real[c][idx], strategy, siamese_generator(aug_seed), siamese=True)
                     xs = dsa(xs, strategy, siamese_generator(aug_seed), siamese=True)
-                    loss = class_loss(q.net, xr, xs, c, p.ce_weight * q.accuracy)
+                    loss = self._class_loss(q.net, xr, xs, c, p.ce_weight * q.accuracy)
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     opt.step()
@@ -184,10 +187,19 @@ class IDM(Method):
             for i in torch.randperm(len(queue), generator=g)[:p.fetch_net_num].tolist():
                 self._train(queue[i], x_all, y_all, p, g)
             ctx.progress(it + 1, p.iterations, f"iteration, loss {total / num_classes:.3f}")
+            if ctx.checkpoint.due(it + 1):
+                ctx.checkpoint.keep(it + 1, g, {"syn": syn}, {"opt": opt}, {"queue": [
+                    {"net": q.net.state_dict(), "opt": q.opt.state_dict(), "correct": q.correct, "seen": q.seen}
+                    for q in queue]})
 
         labels = class_labels(num_classes, ctx.ipc)
         images = syn.detach().cpu()
         return QuadrantSet(images, labels) if p.aug else SyntheticSet(images, labels)
+
+    def _class_loss(self, net: nn.Module, xr: torch.Tensor, xs: torch.Tensor, label: int,
+                    ce_scale: float) -> torch.Tensor:
+        """One class's objective (`class_loss`); a subclass adds its own terms here (IID's `iid-idm`)."""
+        return class_loss(net, xr, xs, label, ce_scale)
 
     @staticmethod
     def _init(real: list[torch.Tensor], ipc: int, p: IDMParams, g: torch.Generator) -> torch.Tensor:
@@ -207,6 +219,16 @@ class IDM(Method):
     def _new_net(ctx: DistillContext, p: IDMParams, g: torch.Generator) -> QueueNet:
         net = seeded(int(torch.randint(2**31 - 1, (1,), generator=g)), ctx.make_net).to(ctx.device)
         return QueueNet(net, torch.optim.SGD(net.parameters(), lr=p.lr_net, momentum=0.9, weight_decay=5e-4))
+
+    @staticmethod
+    def _restore_net(ctx: DistillContext, p: IDMParams, saved: dict) -> QueueNet:
+        """A queue net as a checkpoint saved it (weights, optimiser momentum, accuracy counts)."""
+        net = ctx.make_net().to(ctx.device)
+        net.load_state_dict(saved["net"])
+        q = QueueNet(net, torch.optim.SGD(net.parameters(), lr=p.lr_net, momentum=0.9, weight_decay=5e-4),
+                     saved["correct"], saved["seen"])
+        q.opt.load_state_dict(saved["opt"])
+        return q
 
     @staticmethod
     def _train(q: QueueNet, x: torch.Tensor, y: torch.Tensor, p: IDMParams, g: torch.Generator) -> None:

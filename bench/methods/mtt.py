@@ -180,8 +180,9 @@ class MTT(Method):
         strategy = ctx.dsa_strategy if p.dsa else "none"
         batch_syn = p.batch_syn or len(syn)
 
-        order: list[int] = []
-        for it in range(p.iterations):
+        start, extra = ctx.checkpoint.resume(g, {"syn": syn, "lr": lr}, {"img": opt_img, "lr": opt_lr})
+        order: list[int] = extra.get("order", torch.zeros(0, dtype=torch.long)).tolist()
+        for it in range(start, p.iterations):
             if not order:  # every expert once per round, in a fresh random order
                 order = torch.randperm(len(trajectories), generator=g).tolist()
             expert = trajectories[order.pop()]
@@ -195,4 +196,6 @@ class MTT(Method):
             opt_img.step()
             opt_lr.step()
             ctx.progress(it + 1, p.iterations, f"iteration, loss {loss.item():.3f}, lr {lr.item():.4g}")
+            ctx.checkpoint.keep(it + 1, g, {"syn": syn, "lr": lr}, {"img": opt_img, "lr": opt_lr},
+                                {"order": torch.tensor(order, dtype=torch.long)})
         return SyntheticSet(syn.detach().cpu(), labels.cpu(), lr=lr.detach().cpu())

@@ -1,8 +1,10 @@
-"""Executing a plan: the task functions (distill one artifact, evaluate one network) and the local executor.
+"""The task functions, the unit of work of every executor: build an expert, distill one artifact,
+evaluate one network.
 
-The task functions are the unit of work for every executor: they read their inputs from the
-store, compute, and write their output to the store atomically. A task that fails leaves nothing
-behind, so a rerun does exactly the missing work.
+Each reads its inputs from the store, computes, and writes its output to the store atomically. A
+task that fails leaves nothing behind, and a task whose output exists already does nothing, so a
+rerun (or a requeued SLURM job) does exactly the missing work. Distillation keeps a checkpoint in
+the store while it runs, so an interrupted one resumes where it was.
 """
 
 from __future__ import annotations
@@ -11,10 +13,8 @@ import os
 import platform
 import socket
 import subprocess
-import sys
 import time
-import traceback
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from functools import cache
 from pathlib import Path
@@ -26,10 +26,25 @@ from bench import data, nets
 from bench.data import zca as zca_module
 from bench.experts import EXPERT_BUILDERS, ExpertContext
 from bench.methods import DistillContext
-from bench.methods.base import SYNSET_FORMATS
+from bench.methods.base import SYNSET_FORMATS, Checkpoint
+from bench.methods.budget import storage_budget_bytes
 from bench.plan import DistillTask, EvalTask, ExpertTask, Plan, content_key
 from bench.store import Store, atomic_write
 from bench.train import Progress, evaluate_synset
+
+Task = ExpertTask | DistillTask | EvalTask
+
+
+class MissingInput(RuntimeError):
+    """A task's input is not in the store: the task that makes it failed, was cancelled or never ran."""
+
+
+def _load_input(store: Store, key: str, what: str) -> tuple[dict[str, torch.Tensor], dict]:
+    if not store.has_artifact(key):
+        raise MissingInput(f"this task needs {what} [{key}], which is not in the store {store.root}: the task "
+                           f"that makes it failed, was cancelled or has not run. `bench status` shows why; "
+                           f"`bench run` again submits it.")
+    return store.load_artifact(key)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -48,6 +63,12 @@ def _git_commit() -> str | None:
     return out.stdout.strip() or None
 
 
+def slurm_job_id() -> str | None:
+    """The SLURM job of this process as `squeue` shows it: '12_3' for an array element, else '12'."""
+    array, index = os.environ.get("SLURM_ARRAY_JOB_ID"), os.environ.get("SLURM_ARRAY_TASK_ID")
+    return f"{array}_{index}" if array and index else os.environ.get("SLURM_JOB_ID")
+
+
 def provenance(device: torch.device) -> dict:
     """What a record needs to be trusted later: where and with what it was computed."""
     import numpy
@@ -55,7 +76,7 @@ def provenance(device: torch.device) -> dict:
     return {"device": str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
             "versions": {"bench": version("bench"), "torch": torch.__version__, "numpy": numpy.__version__,
                          "python": platform.python_version()},
-            "git_commit": _git_commit(), "job_id": os.environ.get("SLURM_JOB_ID"), "host": socket.gethostname()}
+            "git_commit": _git_commit(), "job_id": slurm_job_id(), "host": socket.gethostname()}
 
 
 class DatasetCache:
@@ -99,30 +120,38 @@ def run_expert(task: ExpertTask, store: Store, datasets: DatasetCache, device: t
 
 
 def run_distill(task: DistillTask, store: Store, datasets: DatasetCache, device: torch.device,
-                progress: Progress) -> None:
+                progress: Progress, checkpoint_every: int = 100) -> None:
     dataset = datasets(task.dataset, task.zca)
     smallest = dataset.smallest_class()
     if task.ipc > smallest:
         raise ValueError(f"IPC {task.ipc} is larger than the smallest class of '{task.dataset}' under the data "
                          f"root ({smallest} images); use an IPC of at most {smallest}.")
     method = task.method.cls(task.params)
-    experts = {e.spec.kind: store.load_artifact(e.key)[0] for e in task.experts}
+    inputs = {e.spec.kind: _load_input(store, e.key, e.describe()) for e in task.experts}
+    checkpoint = Checkpoint(store.checkpoint_path(task.key), checkpoint_every)
     ctx = DistillContext(dataset=dataset, ipc=task.ipc, seed=task.seed, device=device,
                          make_net=_builder(task.arch or "ConvNet", dataset.spec),
-                         dsa_strategy=dataset.spec.dsa_strategy, progress=progress, experts=experts)
+                         dsa_strategy=dataset.spec.dsa_strategy, progress=progress,
+                         experts={kind: tensors for kind, (tensors, _) in inputs.items()}, checkpoint=checkpoint)
     start = time.perf_counter()
     synset = method.distill(ctx)
+    spec = dataset.spec
+    budget = storage_budget_bytes(task.ipc, spec.num_classes, spec.channels, spec.image_size,
+                                  bytes_per_value=dataset.x_train.element_size())
     meta = {**task.identity, "key": task.key, "format": synset.format, "bytes": synset.nbytes,
+            # Eq. 3 of NSD: the values standing for images may not exceed IPC plain images per class.
+            "image_bytes": synset.image_nbytes, "budget_bytes": budget,
+            "over_budget": synset.image_nbytes > budget,
             "distill_time_s": time.perf_counter() - start,
-            "expert_time_s": sum(store.load_artifact(e.key)[1]["time_s"] for e in task.experts),
-            **provenance(device)}
+            "expert_time_s": sum(meta["time_s"] for _, meta in inputs.values()), **provenance(device)}
     store.save_artifact(task.key, {k: v.detach().cpu() for k, v in synset.tensors().items()}, meta)
+    checkpoint.path.unlink(missing_ok=True)
 
 
 def run_evaluate(task: EvalTask, store: Store, datasets: DatasetCache, device: torch.device,
                  progress: Progress, suite: str) -> float:
     dataset = datasets(task.distill.dataset, task.distill.zca)
-    tensors, meta = store.load_artifact(task.distill.key)
+    tensors, meta = _load_input(store, task.distill.key, f"the artifact of `{task.distill.describe()}`")
     synset = SYNSET_FORMATS[meta["format"]].from_tensors(tensors)
     x, y = synset.training_data()
     recipe = task.recipe
@@ -141,6 +170,7 @@ def run_evaluate(task: EvalTask, store: Store, datasets: DatasetCache, device: t
         "method_version": d.method.cls.version, "params": d.identity["params"],
         "params_hash": content_key(d.identity["params"]), "dataset": d.dataset, "ipc": d.ipc,
         "distill_arch": d.arch, "distill_seed": d.seed, "distill_key": d.key, "artifact_bytes": meta["bytes"],
+        "budget_bytes": meta.get("budget_bytes"), "over_budget": meta.get("over_budget", False),
         "train_bytes": sum(t.nelement() * t.element_size() for t in (dataset.x_train, dataset.y_train)),
         "distill_time_s": meta["distill_time_s"], "expert_time_s": meta["expert_time_s"], "zca": d.zca,
         "artifact_format": meta["format"], "eval_arch": task.arch, "recipe": task.recipe.as_dict(),
@@ -167,18 +197,36 @@ class Pending:
 
 
 def pending(plan: Plan, store: Store) -> Pending:
-    """Evaluate tasks without a record, the artifacts they need and lack, and the experts those need."""
+    """Evaluate tasks without a record, the artifacts they need and lack, the experts those need, and
+    the whole-dataset stages not yet run."""
     evals = list({e.key: e for e in plan.evaluate}.values())
     todo = [e for e in evals if not store.has_record(e.key)]
     needed = {e.distill.key for e in todo}
     distill = [d for d in plan.distill if d.key in needed and not store.has_artifact(d.key)]
     needed_experts = {e.key for d in distill for e in d.experts}
     experts = [e for e in plan.experts if e.key in needed_experts and not store.has_artifact(e.key)]
-    total = len(evals) + len(plan.distill) + len(plan.experts)
+    experts += [w for w in plan.whole if not store.has_artifact(w.key)]  # whole-dataset rows: needed by none
+    total = len(evals) + len(plan.distill) + len(plan.experts) + len(plan.whole)
     return Pending(experts, distill, todo, total - len(todo) - len(distill) - len(experts), total)
 
 
-def _fmt_time(seconds: float) -> str:
+def is_done(task: Task, store: Store) -> bool:
+    return store.has_record(task.key) if isinstance(task, EvalTask) else store.has_artifact(task.key)
+
+
+def run_task(task: Task, store: Store, datasets: DatasetCache, device: torch.device, progress: Progress,
+             suite: str, checkpoint_every: int = 100) -> float | None:
+    """Run one task of any kind; the accuracy for an evaluation. A task already done is not redone."""
+    if is_done(task, store):
+        return None
+    if isinstance(task, ExpertTask):
+        return run_expert(task, store, datasets, device, progress)
+    if isinstance(task, DistillTask):
+        return run_distill(task, store, datasets, device, progress, checkpoint_every)
+    return run_evaluate(task, store, datasets, device, progress, suite)
+
+
+def fmt_time(seconds: float) -> str:
     seconds = int(round(seconds))
     if seconds < 60:
         return f"{seconds}s"
@@ -187,112 +235,16 @@ def _fmt_time(seconds: float) -> str:
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
-@dataclass
-class ProgressBoard:
-    """Prints suite progress (tasks done / total, ETA) and, every few seconds, where a task is."""
+def progress_lines(label: str, stream: TextIO, every_s: float) -> Progress:
+    """A Progress that prints `label: iteration k/N, detail (elapsed)` at most every `every_s` seconds."""
+    start = last = time.monotonic()
 
-    left: dict[str, int]
-    stream: TextIO = field(default_factory=lambda: sys.stderr)
-    every_s: float = 5.0
-    done: int = 0
-    times: dict[str, list[float]] = field(default_factory=lambda: {"expert": [], "distill": [], "evaluate": []})
-
-    @property
-    def total(self) -> int:
-        return sum(self.left.values()) + self.done
-
-    def task_progress(self, label: str) -> Progress:
-        last = [time.monotonic()]
-        start = last[0]
-
-        def report(step: int, total: int, detail: str) -> None:
-            now = time.monotonic()
-            if now - last[0] >= self.every_s:
-                last[0] = now
-                unit, _, rest = detail.partition(",")
-                self._print(f"    {label}: {unit} {step}/{total}{',' + rest if rest else ''} "
-                            f"({_fmt_time(now - start)})")
-        return report
-
-    def finished(self, kind: str, label: str, seconds: float, result: str = "") -> None:
-        total = self.total
-        self.done += 1
-        self.left[kind] -= 1
-        self.times[kind].append(seconds)
-        self._print(f"[{self.done}/{total}] {label}{result} in {_fmt_time(seconds)} | ETA {self._eta()}")
-
-    def failed(self, kind: str, label: str, exc: BaseException | None, skipped: dict[str, int]) -> None:
-        """A failed task, and how many tasks that needed its output are skipped with it."""
-        total = self.total
-        self.done += 1 + sum(skipped.values())
-        self.left[kind] -= 1
-        for k, n in skipped.items():
-            self.left[k] -= n
-        tb = "".join(traceback.format_exception(exc)).rstrip().replace("\n", "\n    ") if exc else ""
-        also = f" (skipping {sum(skipped.values())} task(s) that need it)" if any(skipped.values()) else ""
-        self._print(f"[{self.done}/{total}] FAILED {label}{also}\n    {tb}")
-
-    def _eta(self) -> str:
-        known = [t for ts in self.times.values() for t in ts]
-        mean = {k: (sum(ts) / len(ts) if ts else sum(known) / len(known)) for k, ts in self.times.items()}
-        return _fmt_time(sum(n * mean[k] for k, n in self.left.items()))
-
-    def _print(self, line: str) -> None:
-        print(line, file=self.stream, flush=True)
-
-
-@dataclass
-class RunResult:
-    ran: int
-    failed: list[str]
-
-
-def run_local(plan: Plan, store: Store, datasets: DatasetCache, device: torch.device,
-              stream: TextIO | None = None) -> RunResult:
-    """Run every pending task of the plan in this process: experts, then each artifact and its evaluations.
-
-    A failing task is reported with its traceback and the rest of the suite goes on; tasks that
-    need the failed task's output are skipped and counted as failed.
-    """
-    todo = pending(plan, store)
-    board = ProgressBoard({"expert": len(todo.experts), "distill": len(todo.distill),
-                           "evaluate": len(todo.evaluate)}, stream or sys.stderr)
-    failed: list[str] = []
-    ran = 0
-
-    def attempt(kind: str, task, work, skipped: list) -> bool:
-        nonlocal ran
-        label = task.describe()
-        start = time.perf_counter()
-        try:
-            result = work(board.task_progress(label))
-        except Exception as exc:  # noqa: BLE001 - reported, and the suite goes on
-            counts = {k: sum(1 for t in skipped if isinstance(t, cls))
-                      for k, cls in (("distill", DistillTask), ("evaluate", EvalTask))}
-            board.failed(kind, label, exc, counts)
-            failed.extend([label] + [f"{t.describe()} (needs {label})" for t in skipped])
-            return False
-        ran += 1
-        board.finished(kind, label, time.perf_counter() - start, "" if result is None else f": {result:.2f}%")
-        return True
-
-    evals_of: dict[str, list[EvalTask]] = {}
-    for e in todo.evaluate:
-        evals_of.setdefault(e.distill.key, []).append(e)
-    distill_todo = {d.key for d in todo.distill}
-    broken_experts: set[str] = set()
-    for task in todo.experts:
-        users = [d for d in todo.distill if task.key in {e.key for e in d.experts}]
-        dependants = users + [e for d in users for e in evals_of.get(d.key, [])]
-        if not attempt("expert", task, lambda p, t=task: run_expert(t, store, datasets, device, p), dependants):
-            broken_experts.add(task.key)
-    for task in plan.distill:
-        evals = evals_of.get(task.key, [])
-        if task.key in distill_todo:
-            if broken_experts & {e.key for e in task.experts}:
-                continue  # already counted as skipped when its expert failed
-            if not attempt("distill", task, lambda p, t=task: run_distill(t, store, datasets, device, p), evals):
-                continue
-        for e in evals:
-            attempt("evaluate", e, lambda p, t=e: run_evaluate(t, store, datasets, device, p, plan.suite.name), [])
-    return RunResult(ran, failed)
+    def report(step: int, total: int, detail: str) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if now - last >= every_s:
+            last = now
+            unit, _, rest = detail.partition(",")
+            print(f"    {label}: {unit} {step}/{total}{',' + rest if rest else ''} ({fmt_time(now - start)})",
+                  file=stream, flush=True)
+    return report

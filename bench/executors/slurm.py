@@ -1,0 +1,270 @@
+"""The slurm executor: submit a plan's pending tasks as job arrays and return; `status` watches them.
+
+Tasks go out through submitit as one job array per stage (split at the cluster's MaxArraySize), and
+the stages keep their order through SLURM dependencies (experts, then distillation, then
+evaluation), so nothing waits on the submitting shell. Dependencies are `afterany`: a task whose
+input failed runs, finds the input missing and fails with a message that says so, instead of
+pending forever. Every job runs one task function that writes straight into the shared store.
+At the time-limit warning or on preemption submitit requeues the job, and distillation resumes from
+the checkpoint it keeps in the store.
+
+What was submitted is written to <store>/slurm/<suite>/submissions/*.json, so `bench status` can say
+per task whether it is done, running, queued or failed, from the store and `squeue` (plus `sacct`
+where the cluster has accounting), without any live process.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import pickle
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TextIO
+
+import submitit
+
+from bench.config import SlurmProfile
+from bench.executors.tasks import (DatasetCache, Task, is_done, pending, progress_lines, resolve_device,
+                                   run_task, slurm_job_id)
+from bench.plan import DistillTask, EvalTask, ExpertTask, Plan
+from bench.store import Store, atomic_write
+
+STAGES = ("expert", "distill", "evaluate")
+QUEUED = {"PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "CONFIGURING", "SUSPENDED", "RESIZING",
+          "SIGNALING", "STAGE_OUT"}
+RUNNING = {"RUNNING", "COMPLETING"}
+QUERY_TIMEOUT_S = 30
+
+
+def stage_of(task: Task) -> str:
+    return "expert" if isinstance(task, ExpertTask) else "distill" if isinstance(task, DistillTask) else "evaluate"
+
+
+def inputs_of(task: Task) -> list[str]:
+    """Keys of the tasks whose outputs `task` reads."""
+    if isinstance(task, DistillTask):
+        return [e.key for e in task.experts]
+    if isinstance(task, EvalTask):
+        return [task.distill.key]
+    return []
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    """Where a job finds the store and the data, pickled with each task (absolute paths)."""
+
+    store: Path
+    data_root: Path
+    device: str
+    suite: str
+    checkpoint_every: int
+
+
+class TaskJob(submitit.helpers.Checkpointable):
+    """What each array element runs: one task. Being Checkpointable, it is requeued with the same
+    arguments when its time limit nears or it is preempted; the task resumes from the store."""
+
+    def __call__(self, task: Task, settings: JobSettings) -> float | None:
+        label = task.describe()
+        print(f"bench: {label} [{task.key}] on {socket.gethostname()}, SLURM job {slurm_job_id()}"
+              f", restart {os.environ.get('SLURM_RESTART_COUNT', '0')}", flush=True)
+        store = Store(settings.store)
+        result = run_task(task, store, DatasetCache(settings.data_root, settings.store / "cache"),
+                          resolve_device(settings.device), progress_lines(label, sys.stdout, 30.0), settings.suite,
+                          settings.checkpoint_every)
+        print(f"bench: done {label}" + ("" if result is None else f": {result:.2f}%"), flush=True)
+        return result
+
+
+def submitit_parameters(resources: dict, stage: str, profile: SlurmProfile) -> dict:
+    """A profile stage's resources as submitit's SlurmExecutor parameters."""
+    params: dict = {"job_name": f"bench-{stage}", "time": resources["time"],
+                    "signal_delay_s": profile.signal_delay_s}
+    for key in ("partition", "account", "qos", "cpus_per_task", "array_parallelism", "setup"):
+        if key in resources:
+            params[key] = resources[key]
+    if resources.get("gpus_per_task"):  # one task per job, so per task is per node
+        params["gpus_per_node"] = resources["gpus_per_task"]
+    if "mem_gb" in resources:
+        params["mem"] = f"{math.ceil(resources['mem_gb'] * 1024)}M"
+    if "sbatch" in resources:
+        params["additional_parameters"] = {k.lstrip("-").replace("-", "_"): v for k, v in resources["sbatch"].items()}
+    return params
+
+
+def _query(cmd: list[str]) -> subprocess.CompletedProcess | None:
+    """Run a SLURM client command with a deadline; None when it cannot run at all."""
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=QUERY_TIMEOUT_S)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+
+
+def max_array_size() -> int:
+    """The cluster's MaxArraySize (array indices must stay below it); SLURM's default 1001 if unknown."""
+    out = _query(["scontrol", "show", "config"])
+    match = re.search(r"^MaxArraySize\s*=\s*(\d+)", out.stdout if out else "", re.MULTILINE)
+    return int(match.group(1)) if match else 1001
+
+
+def job_states(job_ids: set[str]) -> tuple[dict[str, str], str]:
+    """SLURM state per job id (array elements as '12_3'), from squeue, then sacct for jobs squeue has
+    forgotten. Jobs neither knows are absent. Also returns a note on where the states came from."""
+    bases = sorted({j.split("_")[0] for j in job_ids}, key=int)
+    states: dict[str, str] = {}
+    if not bases:
+        return states, ""
+    note = "squeue"
+    out = _query(["squeue", "-h", "-r", "-t", "all", "-j", ",".join(bases), "-o", "%i|%T"])
+    if out is None or (out.returncode != 0 and "Invalid job id" not in out.stderr):
+        note = f"squeue failed ({(out.stderr.strip() if out else 'not found') or 'no output'})"
+    else:
+        states.update(line.split("|", 1) for line in out.stdout.split() if "|" in line)
+    if job_ids - states.keys():
+        acct = _query(["sacct", "-n", "-P", "-X", "-j", ",".join(bases), "-o", "JobID,State"])
+        if acct is not None and acct.returncode == 0:
+            note += " + sacct"
+            for line in acct.stdout.split():
+                job, _, state = line.partition("|")
+                states.setdefault(job, state.split()[0] if state else "UNKNOWN")
+        else:
+            note += ", no accounting (sacct)"
+    return states, note
+
+
+@dataclass
+class Submissions:
+    """The submission manifests of a suite: which job ran which task, and where its logs are."""
+
+    folder: Path
+    jobs: dict[str, dict] = field(default_factory=dict)  # task key -> its latest job entry
+
+    @classmethod
+    def read(cls, store: Store, suite: str) -> Submissions:
+        folder = store.root / "slurm" / suite
+        found = cls(folder)
+        for path in sorted((folder / "submissions").glob("*.json")):  # names start with the UTC time
+            for entry in json.loads(path.read_text())["tasks"]:
+                found.jobs[entry["key"]] = entry
+        return found
+
+
+@dataclass
+class SubmitResult:
+    arrays: list[tuple[str, str, int, list[str]]]  # (stage, array job id, tasks, dependencies)
+    skipped_alive: int
+    manifest: Path | None
+
+
+def submit(plan: Plan, store: Store, settings: JobSettings, profile: SlurmProfile,
+           stream: TextIO | None = None) -> SubmitResult:
+    """Submit every pending task not already queued or running; return at once."""
+    stream = stream or sys.stdout
+    if shutil.which("sbatch") is None:
+        raise SubmitError("the slurm executor needs SLURM's `sbatch` on PATH, and this machine has none. Submit "
+                          "from the cluster's login node, start a local test cluster with `slurm/cluster.sh up`, "
+                          "or run here with `--executor local`.")
+    todo = pending(plan, store)
+    history = Submissions.read(store, plan.suite.name)
+    live = {k: e for k, e in history.jobs.items() if k in {t.key for t in todo.tasks}}
+    states, _ = job_states({e["job_id"] for e in live.values()})
+    alive = {k: e["job_id"].split("_")[0] for k, e in live.items() if states.get(e["job_id"]) in QUEUED | RUNNING}
+    producers = dict(alive)  # task key -> the job (array) id that will write its output
+    chunk = max_array_size()
+    name = f"{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}.json"
+    manifest_path = history.folder / "submissions" / name
+    manifest = {"suite": plan.suite.name, "suite_path": str(plan.suite.path), "profile": profile.name,
+                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "tasks": []}
+    result = SubmitResult([], len(alive), None)
+    executor = submitit.SlurmExecutor(folder=history.folder / "logs" / "%A", max_num_timeout=profile.max_requeues)
+    for stage in STAGES:
+        tasks = [t for t in todo.tasks if stage_of(t) == stage and t.key not in alive]
+        for start in range(0, len(tasks), chunk):
+            part = tasks[start:start + chunk]
+            after = sorted({producers[k] for t in part for k in inputs_of(t) if k in producers}, key=int)
+            params = submitit_parameters(profile.stages[stage], stage, profile)
+            if after:
+                params["dependency"] = "afterany:" + ":".join(after)
+            executor.update_parameters(**params)
+            try:
+                with executor.batch():
+                    jobs = [executor.submit(TaskJob(), task, settings) for task in part]
+            except submitit.core.utils.FailedJobError as exc:
+                reason = str(exc).strip().rstrip(".")
+                raise SubmitError(
+                    f"sbatch refused the {stage} array of profile '{profile.name}': {reason}. Check that profile in "
+                    f"bench.yaml (partition, account, qos, sbatch options). Arrays submitted before this one are "
+                    f"listed above and recorded; rerunning submits only what is missing.") from None
+            array_id = jobs[0].job_id.split("_")[0]
+            for task, job in zip(part, jobs):
+                producers[task.key] = array_id
+                manifest["tasks"].append({"key": task.key, "stage": stage, "label": task.describe(),
+                                          "job_id": job.job_id, "stdout": str(job.paths.stdout),
+                                          "stderr": str(job.paths.stderr),
+                                          "result": str(job.paths.result_pickle)})
+            atomic_write(manifest_path, lambda f: f.write(json.dumps(manifest, indent=1).encode()))
+            result.manifest = manifest_path
+            result.arrays.append((stage, array_id, len(part), after))
+            print(f"  submitted {stage}: job {array_id} ({len(part)} task{'s' * (len(part) != 1)})"
+                  + (f", after {', '.join(after)}" if after else ""), file=stream, flush=True)
+    return result
+
+
+class SubmitError(RuntimeError):
+    """sbatch refused a submission; the message names the profile to fix."""
+
+
+@dataclass
+class TaskStatus:
+    task: Task
+    state: str  # done | running | queued | failed | not submitted
+    job: dict | None = None
+    slurm_state: str | None = None
+
+    def failure(self, lines: int = 8) -> str:
+        """Why a failed task failed: its traceback's last lines, else its log's last lines."""
+        if self.job is None:
+            return ""
+        result = Path(self.job["result"])
+        if result.exists():
+            try:
+                with open(result, "rb") as f:
+                    outcome, detail = pickle.load(f)
+                if outcome == "error":
+                    return "\n".join(str(detail).rstrip().splitlines()[-lines:])
+            except Exception:  # noqa: BLE001 - an unreadable result: fall back to the log
+                pass
+        for log in (self.job["stderr"], self.job["stdout"]):
+            path = Path(log)
+            if path.exists() and path.stat().st_size:
+                return "\n".join(path.read_text(errors="replace").rstrip().splitlines()[-lines:])
+        return "(no log: the job ended before it started writing one)"
+
+
+def status(plan: Plan, store: Store) -> tuple[list[TaskStatus], str]:
+    """The state of every task of the plan, and a note saying where SLURM states came from."""
+    history = Submissions.read(store, plan.suite.name)
+    tasks = [*plan.experts, *plan.whole, *plan.distill, *{e.key: e for e in plan.evaluate}.values()]
+    open_jobs = {history.jobs[t.key]["job_id"] for t in tasks if t.key in history.jobs and not is_done(t, store)}
+    states, note = job_states(open_jobs)
+    out = []
+    for task in tasks:
+        job = history.jobs.get(task.key)
+        if is_done(task, store):
+            out.append(TaskStatus(task, "done", job))
+        elif job is None:
+            out.append(TaskStatus(task, "not submitted"))
+        else:
+            state = states.get(job["job_id"])
+            kind = "queued" if state in QUEUED else "running" if state in RUNNING else "failed"
+            out.append(TaskStatus(task, kind, job, state or "gone from squeue"))
+    return out, note
