@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml constraints-cpu.txt
 
 demo: $(STAMP)
 	$(BIN)/bench run suites/demo.yaml
-	$(BIN)/bench report suites/demo.yaml
+	$(BIN)/bench report suites/demo.yaml --open
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

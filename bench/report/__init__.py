@@ -1,6 +1,11 @@
-"""Reports: aggregate the store's records for a plan, then render them."""
+"""Reports: aggregate the store's records into one DataFrame (`aggregate`), turn it into views (paper table,
+cross-architecture grid, compression curve, ablation, reported-vs-reproduced, cost), and write them as HTML,
+LaTeX, Markdown, CSV and JSON (`render.write_report`).
 
-from bench.report.aggregate import DDOF, aggregate
-from bench.report.render import write_report
+This module stays import-light (no pandas, no matplotlib) because the suite validator reads `VIEWS`.
+"""
 
-__all__ = ["DDOF", "aggregate", "write_report"]
+# The views a suite may name under `report: {views: [...]}`, in the order a report shows them.
+VIEWS = ("paper_table", "cross_arch", "curve", "ablation", "reported", "cost")
+
+__all__ = ["VIEWS"]

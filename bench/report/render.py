@@ -1,108 +1,105 @@
-"""Render the aggregated cells: a terminal table, reports/<suite>/table.md and results.csv."""
+"""Write a suite's report in every format under reports/<suite>/, refresh reports/index.html, and return the
+terminal rendering.
+
+reports/<suite>/
+  report.html          self-contained page (CSS, JS, SVG inline), sortable tables
+  table.md             GitHub Markdown, figures as fig-*.svg next to it
+  report.tex           standalone LaTeX (booktabs), \\input's latex/tab-*.tex, includes latex/fig-*.pdf
+  results.csv, .json   the aggregated numbers (one row per cell, plus Whole Dataset rows)
+  references.bib       BibTeX of the papers compared with (when `report: {compare_to: ...}`)
+
+Every file is a function of the store's records alone (no dates, fixed SVG ids), so the same store gives
+byte-identical files.
+"""
 
 from __future__ import annotations
 
+import json
 import math
+import shutil
 from pathlib import Path
 
 import pandas as pd
 from tabulate import tabulate
 
 from bench.config import Suite
-from bench.train import EvalRecipe
 from bench.report.aggregate import DDOF
+from bench.report.html import render_html, render_index
+from bench.report.latex import render_latex, slug
+from bench.report.markdown import render_markdown
+from bench.report.model import Report, Table
+from bench.report.views import build_report
 
-MISSING = "–"
-
-
-def cell_text(row: pd.Series) -> str:
-    """'mean ± std', '–' when there is no run, and '(n=k/N)' when runs are missing."""
-    if row["n"] == 0 or math.isnan(row["mean"]):
-        return MISSING
-    text = f"{row['mean']:.1f} ± {row['std']:.1f}"
-    if row["n"] < row["n_expected"]:
-        text += f" (n={row['n']}/{row['n_expected']})"
-    return text
+TERMINAL_SECTIONS = ("paper_table", "reported", "cost")
 
 
-def pivot_tables(cells: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """One table per evaluation architecture: methods as rows, dataset x IPC as columns."""
-    tables = {}
-    for arch, group in cells.groupby("arch", sort=False):
-        group = group.assign(text=group.apply(cell_text, axis=1),
-                             column=group["dataset"] + " IPC " + group["ipc"].astype(str))
-        table = group.pivot(index="method", columns="column", values="text")
-        table = table.loc[group["method"].unique(), group["column"].unique()]
-        tables[arch] = table.rename_axis(index="Method", columns=None)
-    return tables
+def _plain(value):
+    """JSON-able, with NaN / NA as null."""
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return value.item() if hasattr(value, "item") else value
 
 
-def recipe_text(preset: str, r: EvalRecipe) -> str:
-    lr = "the learned lr stored with the set" if r.lr == "learned" else f"lr {r.lr}"
-    return (f"preset '{preset}': {r.epochs} epochs (+1), SGD {lr}, momentum {r.momentum}, weight decay "
-            f"{r.weight_decay}, batch {r.batch_size}, lr x{r.decay_factor} at epoch {r.decay_epoch}, "
-            f"augmentation {r.augment}")
+def results_json(report: Report, frame: pd.DataFrame) -> str:
+    cells = [{k: _plain(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
+    data = frame[frame["group"] != "whole"]
+    return json.dumps({"suite": report.name, "description": report.description, "ddof": DDOF,
+                       "summary": {"complete": report.complete, "total": report.total,
+                                   "methods": list(dict.fromkeys(data["method"])),
+                                   "datasets": list(dict.fromkeys(data["dataset"]))},
+                       "cells": cells}, indent=1, ensure_ascii=False) + "\n"
 
 
-def runtime_table(cells: pd.DataFrame) -> pd.DataFrame:
-    """Cost of each synthetic set: stored size as % of the training set, and seconds to distill it
-    (+ shared expert stages)."""
-    def text(row: pd.Series) -> str:
-        if pd.isna(row["distill_time_s"]):
-            return MISSING
-        expert = f" (+{row['expert_time_s']:.0f} experts)" if row["expert_time_s"] else ""
-        ratio = MISSING if pd.isna(row["ratio_pct"]) else f"{row['ratio_pct']:.2f}%"
-        return f"{ratio}, {row['distill_time_s']:.1f}s{expert}"
-    first = cells.drop_duplicates(["method", "dataset", "ipc"])
-    first = first.assign(text=first.apply(text, axis=1),
-                         column=first["dataset"] + " IPC " + first["ipc"].astype(str))
-    table = first.pivot(index="method", columns="column", values="text")
-    return table.loc[first["method"].unique(), first["column"].unique()].rename_axis(index="Method", columns=None)
+def terminal_table(t: Table) -> str:
+    headers = [*t.label_columns, *t.flat_columns()]
+    rows = [[*r.labels, *(v for c in r.cells for v in [c.text] + [""] * (c.span - 1))]
+            for r in (*t.head, *(r for g in t.groups for r in g.rows), *t.foot)]
+    return f"{t.title}\n{tabulate(rows, headers=headers, tablefmt='simple', disable_numparse=True)}"
 
 
-def notes(suite: Suite) -> list[str]:
-    recipes: dict[str, list[str]] = {}
-    for m in suite.methods:
-        recipes.setdefault(recipe_text(m.preset, m.recipe), []).append(m.label)
-    if len(recipes) == 1:
-        evaluation = [f"Evaluation {next(iter(recipes))}."]
-    else:
-        evaluation = [f"Evaluation of {', '.join(labels)}: {text}." for text, labels in recipes.items()]
-    return [
-        "Accuracy (%) is the test accuracy after the last training epoch of a network trained from scratch on "
-        "the synthetic set (never the best epoch).",
-        f"Cells show mean ± std over the runs of the cell (distill seeds {list(suite.distill_seeds)} x "
-        f"evaluation seeds {list(suite.seeds)}); std is the population standard deviation (ddof={DDOF}), as "
-        "np.std in the reference code.",
-        f"{MISSING} marks a cell with no result; (n=k/N) marks a cell with k of its N planned runs.",
-        *evaluation,
-    ]
-
-
-def markdown(suite: Suite, tables: dict[str, pd.DataFrame], runtime: pd.DataFrame) -> str:
-    lines = [f"# {suite.name}", ""]
-    if suite.description:
-        lines += [suite.description.strip(), ""]
-    for arch, table in tables.items():
-        lines += [f"## Evaluated on {arch}", "", tabulate(table, headers="keys", tablefmt="github"), ""]
-    lines += ["## Cost: stored bytes as % of the training set; seconds to distill one synthetic set "
-              "(+ shared expert stages, once per stage)", "",
-              tabulate(runtime, headers="keys", tablefmt="github"), ""]
-    lines += ["Notes:", ""] + [f"- {n}" for n in notes(suite)]
-    return "\n".join(lines) + "\n"
-
-
-def terminal(tables: dict[str, pd.DataFrame], runtime: pd.DataFrame) -> str:
-    parts = [f"Evaluated on {arch}\n{tabulate(t, headers='keys', tablefmt='simple')}" for arch, t in tables.items()]
-    parts.append(f"Size (% of training set) and seconds per synthetic set\n"
-                 f"{tabulate(runtime, headers='keys', tablefmt='simple')}")
-    return "\n\n".join(parts)
-
-
-def write_report(suite: Suite, cells: pd.DataFrame, out_dir: Path) -> str:
-    """Write table.md and results.csv under out_dir; return the terminal rendering."""
+def write_report(suite: Suite, frame: pd.DataFrame, out_dir: Path) -> str:
+    """Write every format of the suite's report into out_dir and refresh the index one level up; return the
+    terminal rendering (results tables, comparison and cost)."""
+    report = build_report(suite, frame)
     out_dir.mkdir(parents=True, exist_ok=True)
-    tables, runtime = pivot_tables(cells), runtime_table(cells)
-    (out_dir / "table.md").write_text(markdown(suite, tables, runtime), encoding="utf-8")
-    cells.to_csv(out_dir / "results.csv", index=False, float_format="%.4f")
-    return terminal(tables, runtime)
+    # Figures and LaTeX fragments are named after views; drop the previous run's so none are left stale.
+    shutil.rmtree(out_dir / "latex", ignore_errors=True)
+    for old in out_dir.glob("fig-*.svg"):
+        old.unlink()
+    figures = {f.key: f"fig-{slug(f.key)}.svg" for s in report.sections for f in s.figures}
+    for s in report.sections:
+        for f in s.figures:
+            (out_dir / figures[f.key]).write_text(f.svg, encoding="utf-8")
+    (out_dir / "report.html").write_text(render_html(report), encoding="utf-8")
+    (out_dir / "table.md").write_text(render_markdown(report, figures), encoding="utf-8")
+    tex, tables, pdfs = render_latex(report)
+    (out_dir / "latex").mkdir()
+    (out_dir / "report.tex").write_text(tex, encoding="utf-8")
+    for path, text in tables.items():
+        (out_dir / path).write_text(text, encoding="utf-8")
+    for path, data in pdfs.items():
+        (out_dir / path).write_bytes(data)
+    bib = out_dir / "references.bib"
+    if report.citations:
+        bib.write_text("\n\n".join(report.citations) + "\n", encoding="utf-8")
+    else:
+        bib.unlink(missing_ok=True)
+    frame.to_csv(out_dir / "results.csv", index=False, float_format="%.4f")
+    (out_dir / "results.json").write_text(results_json(report, frame), encoding="utf-8")
+    write_index(out_dir.parent)
+    return "\n\n".join(terminal_table(t) for s in report.sections if s.key in TERMINAL_SECTIONS for t in s.tables)
+
+
+def write_index(reports: Path) -> Path:
+    """reports/index.html: every suite that has a report under `reports`, from its results.json."""
+    suites = []
+    for path in sorted(reports.glob("*/results.json")):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        summary = data["summary"]
+        suites.append({"name": data["suite"], "href": f"{path.parent.name}/report.html",
+                       "description": data["description"], "complete": summary["complete"],
+                       "total": summary["total"], "complete_frac": summary["complete"] / max(summary["total"], 1),
+                       "methods": summary["methods"], "datasets": summary["datasets"]})
+    index = reports / "index.html"
+    index.write_text(render_index(suites), encoding="utf-8")
+    return index

@@ -1,0 +1,121 @@
+"""Published numbers: the result tables of the papers bench reproduces, transcribed into `<key>.yaml` files.
+
+Each file holds a paper's citation and its tables. A table has `columns` and `rows`, each a list of partial
+descriptions of a value (method, dataset, IPC, architecture, ...), plus `defaults`; the value at row i,
+column j is described by defaults + row i + column j, so a file keeps the paper's own layout (methods as
+rows in IID's Table 1, methods as columns in UDD's) and stays easy to check against the paper line by line.
+Values are written as printed: "mean±std", a bare mean, or "-" for no number.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.yamlio import load_yaml
+
+HERE = Path(__file__).parent
+KINDS = ("main", "cross_arch", "ablation", "curve")
+GROUPS = ("coreset", "distillation", "parametrization", "proposed")
+FIELDS = ("method", "bench", "group", "venue", "dataset", "ipc", "arch", "ratio_pct")
+
+
+@dataclass(frozen=True)
+class Reported:
+    """One published number, with where it comes from."""
+
+    paper: str
+    table: str  # e.g. "table1"
+    kind: str  # main | cross_arch | ablation | curve
+    method: str  # as the paper names it (without its bibliography number)
+    bench: str | None  # the registered method that reproduces it, where bench has one
+    group: str  # coreset | distillation | parametrization | proposed | whole
+    venue: str | None
+    dataset: str
+    ipc: int | None  # None for a whole-dataset value
+    arch: str
+    mean: float
+    std: float | None  # None where the paper prints a bare mean
+    ratio_pct: float | None
+    text: str  # the value as printed
+
+    @property
+    def source(self) -> str:
+        return f"{self.paper} {self.table.replace('table', 'Table ')}"
+
+
+@dataclass(frozen=True)
+class RefTable:
+    paper: str
+    id: str
+    kind: str
+    caption: str
+    notes: str
+    values: tuple[Reported, ...]
+
+
+@dataclass(frozen=True)
+class Paper:
+    key: str
+    title: str
+    short: str
+    citation: str  # BibTeX
+    tables: dict[str, RefTable]
+
+    def values(self) -> list[Reported]:
+        return [v for t in self.tables.values() for v in t.values]
+
+
+def parse_value(text: str) -> tuple[float, float | None] | None:
+    """'48.5±0.6' -> (48.5, 0.6); '94.2' -> (94.2, None); '-' -> None."""
+    if text == "-":
+        return None
+    mean, _, std = text.partition("±")
+    return float(mean), (float(std) if std else None)
+
+
+def _table(paper: str, raw: dict[str, Any], where: str) -> RefTable:
+    kind = raw["kind"]
+    if kind not in KINDS:
+        raise ValueError(f"{where}: kind '{kind}' is not one of {', '.join(KINDS)}")
+    defaults, columns = raw.get("defaults", {}), raw["columns"]
+    values = []
+    for row in raw["rows"]:
+        texts = row["values"].split()
+        if len(texts) != len(columns):
+            raise ValueError(f"{where}: row {row} has {len(texts)} values for {len(columns)} columns")
+        desc_row = {k: v for k, v in row.items() if k != "values"}
+        for column, text in zip(columns, texts):
+            parsed = parse_value(text)
+            if parsed is not None:
+                values.append(_reported(paper, raw["id"], kind, {**defaults, **desc_row, **column}, parsed, text,
+                                        where))
+    for dataset, text in (raw.get("whole") or {}).items():
+        desc = {**defaults, "method": "Whole Dataset", "group": "whole", "dataset": dataset, "ipc": None,
+                "ratio_pct": 100.0}
+        values.append(_reported(paper, raw["id"], kind, desc, parse_value(text), text, where))
+    return RefTable(paper, raw["id"], kind, " ".join(raw["caption"].split()), " ".join(raw.get("notes", "").split()),
+                    tuple(values))
+
+
+def _reported(paper: str, table: str, kind: str, desc: dict[str, Any], parsed: tuple[float, float | None],
+              text: str, where: str) -> Reported:
+    from bench.data import DATASETS
+    unknown = set(desc) - set(FIELDS)
+    if unknown or desc.get("dataset") not in DATASETS or desc.get("group") not in GROUPS + ("whole",):
+        raise ValueError(f"{where}: bad value description {desc}")
+    ratio = desc.get("ratio_pct")
+    return Reported(paper=paper, table=table, kind=kind, method=str(desc["method"]), bench=desc.get("bench"),
+                    group=desc["group"], venue=desc.get("venue"), dataset=desc["dataset"], ipc=desc.get("ipc"),
+                    arch=desc["arch"], mean=parsed[0], std=parsed[1],
+                    ratio_pct=float(ratio) if ratio is not None else None, text=text)
+
+
+def load_paper(path: Path) -> Paper:
+    raw, _ = load_yaml(path)
+    tables = {t["id"]: _table(raw["key"], t, f"{path.name}, {t['id']}") for t in raw["tables"]}
+    return Paper(raw["key"], raw["title"], raw["short"], raw["citation"].strip(), tables)
+
+
+PAPERS: dict[str, Paper] = {p.key: p for p in map(load_paper, sorted(HERE.glob("*.yaml")))}

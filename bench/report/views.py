@@ -1,0 +1,370 @@
+"""Views: each turns the one aggregated DataFrame into tables (and figures) of the report model.
+
+paper_table   methods (grouped) x data set/IPC, Ratio (%) header row, Whole Dataset row, best in bold
+cross_arch    methods x evaluation architectures for one data set/IPC, with the largest drop
+curve         accuracy against IPC and against stored bytes (bench.report.plots)
+ablation      variants of one method, with the difference to the first (the baseline)
+reported      published numbers beside reproduced ones, flagged outside a tolerance
+cost          stored size and seconds per synthetic set
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from typing import Iterable
+
+import pandas as pd
+
+from bench.config import Suite
+from bench.reference import PAPERS
+from bench.report import VIEWS
+from bench.report.aggregate import DDOF, GROUP_TITLES, WHOLE
+from bench.report.model import MISSING, Cell, Group, Report, Row, Section, Table
+from bench.train import EvalRecipe
+
+
+def _nan(x) -> bool:
+    return x is None or x is pd.NA or (isinstance(x, float) and math.isnan(x))
+
+
+def fmt_acc(mean: float, std: float, n: int = 0, n_expected: int = 0) -> str:
+    """'48.5 ± 0.6', a bare mean where no std is known, '–' when there is no run, '(n=k/N)' when runs are missing."""
+    if _nan(mean):
+        return MISSING
+    text = f"{mean:.1f}" if _nan(std) else f"{mean:.1f} ± {std:.1f}"
+    if 0 < n < n_expected:
+        text += f" (n={n}/{n_expected})"
+    return text
+
+
+OVER_BUDGET = "†"
+
+
+def fmt_ratio(pct: float) -> str:
+    """Two significant digits without exponent: 0.0014, 0.14, 0.7, 2, 10, 100."""
+    return f"{pct:.2g}" if pct < 100 else f"{pct:.0f}"
+
+
+def _acc_cell(row, bold: bool = False, extra: str = "") -> Cell:
+    """A cell for one aggregated row (None: no such cell), sorted by its mean."""
+    if row is None:
+        return Cell(MISSING)
+    budget = f" {OVER_BUDGET}" if getattr(row, "over_budget", False) is True else ""
+    return Cell(fmt_acc(row.mean, row.std, row.n, row.n_expected) + budget + extra,
+                None if _nan(row.mean) else row.mean, bold=bold)
+
+
+def _columns(data: pd.DataFrame) -> list[tuple[str, int]]:
+    """(data set, IPC) columns: data sets in order of appearance, IPCs ascending."""
+    order = {d: i for i, d in enumerate(dict.fromkeys(data["dataset"]))}
+    cols = set(zip(data["dataset"], data["ipc"]))
+    return sorted(cols, key=lambda c: (order[c[0]], c[1]))
+
+
+def _spans(columns: list[tuple[str, int]]) -> tuple[tuple[str, int], ...]:
+    spans: list[list] = []
+    for dataset, _ in columns:
+        if spans and spans[-1][0] == dataset:
+            spans[-1][1] += 1
+        else:
+            spans.append([dataset, 1])
+    return tuple((d, n) for d, n in spans)
+
+
+def _best(values: Iterable[float]) -> float | None:
+    numbers = [v for v in values if not _nan(v)]
+    return max(numbers) if numbers else None
+
+
+def _grouped(methods: dict[str, str]) -> list[tuple[str, list[str]]]:
+    """Methods (label -> group) in group order, each group keeping the methods' own order."""
+    by_group: dict[str, list[str]] = defaultdict(list)
+    for method, group in methods.items():
+        by_group[group].append(method)
+    order = [g for g in GROUP_TITLES if g in by_group] + [g for g in by_group if g not in GROUP_TITLES]
+    return [(g, by_group[g]) for g in order]
+
+
+def paper_table(frame: pd.DataFrame, arch: str, key: str, title: str) -> Table:
+    """Methods as rows (grouped), data set x IPC as columns, a Ratio (%) row, a Whole Dataset row."""
+    at_arch = frame[frame["arch"] == arch]
+    data, whole = at_arch[at_arch["group"] != "whole"], at_arch[at_arch["group"] == "whole"]
+    columns = _columns(data)
+    cells = {(r.method, r.dataset, r.ipc): r for r in data.itertuples(index=False)}
+    methods = dict(zip(data["method"], data["group"]))
+    venue = "venue" in data and data["venue"].notna().any()
+    venues = dict(zip(data["method"], data["venue"])) if venue else {}
+    best = {c: _best(cells[(m, *c)].mean for m in methods if (m, *c) in cells) for c in columns}
+
+    groups = []
+    for group, members in _grouped(methods):
+        rows = []
+        for m in members:
+            row_cells = []
+            for c in columns:
+                r = cells.get((m, *c))
+                row_cells.append(_acc_cell(r, bold=r is not None and best[c] is not None and r.mean == best[c]))
+            rows.append(Row((m, venues.get(m) or "") if venue else (m,), tuple(row_cells)))
+        groups.append(Group(GROUP_TITLES.get(group, group), tuple(rows)))
+
+    pad = ("",) if venue else ()
+    ratios = []
+    for c in columns:
+        values = sorted({round(r.ratio_pct, 12) for m in methods if (r := cells.get((m, *c))) is not None
+                         and not _nan(r.ratio_pct)})
+        text = MISSING if not values else (fmt_ratio(values[0]) if len(values) == 1
+                                           else f"{fmt_ratio(values[0])}–{fmt_ratio(values[-1])}")
+        ratios.append(Cell(text, values[0] if values else None))
+    head = (Row(("Ratio (%)",) + pad, tuple(ratios)),)
+
+    foot = []
+    spans = _spans(columns)
+    for label in dict.fromkeys(whole["method"]):
+        rows = {r.dataset: r for r in whole[whole["method"] == label].itertuples(index=False)}
+        foot.append(Row((label,) + pad, tuple(
+            Cell(fmt_acc(r.mean, r.std, r.n, r.n_expected), None if _nan(r.mean) else r.mean, span=n)
+            if (r := rows.get(d)) is not None else Cell(MISSING, span=n) for d, n in spans)))
+    return Table(key=key, title=title, label_columns=("Method", "Venue") if venue else ("Method",),
+                 columns=tuple(f"IPC {ipc}" for _, ipc in columns), spans=spans, groups=tuple(groups),
+                 head=head, foot=tuple(foot))
+
+
+def cross_arch_table(frame: pd.DataFrame, dataset: str, ipc: int, distill_arch: str, key: str, title: str) -> Table:
+    """Methods x evaluation architectures for one data set and IPC, and the largest drop from the
+    distillation architecture (from the first architecture when the distillation one was not evaluated)."""
+    data = frame[(frame["dataset"] == dataset) & (frame["ipc"] == ipc) & (frame["group"] != "whole")]
+    archs = list(dict.fromkeys(data["arch"]))
+    ref = distill_arch if distill_arch in archs else archs[0]
+    cells = {(r.method, r.arch): r for r in data.itertuples(index=False)}
+    methods = dict(zip(data["method"], data["group"]))
+    best = {a: _best(cells[m, a].mean for m in methods if (m, a) in cells) for a in archs}
+    groups = []
+    for group, members in _grouped(methods):
+        rows = []
+        for m in members:
+            row_cells = [_acc_cell(cells.get((m, a)), bold=(m, a) in cells and cells[m, a].mean == best[a])
+                         for a in archs]
+            base = cells.get((m, ref))
+            drops = [(base.mean - cells[m, a].mean, a) for a in archs
+                     if a != ref and (m, a) in cells and base is not None and not _nan(base.mean)
+                     and not _nan(cells[m, a].mean)]
+            drop, worst = max(drops) if drops else (None, "")
+            row_cells.append(Cell(f"{drop:.1f} ({worst})", drop) if drop is not None else Cell(MISSING))
+            rows.append(Row((m,), tuple(row_cells)))
+        groups.append(Group(GROUP_TITLES.get(group, group), tuple(rows)))
+    columns = tuple(f"{a} (distill)" if a == distill_arch else a for a in archs) + (f"Largest drop from {ref}",)
+    return Table(key=key, title=title, label_columns=("Method",), columns=columns, groups=tuple(groups))
+
+
+def ablation_table(frame: pd.DataFrame, labels: list[str], arch: str, key: str, title: str) -> Table:
+    """Variants of a method as rows (the first is the baseline), data set x IPC as columns, each cell with
+    its difference to the baseline."""
+    data = frame[frame["method"].isin(labels) & (frame["arch"] == arch) & (frame["group"] != "whole")]
+    columns = _columns(data)
+    cells = {(r.method, r.dataset, r.ipc): r for r in data.itertuples(index=False)}
+    best = {c: _best(cells[(m, *c)].mean for m in labels if (m, *c) in cells) for c in columns}
+    rows = []
+    for i, m in enumerate(labels):
+        row_cells = []
+        for c in columns:
+            r, base = cells.get((m, *c)), cells.get((labels[0], *c))
+            delta = ""
+            if i and r is not None and base is not None and not _nan(r.mean) and not _nan(base.mean):
+                delta = f" ({r.mean - base.mean:+.1f})"
+            row_cells.append(_acc_cell(r, bold=r is not None and r.mean == best[c], extra=delta))
+        rows.append(Row((m,), tuple(row_cells)))
+    return Table(key=key, title=title, label_columns=("Variant",), columns=tuple(f"IPC {ipc}" for _, ipc in columns),
+                 spans=_spans(columns), groups=(Group("", tuple(rows)),))
+
+
+def reported_table(frame: pd.DataFrame, suite: Suite) -> Table:
+    """Each reproduced cell beside the published numbers it reproduces, with the difference; a difference
+    larger than the suite's tolerance is flagged.
+
+    A cell reproduces a published number when data set, IPC and architecture agree and the method is the
+    one the paper row names (`bench:` in the reference file) or the one `report: {match: ...}` maps to it.
+    Whole-dataset rows are compared with the papers' Whole Dataset numbers.
+    """
+    spec = suite.report
+    names = {m.label: m.cls.name for m in suite.methods}
+    published = defaultdict(list)
+    for ref in (v for p in spec.compare_to for v in PAPERS[p].values()):
+        published[ref.dataset, ref.arch].append(ref)
+    rows, used = [], {}
+    for r in frame.itertuples(index=False):
+        for ref in published.get((r.dataset, r.arch), []):
+            if r.group == "whole":
+                if ref.group != "whole":
+                    continue
+            elif ref.ipc != r.ipc or not (ref.bench == names.get(r.method) or spec.match.get(r.method) == ref.method):
+                continue
+            source = f"{PAPERS[ref.paper].short}, {ref.source.split(' ', 1)[1]}"  # "IID (CVPR 2024), Table 1"
+            used[source] = PAPERS[ref.paper].tables[ref.table].notes
+            delta = None if _nan(r.mean) else r.mean - ref.mean
+            outside = delta is not None and abs(delta) > spec.tolerance
+            status = MISSING if delta is None else (f"outside ±{spec.tolerance:g}" if outside else "ok")
+            rows.append(Row((r.method,), (
+                Cell(r.dataset), Cell("" if _nan(r.ipc) else str(r.ipc), None if _nan(r.ipc) else float(r.ipc)),
+                Cell(r.arch), _acc_cell(r), Cell(ref.text.replace("±", " ± "), ref.mean, note=ref.method),
+                Cell(MISSING if delta is None else f"{delta:+.1f}", delta, flag=outside),
+                Cell(source, note=ref.method),
+                Cell(status, flag=outside))))
+    return Table(key="reported", title="Reproduced vs reported", label_columns=("Method",),
+                 columns=("Data set", "IPC", "Arch", "Reproduced", "Reported", "Δ", "Source", "Status"),
+                 groups=(Group("", tuple(rows)),),
+                 notes=tuple(f"{source}: {text}" for source, text in used.items() if text))
+
+
+def cost_table(frame: pd.DataFrame) -> Table:
+    """Cost of each synthetic set: stored size as % of the training set, and seconds to distill it
+    (+ shared expert stages)."""
+    data = frame[frame["group"] != "whole"].drop_duplicates(["method", "dataset", "ipc"])
+    columns = _columns(data)
+    cells = {(r.method, r.dataset, r.ipc): r for r in data.itertuples(index=False)}
+    methods = dict(zip(data["method"], data["group"]))
+
+    def cell(r) -> Cell:
+        if r is None or _nan(r.distill_time_s):
+            return Cell(MISSING)
+        ratio = MISSING if _nan(r.ratio_pct) else f"{r.ratio_pct:.2f}%"
+        expert = f" (+{r.expert_time_s:.0f} experts)" if r.expert_time_s else ""
+        return Cell(f"{ratio}, {r.distill_time_s:.1f}s{expert}", r.distill_time_s)
+
+    groups = tuple(Group(GROUP_TITLES.get(g, g), tuple(Row((m,), tuple(cell(cells.get((m, *c))) for c in columns))
+                                                       for m in members)) for g, members in _grouped(methods))
+    return Table(key="cost", title="Cost: stored bytes as % of the training set; seconds to distill one synthetic "
+                                   "set (+ shared expert stages, once per stage)",
+                 label_columns=("Method",), columns=tuple(f"IPC {ipc}" for _, ipc in columns),
+                 spans=_spans(columns), groups=groups)
+
+
+def recipe_text(preset: str, r: EvalRecipe) -> str:
+    lr = "the learned lr stored with the set" if r.lr == "learned" else f"lr {r.lr}"
+    return (f"preset '{preset}': {r.epochs} epochs (+1), SGD {lr}, momentum {r.momentum}, weight decay "
+            f"{r.weight_decay}, batch {r.batch_size}, lr x{r.decay_factor} at epoch {r.decay_epoch}, "
+            f"augmentation {r.augment}")
+
+
+def notes(suite: Suite) -> list[str]:
+    recipes: dict[str, list[str]] = {}
+    for m in suite.methods:
+        recipes.setdefault(recipe_text(m.preset, m.recipe), []).append(m.label)
+    if len(recipes) == 1:
+        evaluation = [f"Evaluation {next(iter(recipes))}."]
+    else:
+        evaluation = [f"Evaluation of {', '.join(labels)}: {text}." for text, labels in recipes.items()]
+    whole = ([f"{WHOLE}: the evaluation architecture trained on the full training set with the same recipe and "
+              f"evaluation seeds (a learned lr, which real data does not have, is replaced by the standard "
+              f"preset's){_whole_deviation(suite.whole_dataset)}."] if suite.whole_dataset else [])
+    return [
+        "Accuracy (%) is the test accuracy after the last training epoch of a network trained from scratch on "
+        "the synthetic set (never the best epoch).",
+        f"Cells show mean ± std over the runs of the cell (distill seeds {list(suite.distill_seeds)} x "
+        f"evaluation seeds {list(suite.seeds)}); std is the population standard deviation (ddof={DDOF}), as "
+        "np.std in the reference code. Bold: the best mean of its column.",
+        "Ratio (%): bytes stored for the synthetic set (images, labels, and any decoder or learned lr) over the "
+        "bytes of the full training set as the same tensors, so parametrised sets are counted as stored. A "
+        "range means the methods of that column store different amounts (per-method values: Cost table and "
+        "results.csv).",
+        f"{MISSING} marks a cell with no result; (n=k/N) marks a cell with k of its N planned runs.",
+        *whole,
+        *evaluation,
+    ]
+
+
+def applicable(suite: Suite) -> list[str]:
+    """The views a suite gets when it names none: every one that has something to show."""
+    views = ["paper_table"]
+    if len(suite.eval_archs) > 1:
+        views.append("cross_arch")
+    if len(suite.ipcs) > 1:
+        views.append("curve")
+    if ablation_sets(suite):
+        views.append("ablation")
+    if suite.report.compare_to:
+        views.append("reported")
+    return views + ["cost"]
+
+
+def ablation_sets(suite: Suite) -> list[list[str]]:
+    """The method labels each ablation table compares: the suite's `report: {ablation: [...]}`, else every
+    group of entries that share a method class (e.g. IID's baseline / +CC / +CM / both)."""
+    if suite.report.ablation:
+        return [list(suite.report.ablation)]
+    by_class: dict[str, list[str]] = defaultdict(list)
+    for m in suite.methods:
+        by_class[m.cls.name].append(m.label)
+    return [labels for labels in by_class.values() if len(labels) > 1]
+
+
+def reference_arch(suite: Suite) -> str:
+    """The architecture curves and ablations are shown for: the distillation one if evaluated, else the first."""
+    return suite.distill_arch if suite.distill_arch in suite.eval_archs else suite.eval_archs[0]
+
+
+def build_report(suite: Suite, frame: pd.DataFrame) -> Report:
+    """The suite's views over its aggregated frame (its `report: {views: [...]}`, else every applicable one)."""
+    from bench.report import plots
+    wanted = list(suite.report.views) if suite.report.views is not None else applicable(suite)
+    arch = reference_arch(suite)
+    sections = []
+    for view in (v for v in VIEWS if v in wanted):
+        if view == "paper_table":
+            tables = tuple(paper_table(frame, a, f"paper_table-{a}", f"Evaluated on {a}") for a in suite.eval_archs)
+            sections.append(Section(view, "Results", tables=tables))
+        elif view == "cross_arch":
+            if len(suite.eval_archs) < 2:
+                sections.append(Section(view, "Cross-architecture generalisation",
+                                        intro="Needs at least two `eval_archs`; this suite has one."))
+                continue
+            tables = tuple(cross_arch_table(frame, d, i, suite.distill_arch, f"cross_arch-{d}-ipc{i}",
+                                            f"{d}, IPC {i}, distilled on {suite.distill_arch}")
+                           for d in suite.datasets for i in suite.ipcs)
+            sections.append(Section(view, "Cross-architecture generalisation", tables=tables))
+        elif view == "curve":
+            figures = tuple(plots.curve(frame, d, arch, f"curve-{d}-{arch}") for d in suite.datasets)
+            sections.append(Section(view, "Compression-ratio curves", figures=figures,
+                                    intro=f"Accuracy on {arch} against IPC and against the bytes stored, mean ± std "
+                                          f"band over the runs" + (f"; dashed: {WHOLE}." if suite.whole_dataset
+                                                                   else ".")))
+        elif view == "ablation":
+            sets = ablation_sets(suite)
+            tables = tuple(ablation_table(frame, labels, arch, f"ablation-{i}", f"{labels[0]} and its variants, "
+                                          f"evaluated on {arch}") for i, labels in enumerate(sets))
+            sections.append(Section(view, "Ablation", tables=tables, intro="" if sets else (
+                "No ablation: name the variants with `report: {ablation: [baseline, variant, ...]}` or add "
+                "several entries of one method with distinct labels.")))
+        elif view == "reported":
+            if not suite.report.compare_to:
+                sections.append(Section(view, "Reproduced vs reported", intro=(
+                    "Name the paper(s) to compare with: `report: {compare_to: iid2024, tolerance: 1.0}`.")))
+                continue
+            table = reported_table(frame, suite)
+            papers = ", ".join(PAPERS[p].short for p in suite.report.compare_to)
+            intro = (f"Published numbers from {papers}; Δ = reproduced − reported; flagged when |Δ| > "
+                     f"{suite.report.tolerance:g} accuracy points.")
+            if not table.groups[0].rows:
+                intro += " No cell of this suite matches a published number (same method, data set, IPC, architecture)."
+            sections.append(Section(view, "Reproduced vs reported", intro=intro, tables=(table,)))
+        elif view == "cost":
+            sections.append(Section(view, "Cost", tables=(cost_table(frame),)))
+    data = frame[frame["group"] != "whole"]
+    complete = int(((data["n"] == data["n_expected"]) & (data["n"] > 0)).sum())
+    return Report(name=suite.name, description=" ".join(suite.description.split()), sections=tuple(sections),
+                  notes=tuple(notes(suite) + _budget_note(frame)), citations=tuple(PAPERS[p].citation for p in suite.report.compare_to),
+                  complete=complete, total=len(data))
+
+
+def _whole_deviation(whole) -> str:
+    """The suite's named deviation from the protocol for the Whole Dataset row, said in the notes."""
+    parts = ([f"{whole.epochs} epochs"] if whole.epochs else []) + \
+        ([f"seeds {', '.join(map(str, whole.seeds))}"] if whole.seeds else [])
+    return f", except: {' and '.join(parts)}, as the suite sets" if parts else ""
+
+
+def _budget_note(frame: pd.DataFrame) -> list[str]:
+    if not frame["over_budget"].any():
+        return []
+    return [f"{OVER_BUDGET} over the storage budget (NSD Eq. 3): the synthetic set stores more image values than "
+            f"IPC plain images per class would, so it is not a like-for-like comparison at that IPC."]

@@ -1,0 +1,197 @@
+"""Views and formats on hand-made frames, and the papers' published tables rendered from the reference files."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+
+import pandas as pd
+import pytest
+
+from bench.reference import PAPERS, parse_value
+from bench.report import latex, markdown
+from bench.report.aggregate import COLUMNS, reference_frame
+from bench.report.html import render_html
+from bench.report.model import Report, Section
+from bench.report.views import ablation_table, cross_arch_table, fmt_acc, fmt_ratio, paper_table
+
+# IID (CVPR 2024) Table 1 as printed in the paper (the PDF's "±\pm±" written as "±"); the test reads it
+# independently of bench/reference/iid2024.yaml, so it also checks the transcription.
+IID_TABLE1 = """\
+Ratio (%) 0.0014 0.14 0.7 0.02 0.2 1 0.2 2 10
+Random Classic 14.6±1.6 35.1±4.1 70.9±0.9 14.4±2.0 26.0±1.2 43.4±1.0 4.2±0.3 14.6±0.5 30.0±0.4
+Herding [34] Classic 20.9±1.3 50.5±3.3 72.6±0.8 21.5±1.2 31.6±0.7 40.4±0.6 8.4±0.3 17.3±0.3 33.7±0.5
+K-Center [27] Classic 21.0±1.5 14.0±1.3 20.1±1.4 21.5±1.3 14.7±0.9 27.0±1.4 8.4±0.3 17.3±0.2 30.5±0.3
+Forgetting [30] Classic 12.1±5.6 16.8±1.2 27.2±1.5 13.5±1.2 23.3±1.0 23.3±1.1 4.5±0.3 15.1±0.2 30.5±0.4
+DD [33] Arxiv’18 - - - - 36.8±1.2 - - - -
+LD [2] NeurIPS’20 - - - 25.7±0.7 38.3±0.4 42.5±0.4 11.5±0.4 - -
+DC [40] ICLR’21 31.2±1.4 76.1±0.6 82.3±0.3 28.3±0.5 44.9±0.5 53.9±0.5 12.8±0.3 25.2±0.3 -
+DSA [37] ICML’21 27.5±1.4 79.2±0.5 84.4±0.4 28.8±0.7 52.1±0.5 60.6±0.5 13.9±0.3 32.3±0.3 42.8±0.4
+KIP [21] NeurIPS’21 62.4±0.3 81.1±0.5 84.3±0.1 29.8±0.2 46.1±0.3 53.2±0.4 12.0±0.2 29.0±0.2 -
+CAFE [32] CVPR’22 42.9±3.3 77.9±0.6 82.3±0.3 30.3±1.1 46.3±0.6 55.5±0.6 12.9±0.3 27.8±0.3 37.9±0.3
+DCC [19] ICML’22 34.3±1.6 76.2±0.8 83.3±0.2 34.0±0.7 54.4±0.5 64.2±0.4 14.6±0.3 33.5±0.3 39.3±0.4
+DataDAM [25] ICCV’23 - - - 32.0±1.2 54.2±0.8 67.0±0.4 14.5±0.5 34.8±0.5 49.4±0.3
+DM [39] WACV’23 21.6±0.8 72.8±0.3 82.6±0.5 26.4±0.8 48.5±0.6 62.2±0.5 11.4±0.3 29.7±0.3 43.0±0.4
+DM+Ours - - 75.7±0.3 85.3±0.2 - 55.1±0.1 65.1±0.2 - 32.2±0.5 43.6±0.3
+IDM [41] CVPR’23 65.3±0.3 81.0±0.1 84.1±0.1 45.2±0.5 57.3±0.3 67.2±0.1 23.1±0.2 44.7±0.1 49.9±0.2
+IDM+Ours - 66.3±0.1 82.1±0.3 85.1±0.5 47.1±0.1 59.9±0.2 69.0±0.3 24.6±0.1 45.7±0.4 51.3±0.4
+Whole Dataset 95.4±0.2 84.8±0.1 56.2±0.3
+"""
+
+
+def paper_rows() -> tuple[list[str], dict[str, tuple[str, list[str]]], list[str]]:
+    """(ratios, {method: (venue, values)}, whole) from the printed table."""
+    lines = IID_TABLE1.splitlines()
+    ratios = lines[0].split()[2:]
+    rows = {}
+    for line in lines[1:-1]:
+        line = re.sub(r" \[\d+\]", "", line)
+        name, venue, *values = line.split()
+        rows[name] = (venue, values)
+    return ratios, rows, lines[-1].split()[2:]
+
+
+def shown(value: str) -> str:
+    """How the report writes a printed value: '14.6±1.6' -> '14.6 ± 1.6', '-' -> '–'."""
+    return "–" if value == "-" else value.replace("±", " ± ")
+
+
+@pytest.fixture(scope="module")
+def iid_table1():
+    return paper_table(reference_frame("iid2024", "table1"), "ConvNet", "iid-table1", "IID Table 1")
+
+
+def test_iid_table1_from_the_transcribed_values_alone_markdown(iid_table1) -> None:
+    ratios, rows, whole = paper_rows()
+    md = markdown.render_table(iid_table1)
+    lines = [line.replace("**", "") for line in md.splitlines()]
+    assert "| Method | Venue | svhn IPC 1 | svhn IPC 10 | svhn IPC 50 | cifar10 IPC 1 | cifar10 IPC 10 | cifar10 IPC 50 " \
+           "| cifar100 IPC 1 | cifar100 IPC 10 | cifar100 IPC 50 |" in lines
+    assert f"| Ratio (%) |  | {' | '.join(ratios)} |" in lines
+    for name, (venue, values) in rows.items():
+        assert f"| {name} | {venue} | {' | '.join(shown(v) for v in values)} |" in lines, name
+    spans = [v for w in whole for v in (shown(w), "", "")]  # one value spans its data set's 3 IPC columns
+    assert f"| Whole Dataset |  | {' | '.join(spans)} |" in lines
+    # Bold: the best mean of each column, decided on numbers.
+    for j in range(9):
+        column = {n: parse_value(v[j])[0] for n, (_, v) in rows.items() if v[j] != "-"}
+        best = max(column.values())
+        for name, (_, values) in rows.items():
+            row = next(line for line in md.splitlines() if line.startswith(f"| {name} |"))
+            cell = row.strip("|").split(" | ")[2 + j].strip()
+            assert cell.startswith("**") == (values[j] != "-" and column[name] == best), (name, j)
+
+
+class _Rows(HTMLParser):
+    """Text of every table row (th and td cells) of an HTML page, with the bold ones marked."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[list[str]] = []
+        self.cell: list[str] | None = None
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "tr":
+            self.rows.append([])
+        elif tag in ("td", "th"):
+            self.cell = []
+        elif tag == "b" and self.cell is not None:
+            self.cell.append("*")
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self.cell is not None:
+            self.rows[-1].append("".join(self.cell).strip())
+            self.cell = None
+
+    def handle_data(self, data):
+        if self.cell is not None:
+            self.cell.append(data)
+
+
+def test_iid_table1_html_and_latex(iid_table1) -> None:
+    ratios, rows, whole = paper_rows()
+    page = render_html(Report("iid", "", (Section("paper_table", "Results", tables=(iid_table1,)),), ()))
+    parser = _Rows()
+    parser.feed(page)
+    html_rows = {r[0]: [c.lstrip("*") for c in r[1:]] for r in parser.rows if r}
+    tex = latex.render_table(iid_table1)
+    tex_rows = {line.split(" & ")[0]: line for line in tex.splitlines() if " & " in line}
+    assert html_rows["Ratio (%)"] == ["", *ratios]
+    assert tex_rows["Ratio (\\%)"] == f"Ratio (\\%) &  & {' & '.join(ratios)} \\\\"
+    for name, (venue, values) in rows.items():
+        assert html_rows[name] == [venue, *(shown(v) for v in values)], name
+        tex_values = [shown(v).replace(" ± ", r" $\pm$ ").replace("–", "--") for v in values]
+        row = re.sub(r"\\textbf\{([^}]*)\}", r"\1", tex_rows[latex.tex(name)])
+        assert row == " & ".join([latex.tex(name), latex.tex(venue), *tex_values]) + r" \\", name
+    assert html_rows["Whole Dataset"] == ["", *(shown(w) for w in whole)]
+    assert r"\multicolumn{3}{c}{95.4 $\pm$ 0.2}" in tex_rows["Whole Dataset"]
+    assert r"\toprule" in tex and r"\cmidrule(lr){3-5}" in tex and r"\bottomrule" in tex
+
+
+def test_every_reference_file_loads_and_cites() -> None:
+    assert set(PAPERS) == {"iid2024", "udd2024", "nsd2024"}
+    for paper in PAPERS.values():
+        assert paper.citation.startswith("@") and f"{{{paper.key}," in paper.citation
+        for table in paper.tables.values():
+            assert table.values and all(v.paper == paper.key and v.table == table.id for v in table.values)
+    iid = {(v.method, v.dataset, v.ipc): v for v in PAPERS["iid2024"].tables["table1"].values}
+    assert (iid["IDM+Ours", "cifar10", 10].mean, iid["IDM+Ours", "cifar10", 10].std) == (59.9, 0.2)
+    assert iid["Whole Dataset", "cifar100", None].text == "56.2±0.3"
+    udd = {(v.method, v.dataset, v.ipc): v for v in PAPERS["udd2024"].tables["table1"].values}
+    assert udd["IDC", "mnist", 1].std is None and udd["Ours", "cifar100", 50].mean == 51.3
+    assert ("MTT", "mnist", 1) not in udd  # printed as "-"
+    nsd = {(v.method, v.arch): v for v in PAPERS["nsd2024"].tables["table4"].values}
+    assert nsd["Ours", "AlexNet"].mean == 71.4
+
+
+def frame(rows: list[dict]) -> pd.DataFrame:
+    defaults = {"group": "distillation", "dataset": "digits", "ipc": 1, "arch": "ConvNet", "std": 0.5, "n": 2,
+                "n_expected": 2, "artifact_bytes": 100, "train_bytes": 10_000, "ratio_pct": 1.0,
+                "distill_time_s": 1.0, "expert_time_s": 0.0}
+    out = pd.DataFrame([{**defaults, **r} for r in rows], columns=COLUMNS)
+    return out.astype({"ipc": "Int64", "artifact_bytes": "Int64", "train_bytes": "Int64"})
+
+
+def test_paper_table_groups_missing_ratio_range_and_ties() -> None:
+    t = paper_table(frame([
+        {"method": "mine", "group": "plugin", "mean": 70.0},
+        {"method": "idm", "mean": 70.0, "ratio_pct": 4.0},
+        {"method": "random", "group": "coreset", "mean": 40.0},
+        {"method": "random", "group": "coreset", "ipc": 10, "mean": 60.0, "ratio_pct": 10.0},
+    ]), "ConvNet", "t", "T")
+    assert [g.title for g in t.groups] == ["Coresets", "Distillation methods", "Your methods"]
+    assert t.head[0].cells[0].text == "1–4" and t.head[0].cells[1].text == "10"
+    idm, mine = t.groups[1].rows[0].cells, t.groups[2].rows[0].cells
+    assert idm[0].bold and mine[0].bold  # a tie: both best
+    assert idm[1].text == "–" and not idm[1].bold and t.groups[0].rows[0].cells[1].bold
+    assert t.foot == ()
+
+
+def test_cross_arch_largest_drop_from_the_distillation_arch() -> None:
+    t = cross_arch_table(frame([
+        {"method": "dm", "arch": "ConvNet", "mean": 60.0}, {"method": "dm", "arch": "AlexNet", "mean": 50.0},
+        {"method": "dm", "arch": "ResNet18", "mean": 45.5}, {"method": "idm", "arch": "ConvNet", "mean": 62.0},
+        {"method": "idm", "arch": "AlexNet", "mean": 61.0},
+    ]), "digits", 1, "ConvNet", "x", "X")
+    assert t.columns == ("ConvNet (distill)", "AlexNet", "ResNet18", "Largest drop from ConvNet")
+    dm, idm = t.groups[0].rows
+    assert dm.cells[-1].text == "14.5 (ResNet18)" and idm.cells[-1].text == "1.0 (AlexNet)"
+    assert idm.cells[2].text == "–" and idm.cells[0].bold and not dm.cells[0].bold
+
+
+def test_ablation_differences_to_the_baseline() -> None:
+    t = ablation_table(frame([
+        {"method": "base", "mean": 48.5}, {"method": "+cc", "mean": 52.2}, {"method": "both", "mean": 55.1},
+        {"method": "other", "mean": 99.0},
+    ]), ["base", "+cc", "both"], "ConvNet", "a", "A")
+    texts = [r.cells[0].text for r in t.groups[0].rows]
+    assert texts == ["48.5 ± 0.5", "52.2 ± 0.5 (+3.7)", "55.1 ± 0.5 (+6.6)"] and t.groups[0].rows[2].cells[0].bold
+
+
+def test_formatting_helpers() -> None:
+    assert fmt_acc(48.54, 0.61) == "48.5 ± 0.6" and fmt_acc(94.2, float("nan")) == "94.2"
+    assert fmt_acc(float("nan"), float("nan")) == "–" and fmt_acc(50, 1, 3, 5) == "50.0 ± 1.0 (n=3/5)"
+    assert [fmt_ratio(x) for x in (0.0014, 0.14, 0.7, 1.0, 2.0, 10.0, 100.0)] == [
+        "0.0014", "0.14", "0.7", "1", "2", "10", "100"]
+    assert latex.tex("a_b 50% & #1 ~x^2 {y} ± –") == (
+        r"a\_b 50\% \& \#1 \textasciitilde{}x\textasciicircum{}2 \{y\} $\pm$ --")
