@@ -33,17 +33,22 @@ def load_preset(name: str) -> dict[str, Any]:
     return data
 
 
-def preset_params(name: str | None, dataset: str, ipc: int) -> dict[str, Any]:
-    """The preset's settings for (dataset, IPC), most specific level last."""
-    if name is None:
-        return {}
-    table = load_preset(name)
-    per_dataset = table.get(dataset, {})
+def preset_params(names: str | tuple[str, ...] | None, dataset: str, ipc: int) -> dict[str, Any]:
+    """The presets' settings for (dataset, IPC): each file most specific level last, later files winning
+    (a method built on another, like `iid-idm`, names its own file and then its base's)."""
     merged: dict[str, Any] = {}
-    for level in (table.get("default"), table.get("any", {}).get(ipc), per_dataset.get("default"),
-                  per_dataset.get(ipc)):
-        merged.update(level or {})
+    for name in (names,) if isinstance(names, str) else names or ():
+        table = load_preset(name)
+        per_dataset = table.get(dataset, {})
+        for level in (table.get("default"), table.get("any", {}).get(ipc), per_dataset.get("default"),
+                      per_dataset.get(ipc)):
+            merged.update(level or {})
     return merged
+
+
+def preset_files(names: str | tuple[str, ...] | None) -> str:
+    """How to name a method's preset files in messages: 'presets/a.yaml + presets/b.yaml'."""
+    return " + ".join(f"presets/{n}.yaml" for n in ((names,) if isinstance(names, str) else names or ()))
 
 
 def resolve_params(cls: type[Method], dataset: str, ipc: int, user: dict[str, Any]) -> Params:
