@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -57,8 +58,12 @@ def cmd_run(args: argparse.Namespace) -> int:
           f"({len(todo.experts)} expert, {len(todo.distill)} distill, {len(todo.evaluate)} evaluate)")
     _print_refused(suite)
     if args.dry_run:
-        for task in todo.tasks:
-            print(f"  {task.describe()}  [{task.key}]")
+        for m in suite.methods:
+            print(f"  {m.label} ({m.cls.name}) is evaluated with preset '{m.preset}': "
+                  f"{json.dumps(m.recipe.as_dict())}")
+        for task in todo.tasks:  # distill tasks show the settings they run with (defaults <- preset <- suite)
+            params = f" {json.dumps(task.identity['params'])}" if "params" in task.identity else ""
+            print(f"  {task.describe()}  [{task.key}]{params}")
         return 0
     datasets = DatasetCache(site.data_root, site.store / "cache")
     for name in {t.distill.dataset for t in todo.evaluate}:

@@ -77,6 +77,11 @@ class EvalSchema(_Schema):
     decay_factor: float | None = Field(default=None, gt=0)
     augment: Literal["dsa", "none"] | None = None
     test_batch_size: int | None = Field(default=None, gt=0)
+    decay_at: list[float] | None = None  # fractions of the epochs: IDC's multi-step schedule
+    extra_epoch: bool | None = None
+    dsa_mode: Literal["single", "idc"] | None = None
+    cutmix_prob: float | None = Field(default=None, ge=0, le=1)
+    cutmix_beta: float | None = Field(default=None, gt=0)
 
 
 class MethodSchema(_Schema):

@@ -1,0 +1,371 @@
+"""`udd`: Dataset Distillation via Mining Underutilized Regions (Wang, Zhang & Cheng, PRCV 2024; arXiv
+2408.16268). No public code exists; this follows the paper's Sections 2.2-2.5, Algorithm 1 and
+Appendix A, on the base the paper names, IDC (snu-mllab/Efficient-Dataset-Condensation `condense.py`).
+
+IDC base (as its `condense.py` and `misc/reproduce.py`): the synthetic images are optimised in pixel
+space [0, 1] (normalised on the fly, clamped to [0, 1] before every outer iteration) with SGD
+(momentum 0.5, lr x IPC/10 as IDC's `tune_lr_img`). Every outer iteration draws a fresh network;
+`inner_loop` times, each class takes one SGD step matching the gradients of the conv kernels (bias,
+norm and classifier gradients are left out, IDC's `--bias False --fc False`) on a real batch and on
+the class's synthetic training images, both augmented with one siamese draw of IDC's DiffAug
+(`color_crop_cutout`), then the network trains on `n_data` real images (batch 64, DiffAug
+`color_crop`, CutMix). With `factor` 2 (multi-formation) every stored image holds four half-size
+sub-images, initialised from four real images and decoded by bilinear x2 upsampling; the stored
+set is IDM's `idm-quadrants` format, so evaluation trains on the same decoded images as IDC's.
+
+UDD on top:
+* candidate regions (Sec. 2.2): three sizes (1/3, 1/2, 2/3 of the side, rounded) at the four corners
+  (TL, TR, BL, BR) of each stored image: N = 12;
+* scores (Sec. 2.3-2.4), from one forward of the whole image (Fig. 4b): the channel-mean of |activation|
+  (or of |d CE / d activation| for the gradient policy) at the input of the network's
+  `response_layer`-th convolution, resized bilinearly to the image size and averaged in each region;
+  the jitter score is |clean score - mean of the M jittered scores|, the whole image jittered M times;
+  `voting` takes the P regions most often among the three policies' lowest P (ties: lowest summed rank);
+* the P lowest-scoring regions of every stored image are upsampled bilinearly to full size and added
+  to its decoded sub-images to form the class's synthetic training batch (at most `batch_syn_max`,
+  randomly subsampled as IDC does);
+* CFC loss (Eq. 7-8) on the mean embedding of that batch against moving-average class centres,
+  L_syn = L_g + cfc_weight * L_c (Eq. 10; the paper's weight is 1).
+
+Choices the paper leaves open (all parameters, documented at their fields): the response layer, the
+jitter noise strengths, jittering the whole image rather than each region, the class centres' start
+(a class's first batch mean) and their persistence across networks (Eq. 8 never resets them), the
+CFC features (the embedding of the augmented matching batch), and the voting rule.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from pydantic import Field, field_validator, model_validator
+
+from bench.augment import FAMILIES, siamese_generator
+from bench.methods.base import DistillContext, Method, Params, SyntheticSet, class_labels, sample_per_class
+from bench.methods.gradmatch import Metric, class_gradient, match_distance
+from bench.methods.idm import QuadrantSet, expand, pack
+from bench.methods.registry import register
+from bench.train import idc_dsa, seeded, train_epoch
+
+Policy = Literal["activation", "gradient", "jitter", "voting"]
+Jitter = Literal["gaussian", "salt_pepper", "uniform"]
+Box = tuple[int, int, int, int]  # top, left, height, width
+
+
+class UDDParams(Params):
+    """Defaults: UDD Appendix A where it gives a value, IDC's `misc/reproduce.py` for the base it
+    inherits, else our choice (marked 'ours')."""
+
+    iterations: int = Field(default=2000, ge=0)  # outer iterations, one fresh network each (UDD App. A)
+    inner_loop: int = Field(default=100, ge=1)  # IDC: matching steps per network
+    lr_img: float = 5e-3  # UDD App. A (IDC's CIFAR/SVHN value), in pixel units [0, 1]
+    lr_img_ipc_scale: bool = True  # IDC tune_lr_img: lr_img x IPC/10
+    lr_img_decay_at: list[float] = [0.6, 0.8, 0.9]  # UDD: halved at 1200, 1600, 1800 of 2000 iterations
+    lr_img_decay_factor: float = 0.5
+    momentum_img: float = 0.5  # IDC mom_img
+    factor: Literal[1, 2] = 2  # IDC multi-formation (2 in every IDC command for these data sets)
+    metric: Metric = "mse"  # UDD Eq. 9 (IDC: mse for CIFAR/SVHN, l1 for MNIST/Fashion)
+    batch_real: int = Field(default=64, ge=1)  # IDC
+    batch_syn_max: int = Field(default=128, ge=1)  # IDC: synthetic training images per matching step
+    n_data: int = Field(default=500, ge=1)  # IDC: real images the network trains on per inner step
+    net_batch: int = Field(default=64, ge=1)  # IDC --batch_size
+    lr_net: float = 0.01  # IDC: SGD momentum 0.9, weight decay 5e-4
+    match_augment: str = "color_crop_cutout"  # IDC --aug_type (siamese, IDC's DiffAug)
+    net_augment: str = "color_crop"  # IDC: aug_type less cutout when the net update uses CutMix
+    net_cutmix_prob: float = Field(default=0.5, ge=0, le=1)  # IDC mix_p for CIFAR/SVHN/MNIST/Fashion
+    net_cutmix_beta: float = Field(default=1.0, gt=0)
+    # Underutilised regions (UDD Sec. 2.2-2.4, App. A: N = 12, M = 2, P = 8; main results use jitter).
+    policy: Policy = "jitter"
+    region_scales: list[float] = [1 / 3, 1 / 2, 2 / 3]  # N = 4 x len (App. B Table 5 varies it)
+    num_regions: int = Field(default=8, ge=0)  # P: lowest-scoring regions added per image; 0 = IDC
+    num_jitters: int = Field(default=2, ge=1)  # M
+    jitter: Jitter = "gaussian"  # UDD's default jitter function (Table 3 compares the three)
+    # ours: gaussian std, uniform with the same std (half-width sqrt(3) x), salt-and-pepper pixel fraction,
+    # all in pixel units [0, 1]; the paper gives no strength.
+    jitter_strength: float = Field(default=0.1, gt=0)
+    # ours: the response map is the input of this (0-based) convolution, i.e. the activated output of
+    # the block before it (ConvNet: layer 1 = block 1 after pooling, 16x16 for 32 px images).
+    response_layer: int = Field(default=1, ge=1)
+    # Category-wise feature contrastive loss (Sec. 2.5, App. A: tau 0.7, alpha 0.5; weight 1 by Eq. 10).
+    cfc: bool = True
+    cfc_weight: float = 1.0
+    tau: float = Field(default=0.7, gt=0)
+    centre_momentum: float = Field(default=0.5, ge=0, le=1)  # alpha of Eq. 8
+
+    @field_validator("match_augment", "net_augment")
+    @classmethod
+    def _known_ops(cls, value: str) -> str:
+        unknown = [op for op in value.split("_") if op not in FAMILIES]
+        if unknown and value != "none":
+            raise ValueError(f"unknown DSA ops {unknown}; use '_'-joined ops from {FAMILIES} or 'none'")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> UDDParams:
+        for key in ("region_scales", "lr_img_decay_at"):
+            if not all(0 < f <= 1 for f in getattr(self, key)):
+                raise ValueError(f"{key} holds fractions in (0, 1], got {getattr(self, key)}")
+        if self.num_regions > 4 * len(self.region_scales):
+            raise ValueError(f"num_regions {self.num_regions} exceeds the {4 * len(self.region_scales)} "
+                             f"candidate regions of region_scales {self.region_scales}")
+        return self
+
+
+def candidate_boxes(height: int, width: int, scales: list[float]) -> list[Box]:
+    """The candidate regions: for each scale, a box of side int(scale * side + 0.5) at the four corners
+    in the order TL, TR, BL, BR (UDD Sec. 2.2)."""
+    boxes = []
+    for s in scales:
+        h, w = max(1, int(s * height + 0.5)), max(1, int(s * width + 0.5))
+        boxes += [(0, 0, h, w), (0, width - w, h, w), (height - h, 0, h, w), (height - h, width - w, h, w)]
+    return boxes
+
+
+def region_means(maps: torch.Tensor, boxes: list[Box], size: tuple[int, int]) -> torch.Tensor:
+    """(N, h, w) response maps -> (N, regions) mean response in each box of an image of `size`.
+
+    A map of another size than the image (a feature map) is resized bilinearly to the image first,
+    so every box covers the same part of the map as of the image (Fig. 4b).
+    """
+    if tuple(maps.shape[-2:]) != tuple(size):
+        maps = F.interpolate(maps.unsqueeze(1), size=size, mode="bilinear", align_corners=False).squeeze(1)
+    return torch.stack([maps[:, t:t + h, l:l + w].mean((-2, -1)) for t, l, h, w in boxes], 1)
+
+
+def jitter_scores(clean: torch.Tensor, jittered: torch.Tensor) -> torch.Tensor:
+    """UDD Eq. 3-4: sigma = |Lambda - mean over the M jitters of Lambda_hat|; (N, R) and (M, N, R)."""
+    return (clean - jittered.mean(0)).abs()
+
+
+def lowest(scores: torch.Tensor, p: int) -> torch.Tensor:
+    """Indices of the `p` lowest scores per row (ties: the earlier region)."""
+    return torch.argsort(scores, dim=1, stable=True)[:, :p]
+
+
+def vote(scores: list[torch.Tensor], p: int) -> torch.Tensor:
+    """The `p` regions most often among the policies' lowest `p`; ties go to the lowest summed rank."""
+    ranks = [torch.argsort(torch.argsort(s, dim=1, stable=True), dim=1) for s in scores]
+    votes = sum((r < p).long() for r in ranks)
+    total_rank = sum(ranks)
+    regions = scores[0].shape[1]
+    return lowest((total_rank - votes * len(scores) * regions).double(), p)
+
+
+def upsample_regions(images: torch.Tensor, boxes: list[Box], chosen: torch.Tensor) -> torch.Tensor:
+    """Crop the chosen regions (N, P indices into `boxes`) of every image and resize them bilinearly to
+    the image size: (N * P, C, H, W), image-major. Differentiable w.r.t. `images`."""
+    size = images.shape[-2:]
+    crops = torch.stack([F.interpolate(images[:, :, t:t + h, l:l + w], size=size, mode="bilinear",
+                                       align_corners=False) for t, l, h, w in boxes])
+    rows = torch.arange(len(images), device=images.device).unsqueeze(1).expand_as(chosen)
+    return crops[chosen, rows].flatten(0, 1)
+
+
+def response_maps(net: nn.Module, x: torch.Tensor, layer: int, labels: torch.Tensor | None = None) -> torch.Tensor:
+    """(N, h, w) channel-mean of |activation| at the input of the network's `layer`-th convolution, or,
+    given `labels`, of |d CE(net(x), labels) / d activation| there (the gradient response)."""
+    convs = [m for m in net.modules() if isinstance(m, nn.Conv2d)]
+    if layer >= len(convs):
+        raise ValueError(f"response_layer {layer}: the network has only {len(convs)} convolutions")
+    captured: list[torch.Tensor] = []
+    handle = convs[layer].register_forward_pre_hook(lambda module, inputs: captured.append(inputs[0]))
+    try:
+        if labels is None:
+            with torch.no_grad():
+                net(x)
+            return captured[0].abs().mean(1)
+        loss = F.cross_entropy(net(x), labels, reduction="sum")
+        (grad,) = torch.autograd.grad(loss, captured[0])
+        return grad.abs().mean(1)
+    finally:
+        handle.remove()
+
+
+def jitter_images(x: torch.Tensor, kind: Jitter, strength: float, m: int, generator: torch.Generator) -> torch.Tensor:
+    """`m` jittered copies of (N, C, H, W) pixel images in [0, 1]: (m * N, C, H, W).
+
+    gaussian: + N(0, strength^2); uniform: + U(-a, a) with a = sqrt(3) * strength (the same std);
+    salt_pepper: a `strength` fraction of pixel positions set to 0 or 1 (all channels, equal odds).
+    """
+    shape = (m, *x.shape)
+    if kind == "gaussian":
+        out = x + strength * torch.randn(shape, generator=generator).to(x.device)
+    elif kind == "uniform":
+        out = x + math.sqrt(3) * strength * (2 * torch.rand(shape, generator=generator).to(x.device) - 1)
+    else:
+        where = (m, x.shape[0], 1, *x.shape[2:])
+        hit = torch.rand(where, generator=generator).to(x.device) < strength
+        salt = (torch.rand(where, generator=generator).to(x.device) < 0.5).to(x.dtype)
+        out = torch.where(hit, salt, x.unsqueeze(0))
+    return out.flatten(0, 1)
+
+
+def cfc_loss(mean_feature: torch.Tensor, centres: torch.Tensor, c: int, tau: float,
+             known: torch.Tensor) -> torch.Tensor:
+    """UDD Eq. 7: -log( exp(sim(f_c, F_c)/tau) / sum_{i != c} exp(sim(f_c, F_i)/tau) ), cosine sim.
+
+    Only centres marked `known` (classes seen so far) enter the denominator; 0 while there is none.
+    """
+    sims = F.cosine_similarity(mean_feature.unsqueeze(0), centres, dim=1) / tau
+    others = known.clone()
+    others[c] = False
+    if not others.any():
+        return mean_feature.new_zeros(())
+    return torch.logsumexp(sims[others], 0) - sims[c]
+
+
+class ClassCentres:
+    """Moving-average mean embedding of every class (UDD Eq. 8), kept across networks as Eq. 8 does.
+
+    A class's centre starts at its first batch mean; `state`/`from_state` make it checkpointable.
+    """
+
+    def __init__(self, num_classes: int, momentum: float, centres: torch.Tensor | None = None,
+                 known: torch.Tensor | None = None):
+        self.momentum = momentum
+        self.centres = centres if centres is not None else torch.zeros(num_classes, 0)
+        self.known = known if known is not None else torch.zeros(num_classes, dtype=torch.bool)
+
+    def loss(self, mean_feature: torch.Tensor, c: int, tau: float) -> torch.Tensor:
+        """The CFC loss of class c against the current centres, then the centre moves (Eq. 8)."""
+        f = mean_feature.detach()
+        if self.centres.shape[1] != f.shape[0]:
+            self.centres = f.new_zeros(len(self.known), f.shape[0])
+            self.known = self.known.to(f.device)
+        if not self.known[c]:
+            self.centres[c] = f
+            self.known[c] = True
+        loss = cfc_loss(mean_feature, self.centres, c, tau, self.known)
+        self.centres = self.centres.clone()  # the loss's graph holds the old tensor: never write into it
+        self.centres[c] = self.momentum * self.centres[c] + (1 - self.momentum) * f
+        return loss
+
+    def state(self) -> dict[str, torch.Tensor]:
+        return {"centres": self.centres.detach().cpu(), "known": self.known.cpu()}
+
+    def load(self, state: dict[str, torch.Tensor], device: torch.device) -> None:
+        self.centres, self.known = state["centres"].to(device), state["known"].to(device)
+
+
+@register
+class UDD(Method):
+    name = "udd"
+    description = ("Mining underutilised regions (activation/gradient/jitter policies) and a class-wise "
+                   "feature contrastive loss on IDC gradient matching (Wang et al. 2024).")
+    Params = UDDParams
+    presets = "udd"
+    eval_preset = "idc"
+
+    def distill(self, ctx: DistillContext) -> SyntheticSet:
+        p: UDDParams = self.params
+        g = ctx.generator()
+        real = ctx.real_per_class()
+        num_classes, ipc = len(real), ctx.ipc
+        spec = ctx.dataset.spec
+        mean = torch.tensor(spec.mean, device=ctx.device).view(1, -1, 1, 1)
+        std = torch.tensor(spec.std, device=ctx.device).view(1, -1, 1, 1)
+        pixels = (self._init(real, ipc, g) * std + mean).detach().requires_grad_(True)
+        opt = torch.optim.SGD([pixels], lr=p.lr_img, momentum=p.momentum_img)
+        base_lr = p.lr_img * (ipc / 10 if p.lr_img_ipc_scale else 1.0)
+        milestones = [math.floor(f * p.iterations + 1e-9) for f in p.lr_img_decay_at]
+        boxes = candidate_boxes(spec.image_size, spec.image_size, p.region_scales)
+        centres = ClassCentres(num_classes, p.centre_momentum)
+        x_all, y_all = ctx.dataset.x_train.to(ctx.device), ctx.dataset.y_train.to(ctx.device)
+        start = 0
+        if (saved := ctx.checkpoint.load()) is not None:
+            start, state = saved
+            with torch.no_grad():
+                pixels.copy_(state["pixels"])
+            opt.load_state_dict(state["opt"])
+            g.set_state(state["rng"])
+            centres.load(state["centres"], ctx.device)
+
+        for it in range(start, p.iterations):
+            for group in opt.param_groups:
+                group["lr"] = base_lr * p.lr_img_decay_factor ** sum(it >= m for m in milestones)
+            with torch.no_grad():
+                pixels.clamp_(0, 1)
+            net = seeded(int(torch.randint(2**31 - 1, (1,), generator=g)), ctx.make_net).to(ctx.device)
+            net.train()
+            opt_net = torch.optim.SGD(net.parameters(), lr=p.lr_net, momentum=0.9, weight_decay=5e-4)
+            total = 0.0
+            for _ in range(p.inner_loop):
+                for c in range(num_classes):
+                    loss = self._class_loss(net, pixels[c * ipc:(c + 1) * ipc], real[c], c, mean, std, boxes,
+                                            centres, g)
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward(inputs=[pixels])
+                    opt.step()
+                    total += loss.item()
+                train_epoch(net, x_all, y_all, opt_net, batch_size=p.net_batch, generator=g,
+                            dsa_strategy=p.net_augment, steps=math.ceil(p.n_data / p.net_batch), dsa_mode="idc",
+                            cutmix_prob=p.net_cutmix_prob, cutmix_beta=p.net_cutmix_beta)
+            ctx.progress(it + 1, p.iterations, f"iteration, loss {total / (num_classes * p.inner_loop):.4f}")
+            if ctx.checkpoint.due(it + 1):
+                ctx.checkpoint.save(it + 1, {"pixels": pixels.detach().cpu(), "opt": opt.state_dict(),
+                                             "rng": g.get_state(), "centres": centres.state()})
+
+        images = ((pixels.detach() - mean) / std).cpu()
+        labels = class_labels(num_classes, ipc)
+        return QuadrantSet(images, labels) if p.factor == 2 else SyntheticSet(images, labels)
+
+    def _class_loss(self, net: nn.Module, pixels: torch.Tensor, real: torch.Tensor, c: int, mean: torch.Tensor,
+                    std: torch.Tensor, boxes: list[Box], centres: ClassCentres, g: torch.Generator) -> torch.Tensor:
+        """L_g + cfc_weight * L_c for class c (Eq. 10), on its synthetic training batch: the decoded
+        images plus the upsampled underutilised regions of each stored image."""
+        p: UDDParams = self.params
+        x = (pixels - mean) / std
+        batch = expand(x) if p.factor == 2 else x
+        if p.num_regions:
+            chosen = self._underutilised(net, pixels.detach(), c, mean, std, boxes, g)
+            batch = torch.cat([batch, upsample_regions(x, boxes, chosen)])
+        if len(batch) > p.batch_syn_max:
+            batch = batch[torch.randperm(len(batch), generator=g)[:p.batch_syn_max].to(batch.device)]
+        xr = real[torch.randperm(len(real), generator=g)[:p.batch_real].to(real.device)]
+        seed = int(torch.randint(2**31 - 1, (1,), generator=g))
+        xr = idc_dsa(xr, p.match_augment, siamese_generator(seed), siamese=True)
+        xs = idc_dsa(batch, p.match_augment, siamese_generator(seed), siamese=True)
+        conv = [w.dim() > 2 for w in net.parameters()]  # IDC matches conv kernels only
+        gw_real = [gr.detach() for gr, keep in zip(class_gradient(net, xr, c, create_graph=False), conv) if keep]
+        gw_syn = [gs for gs, keep in zip(class_gradient(net, xs, c, create_graph=True), conv) if keep]
+        loss = match_distance(gw_syn, gw_real, p.metric)
+        if p.cfc:
+            loss = loss + p.cfc_weight * centres.loss(net.embed(xs).mean(0), c, p.tau)
+        return loss
+
+    def _underutilised(self, net: nn.Module, pixels: torch.Tensor, c: int, mean: torch.Tensor, std: torch.Tensor,
+                       boxes: list[Box], g: torch.Generator) -> torch.Tensor:
+        """(N, P) indices of each stored image's underutilised regions under the current network."""
+        p: UDDParams = self.params
+        x = (pixels - mean) / std
+        size = tuple(x.shape[-2:])
+        scores = []
+        if p.policy in ("activation", "jitter", "voting"):
+            batch = x
+            if p.policy != "activation":
+                jittered = jitter_images(pixels, p.jitter, p.jitter_strength, p.num_jitters, g)
+                batch = torch.cat([x, (jittered - mean) / std])
+            means = region_means(response_maps(net, batch, p.response_layer), boxes, size).view(-1, len(x), len(boxes))
+            if p.policy != "jitter":
+                scores.append(means[0])
+            if p.policy != "activation":
+                scores.append(jitter_scores(means[0], means[1:]))
+        if p.policy in ("gradient", "voting"):
+            labels = torch.full((len(x),), c, dtype=torch.long, device=x.device)
+            scores.append(region_means(response_maps(net, x, p.response_layer, labels), boxes, size))
+        return vote(scores, p.num_regions) if p.policy == "voting" else lowest(scores[0], p.num_regions)
+
+    def _init(self, real: list[torch.Tensor], ipc: int, g: torch.Generator) -> torch.Tensor:
+        """Real initialisation (UDD Sec. 2.1): IPC real images per class, or with `factor` 2 IDC's 'mix'
+        init, four distinct real images of the class (reused only if the class is smaller) downscaled
+        into the four quadrants of each stored image."""
+        if self.params.factor == 1:
+            return sample_per_class(real, ipc, g)
+        packed = []
+        for x in real:
+            order = torch.cat([torch.randperm(len(x), generator=g) for _ in range(-(-4 * ipc // len(x)))])
+            packed.append(pack(list(x[order[:4 * ipc].to(x.device)].split(ipc))))
+        return torch.cat(packed)
