@@ -143,7 +143,10 @@ def test_demo_suite_dm_beats_random_at_ipc_1(workdir: Path) -> None:
         done = subprocess.run([sys.executable, "-m", "bench.cli", *args], cwd=workdir, env=cli_env(),
                               capture_output=True, text=True, timeout=900)
         assert done.returncode == 0, done.stderr[-2000:]
-    rows = {(r["method"], r["ipc"], r["arch"]): r for r in read_csv(workdir / "reports" / "demo" / "results.csv")}
+    csv_rows = read_csv(workdir / "reports" / "demo" / "results.csv")
+    rows = {(r["method"], r["ipc"], r["arch"]): r for r in csv_rows if r["group"] != "whole"}
     assert len(rows) == 8 and all(r["n"] == "5" for r in rows.values())
+    whole = {r["arch"]: r for r in csv_rows if r["group"] == "whole"}
+    assert set(whole) == {"ConvNet", "MLP"} and all(r["n"] == "2" for r in whole.values()), "Whole Dataset row"
     for arch in ("ConvNet", "MLP"):
         assert float(rows[("dm", "1", arch)]["mean"]) >= float(rows[("random", "1", arch)]["mean"]) + 10

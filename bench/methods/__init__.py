@@ -2,7 +2,7 @@
 
 from bench.methods.base import DistillContext, Method, Params, SyntheticSet
 from bench.methods.registry import METHODS, UnknownMethod, get_method, register
-from bench.methods import coresets, dm, gradmatch, idm, iid, mtt, random, udd  # noqa: F401  (registration side effect)
+from bench.methods import coresets, dm, gradmatch, idm, iid, mtt, nsd, random, udd  # noqa: F401  (registration side effect)
 
 __all__ = ["DistillContext", "METHODS", "Method", "Params", "SyntheticSet", "UnknownMethod", "get_method",
            "register"]

@@ -244,7 +244,7 @@ def recipe_text(preset: str, r: EvalRecipe) -> str:
     decays = ", ".join(str(e + 1) for e in r.decay_epochs)
     extras = ([f"DSA applied as IDC's DiffAug"] if r.dsa_mode == "idc" else []) + \
         ([f"CutMix on {r.cutmix_prob:g} of the batches (beta {r.cutmix_beta:g})"] if r.cutmix_prob else [])
-    return (f"preset '{preset}': {r.passes} passes over the set, SGD {lr}, momentum {r.momentum}, weight decay "
+    return (f"preset '{preset}': {r.epochs} epochs ({r.passes} passes over the set), SGD {lr}, momentum {r.momentum}, weight decay "
             f"{r.weight_decay}, batch {r.batch_size}, lr x{r.decay_factor} after pass {decays}, "
             f"augmentation {r.augment}" + "".join(f", {e}" for e in extras))
 
