@@ -267,7 +267,7 @@ def test_scancel_then_rerun_completes_without_duplicates(cluster: Path, bench, w
     failed = [t for t in tasks if t.state == "failed"]
     assert len(failed) == 1 and failed[0].job["job_id"] == victim and "CANCELLED" in failed[0].failure()
     code, out, _ = bench("status", "long.yaml")
-    assert code == 1 and f"FAILED evaluate random digits ipc=1 ConvNet" in out and victim in out
+    assert code == 1 and "FAILED evaluate random digits ipc=1 ConvNet" in out and victim in out
 
     code, out, _ = bench("run", "long.yaml", "--executor", "slurm", "--profile", "test")
     assert code == 0 and "submitted 1 task(s) in 1 job array(s)" in out

@@ -136,6 +136,16 @@ def class_loss(net: nn.Module, xr: torch.Tensor, xs: torch.Tensor, label: int, c
     return loss
 
 
+def packed_real_init(real: list[torch.Tensor], ipc: int, g: torch.Generator) -> torch.Tensor:
+    """IPC stored images per class, each holding 4 distinct real images of the class (reused only when
+    the class is smaller) downscaled into its quadrants: IDM's and IDC's real initialisation."""
+    packed = []
+    for x in real:
+        order = torch.cat([torch.randperm(len(x), generator=g) for _ in range(-(-4 * ipc // len(x)))])
+        packed.append(pack(list(x[order[:4 * ipc].to(x.device)].split(ipc))))
+    return torch.cat(packed)
+
+
 @register
 class IDM(Method):
     name = "idm"
@@ -207,13 +217,7 @@ class IDM(Method):
         class is smaller), each downscaled into one quadrant; without, IPC real images."""
         if p.init == "noise":
             return torch.randn((len(real) * ipc, *real[0].shape[1:]), generator=g)
-        if not p.aug:
-            return sample_per_class(real, ipc, g)
-        packed = []
-        for x in real:
-            order = torch.cat([torch.randperm(len(x), generator=g) for _ in range(-(-4 * ipc // len(x)))])
-            packed.append(pack(list(x[order[:4 * ipc].to(x.device)].split(ipc))))
-        return torch.cat(packed)
+        return packed_real_init(real, ipc, g) if p.aug else sample_per_class(real, ipc, g)
 
     @staticmethod
     def _new_net(ctx: DistillContext, p: IDMParams, g: torch.Generator) -> QueueNet:

@@ -104,6 +104,23 @@ def flat_forward(net: nn.Module) -> Forward:
     return forward
 
 
+def trajectory_student(ctx: DistillContext, max_start_epoch: int, expert_epochs: int,
+                       ) -> tuple[torch.Tensor, torch.Generator, Forward]:
+    """What every trajectory-matching method starts from: the experts' trajectories (checked against
+    the start epochs it will sample), the seeded generator, and the student network as a function of
+    its flat parameters (its init drawn first from the generator)."""
+    trajectories = ctx.experts["trajectories"]["trajectories"]
+    if max_start_epoch - 1 + expert_epochs > trajectories.shape[1] - 1:
+        raise ValueError(f"max_start_epoch {max_start_epoch} + expert_epochs {expert_epochs} - 1 "
+                         f"exceeds the {trajectories.shape[1] - 1} recorded expert epochs")
+    g = ctx.generator()
+    net = seeded(int(torch.randint(2**31 - 1, (1,), generator=g)), ctx.make_net).to(ctx.device)
+    net.train()
+    if sum(q.numel() for q in net.parameters()) != trajectories.shape[2]:
+        raise ValueError("expert trajectories do not match the distillation network's parameters")
+    return trajectories, g, flat_forward(net)
+
+
 def trajectory_matching_loss(forward: Forward, start: torch.Tensor, target: torch.Tensor,
                              images: torch.Tensor, labels: torch.Tensor, lr: torch.Tensor, *,
                              syn_steps: int, batch_syn: int, dsa_strategy: str,
@@ -155,16 +172,7 @@ class MTT(Method):
 
     def distill(self, ctx: DistillContext) -> SyntheticSet:
         p: MTTParams = self.params
-        trajectories = ctx.experts["trajectories"]["trajectories"]
-        if p.max_start_epoch - 1 + p.expert_epochs > trajectories.shape[1] - 1:
-            raise ValueError(f"max_start_epoch {p.max_start_epoch} + expert_epochs {p.expert_epochs} - 1 "
-                             f"exceeds the {trajectories.shape[1] - 1} recorded expert epochs")
-        g = ctx.generator()
-        net = seeded(int(torch.randint(2**31 - 1, (1,), generator=g)), ctx.make_net).to(ctx.device)
-        net.train()
-        if sum(q.numel() for q in net.parameters()) != trajectories.shape[2]:
-            raise ValueError("expert trajectories do not match the distillation network's parameters")
-        forward = flat_forward(net)
+        trajectories, g, forward = trajectory_student(ctx, p.max_start_epoch, p.expert_epochs)
 
         real = ctx.real_per_class()
         num_classes = len(real)

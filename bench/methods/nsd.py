@@ -78,9 +78,8 @@ from bench.augment import dsa
 from bench.experts import ExpertSpec
 from bench.methods.base import DistillContext, Method, SyntheticSet, register_format
 from bench.methods.budget import storage_budget_values
-from bench.methods.mtt import Forward, TrajectoryParams, flat_forward, trajectory_spec
+from bench.methods.mtt import Forward, TrajectoryParams, trajectory_spec, trajectory_student
 from bench.methods.registry import register
-from bench.train import seeded
 
 Decomposition = Literal["learned", "dct", "ldct", "svd", "lsvd", "dwt", "none"]
 Kind = Literal["stored", "fixed", "identity"]
@@ -372,7 +371,7 @@ def initialise(layout: Layout, real: list[torch.Tensor],
                g: torch.Generator) -> tuple[torch.Tensor, list[torch.Tensor | None]]:
     """Spectrum tensors (classes * N_T, t1, t2, t3, t4) and per-mode kernels (G, N_K, u, t) for the
     stored modes (None elsewhere), on the device of `real`. See the module docstring per variant."""
-    classes, (t1, _, t3, t4), (u1, channels, height, width) = layout.num_classes, layout.t, layout.u
+    classes, (t1, _, t3, t4), (u1, _, height, width) = layout.num_classes, layout.t, layout.u
     device = real[0].device
     kernels: list[torch.Tensor | None] = [None] * 4
     d = layout.decomposition
@@ -497,16 +496,7 @@ class NSD(Method):
         p: NSDParams = self.params
         spec = ctx.dataset.spec
         layout = plan_layout(p, ctx.ipc, spec.num_classes, spec.channels, spec.image_size)
-        trajectories = ctx.experts["trajectories"]["trajectories"]
-        if p.max_start_epoch - 1 + p.expert_epochs > trajectories.shape[1] - 1:
-            raise ValueError(f"max_start_epoch {p.max_start_epoch} + expert_epochs {p.expert_epochs} - 1 "
-                             f"exceeds the {trajectories.shape[1] - 1} recorded expert epochs")
-        g = ctx.generator()
-        net = seeded(int(torch.randint(2**31 - 1, (1,), generator=g)), ctx.make_net).to(ctx.device)
-        net.train()
-        if sum(q.numel() for q in net.parameters()) != trajectories.shape[2]:
-            raise ValueError("expert trajectories do not match the distillation network's parameters")
-        forward = flat_forward(net)
+        trajectories, g, forward = trajectory_student(ctx, p.max_start_epoch, p.expert_epochs)
 
         real = ctx.real_per_class()
         spectra, stored = initialise(layout, real, g)

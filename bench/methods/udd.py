@@ -46,7 +46,7 @@ from pydantic import Field, field_validator, model_validator
 from bench.augment import FAMILIES, siamese_generator
 from bench.methods.base import DistillContext, Method, Params, SyntheticSet, class_labels, sample_per_class
 from bench.methods.gradmatch import Metric, class_gradient, match_distance
-from bench.methods.idm import QuadrantSet, expand, pack
+from bench.methods.idm import QuadrantSet, expand, packed_real_init
 from bench.methods.registry import register
 from bench.train import idc_dsa, seeded, train_epoch
 
@@ -362,10 +362,4 @@ class UDD(Method):
         """Real initialisation (UDD Sec. 2.1): IPC real images per class, or with `factor` 2 IDC's 'mix'
         init, four distinct real images of the class (reused only if the class is smaller) downscaled
         into the four quadrants of each stored image."""
-        if self.params.factor == 1:
-            return sample_per_class(real, ipc, g)
-        packed = []
-        for x in real:
-            order = torch.cat([torch.randperm(len(x), generator=g) for _ in range(-(-4 * ipc // len(x)))])
-            packed.append(pack(list(x[order[:4 * ipc].to(x.device)].split(ipc))))
-        return torch.cat(packed)
+        return sample_per_class(real, ipc, g) if self.params.factor == 1 else packed_real_init(real, ipc, g)

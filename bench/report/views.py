@@ -242,7 +242,7 @@ def cost_table(frame: pd.DataFrame) -> Table:
 def recipe_text(preset: str, r: EvalRecipe) -> str:
     lr = "the learned lr stored with the set" if r.lr == "learned" else f"lr {r.lr}"
     decays = ", ".join(str(e + 1) for e in r.decay_epochs)
-    extras = ([f"DSA applied as IDC's DiffAug"] if r.dsa_mode == "idc" else []) + \
+    extras = (["DSA applied as IDC's DiffAug"] if r.dsa_mode == "idc" else []) + \
         ([f"CutMix on {r.cutmix_prob:g} of the batches (beta {r.cutmix_beta:g})"] if r.cutmix_prob else [])
     return (f"preset '{preset}': {r.epochs} epochs ({r.passes} passes over the set), SGD {lr}, momentum {r.momentum}, weight decay "
             f"{r.weight_decay}, batch {r.batch_size}, lr x{r.decay_factor} after pass {decays}, "
