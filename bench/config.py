@@ -367,7 +367,8 @@ def load_suite(path: Path) -> Suite:
     return Suite(name=s.name or path.stem, path=path, description=s.description, datasets=tuple(s.datasets),
                  ipcs=tuple(s.ipc), eval_archs=tuple(s.eval_archs), distill_arch=s.distill_arch,
                  methods=tuple(methods), seeds=tuple(s.seeds), distill_seeds=tuple(s.distill_seeds),
-                 profile=s.profile, refused=tuple(refused), whole_dataset=_whole(s.whole_dataset), report=_report(s.report, labels, fail))
+                 profile=s.profile, refused=tuple(refused), whole_dataset=_whole(s.whole_dataset),
+                 report=_report(s.report, labels, fail))
 
 
 def _report(r: ReportSchema, labels: dict[str, int], fail) -> ReportSpec:

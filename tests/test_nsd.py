@@ -367,3 +367,21 @@ def test_presets_validate_and_fit_the_budget() -> None:
 def test_suites_load(name: str) -> None:
     suite = load_suite(REPO / "suites" / f"{name}.yaml")
     assert any(m.cls is NSD for m in suite.methods)
+
+
+@pytest.mark.parametrize("decomposition", ["learned", "dct", "dwt", "svd"])
+def test_the_harness_budget_check_counts_nsd_within_budget(decomposition: str) -> None:
+    """`image_nbytes` (what the harness compares with Eq. 3) equals the parameter count in bytes."""
+    from bench.methods.budget import storage_budget_bytes
+    from bench.methods.nsd import NSD, NSDParams
+    from bench.methods.base import DistillContext
+    from bench.data import load_dataset
+    from bench.nets import get_network
+    trajectories = {"trajectories": torch.zeros(1, 3, sum(p.numel() for p in get_network("ConvNet", 1, 10, 8)
+                                                            .parameters()))}
+    ctx = DistillContext(load_dataset("digits", "."), 2, 0, torch.device("cpu"),
+                         lambda: get_network("ConvNet", 1, 10, 8), "color_crop",
+                         experts={"trajectories": trajectories})
+    params = NSDParams(iterations=0, decomposition=decomposition, max_start_epoch=1, expert_epochs=1)
+    synset = NSD(params).distill(ctx)
+    assert synset.image_nbytes == 4 * synset.parameter_values <= storage_budget_bytes(2, 10, 1, 8)

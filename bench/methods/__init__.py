@@ -2,7 +2,8 @@
 
 from bench.methods.base import DistillContext, Method, Params, SyntheticSet
 from bench.methods.registry import METHODS, UnknownMethod, get_method, register
-from bench.methods import coresets, dm, gradmatch, idm, iid, mtt, nsd, random, udd  # noqa: F401  (registration side effect)
+# Registration side effect: importing each module registers its methods.
+from bench.methods import coresets, dm, gradmatch, idm, iid, mtt, nsd, random, udd  # noqa: F401
 
 __all__ = ["DistillContext", "METHODS", "Method", "Params", "SyntheticSet", "UnknownMethod", "get_method",
            "register"]

@@ -41,6 +41,7 @@ class SyntheticSet:
     labels: torch.Tensor
     lr: torch.Tensor | None = None
     format: ClassVar[str] = "images"
+    not_images: ClassVar[tuple[str, ...]] = ("labels", "lr")  # stored tensors a storage budget leaves out
 
     def tensors(self) -> dict[str, torch.Tensor]:
         stored = {"images": self.images, "labels": self.labels}
@@ -54,8 +55,8 @@ class SyntheticSet:
 
     @property
     def image_nbytes(self) -> int:
-        """Stored bytes that stand for images (all but labels and the lr): what a storage budget limits."""
-        return sum(t.nelement() * t.element_size() for k, t in self.tensors().items() if k not in ("labels", "lr"))
+        """Stored bytes that stand for images (all but `not_images`): what a storage budget limits."""
+        return sum(t.nelement() * t.element_size() for k, t in self.tensors().items() if k not in self.not_images)
 
     def training_data(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The (images, labels) an evaluation network trains on."""

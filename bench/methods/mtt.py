@@ -121,11 +121,10 @@ def trajectory_student(ctx: DistillContext, max_start_epoch: int, expert_epochs:
     return trajectories, g, flat_forward(net)
 
 
-def trajectory_matching_loss(forward: Forward, start: torch.Tensor, target: torch.Tensor,
-                             images: torch.Tensor, labels: torch.Tensor, lr: torch.Tensor, *,
-                             syn_steps: int, batch_syn: int, dsa_strategy: str,
-                             generator: torch.Generator) -> torch.Tensor:
-    """Unroll `syn_steps` SGD steps from `start` on the synthetic set; normalised distance to `target`.
+def unroll_student(forward: Forward, start: torch.Tensor, images: torch.Tensor, labels: torch.Tensor,
+                   lr: torch.Tensor, *, syn_steps: int, batch_syn: int, dsa_strategy: str,
+                   generator: torch.Generator) -> torch.Tensor:
+    """The student's end point after `syn_steps` differentiable SGD steps from `start` on the synthetic set.
 
     Minibatches are consecutive chunks of a fresh permutation (a new one when used up), each
     augmented per sample (not siamese). The graph reaches `images` and `lr`.
@@ -140,7 +139,22 @@ def trajectory_matching_loss(forward: Forward, start: torch.Tensor, target: torc
         ce = F.cross_entropy(forward(x, theta), labels[idx])
         grad = torch.autograd.grad(ce, theta, create_graph=True)[0]
         theta = theta - lr * grad
+    return theta
+
+
+def matching_distance(theta: torch.Tensor, start: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """||theta_N - theta*||^2 / ||theta_0 - theta*||^2: how far the student ends from the expert, relative."""
     return ((theta - target) ** 2).sum() / ((start - target) ** 2).sum()
+
+
+def trajectory_matching_loss(forward: Forward, start: torch.Tensor, target: torch.Tensor,
+                             images: torch.Tensor, labels: torch.Tensor, lr: torch.Tensor, *,
+                             syn_steps: int, batch_syn: int, dsa_strategy: str,
+                             generator: torch.Generator) -> torch.Tensor:
+    """Unroll the student from `start` on the synthetic set; its normalised distance to `target`."""
+    theta = unroll_student(forward, start, images, labels, lr, syn_steps=syn_steps, batch_syn=batch_syn,
+                           dsa_strategy=dsa_strategy, generator=generator)
+    return matching_distance(theta, start, target)
 
 
 class MTTParams(TrajectoryParams):

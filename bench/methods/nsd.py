@@ -74,11 +74,11 @@ import torch
 import torch.nn.functional as F
 from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt
 
-from bench.augment import dsa
 from bench.experts import ExpertSpec
 from bench.methods.base import DistillContext, Method, SyntheticSet, register_format
 from bench.methods.budget import storage_budget_values
-from bench.methods.mtt import Forward, TrajectoryParams, trajectory_spec, trajectory_student
+from bench.methods.mtt import (Forward, TrajectoryParams, matching_distance, trajectory_spec, trajectory_student,
+                               unroll_student)
 from bench.methods.registry import register
 
 Decomposition = Literal["learned", "dct", "ldct", "svd", "lsvd", "dwt", "none"]
@@ -316,6 +316,8 @@ class FixedBasisSet(SpectralSet):
         t3, t4 = self.images.shape[-2:]
         return [None, None, fixed_basis(self.basis, n, t3)[None, None], fixed_basis(self.basis, n, t4)[None, None]]
 
+    not_images: ClassVar[tuple[str, ...]] = ("labels", "lr", "image_size")
+
     def tensors(self) -> dict[str, torch.Tensor]:
         return {**super().tensors(), "image_size": self.image_size}
 
@@ -376,7 +378,9 @@ def initialise(layout: Layout, real: list[torch.Tensor],
     kernels: list[torch.Tensor | None] = [None] * 4
     d = layout.decomposition
     if d == "learned":
-        std = float(torch.cat(real).std())
+        count = sum(x.numel() for x in real)
+        mean = sum(float(x.sum()) for x in real) / count
+        std = math.sqrt(sum(float(((x - mean) ** 2).sum()) for x in real) / (count - 1))  # class by class: no copy
         scale = std * math.sqrt(math.prod(layout.u) / math.prod(layout.t))
         spectra = torch.randn((classes * layout.n_tensors, *layout.t), generator=g) * scale
         for mode in range(4):
@@ -412,31 +416,6 @@ def band_mask(image_size: int, t3: int, t4: int, drop: float, g: torch.Generator
 
 # ----------------------------------------------------------------------------------------------
 # Losses
-
-
-def unroll_student(forward: Forward, start: torch.Tensor, images: torch.Tensor, labels: torch.Tensor,
-                   lr: torch.Tensor, *, syn_steps: int, batch_syn: int, dsa_strategy: str,
-                   generator: torch.Generator) -> torch.Tensor:
-    """The student's end point theta_N after `syn_steps` differentiable SGD steps from `start`.
-
-    The same steps, minibatches and augmentation draws as `mtt.trajectory_matching_loss`, which
-    only returns the distance; NSD's guided loss needs theta_N itself."""
-    theta = start.detach().clone().requires_grad_(True)
-    chunks: list[torch.Tensor] = []
-    for _ in range(syn_steps):
-        if not chunks:
-            chunks = list(torch.randperm(len(images), generator=generator).split(batch_syn))
-        idx = chunks.pop(0).to(images.device)
-        x = dsa(images[idx], dsa_strategy, generator)
-        ce = F.cross_entropy(forward(x, theta), labels[idx])
-        grad = torch.autograd.grad(ce, theta, create_graph=True)[0]
-        theta = theta - lr * grad
-    return theta
-
-
-def matching_distance(theta: torch.Tensor, start: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """MTT's ||theta_N - theta*||^2 / ||theta_0 - theta*||^2 (Alg. 1, line 14)."""
-    return ((theta - target) ** 2).sum() / ((start - target) ** 2).sum()
 
 
 def guided_loss(forward: Forward, theta: torch.Tensor, x_real: torch.Tensor, y_real: torch.Tensor) -> torch.Tensor:

@@ -51,9 +51,9 @@ def curve(frame: pd.DataFrame, dataset: str, arch: str, key: str) -> Figure:
         methods = []
         for i, (method, rows) in enumerate(points.groupby("method", sort=False)):
             rows = rows.sort_values("ipc")
+            x = {"ipc": rows["ipc"].astype(float).to_numpy(), "bytes": rows["artifact_bytes"].astype(float).to_numpy()}
             methods.append((method, next(palette), LINESTYLES[i // 10 % len(LINESTYLES)], rows["mean"].to_numpy(),
-                            rows["std"].fillna(0).to_numpy(), {"ipc": rows["ipc"].astype(float).to_numpy(),
-                                                               "bytes": rows["artifact_bytes"].astype(float).to_numpy()}))
+                            rows["std"].fillna(0).to_numpy(), x))
         # A fixed layout computed here (constrained layout costs more than the lines at 40 methods): plots on
         # top, the legend below them in up to 5 columns, the figure as tall as the legend needs.
         entries = len(methods) + len(whole)

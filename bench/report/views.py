@@ -244,9 +244,9 @@ def recipe_text(preset: str, r: EvalRecipe) -> str:
     decays = ", ".join(str(e + 1) for e in r.decay_epochs)
     extras = (["DSA applied as IDC's DiffAug"] if r.dsa_mode == "idc" else []) + \
         ([f"CutMix on {r.cutmix_prob:g} of the batches (beta {r.cutmix_beta:g})"] if r.cutmix_prob else [])
-    return (f"preset '{preset}': {r.epochs} epochs ({r.passes} passes over the set), SGD {lr}, momentum {r.momentum}, weight decay "
-            f"{r.weight_decay}, batch {r.batch_size}, lr x{r.decay_factor} after pass {decays}, "
-            f"augmentation {r.augment}" + "".join(f", {e}" for e in extras))
+    return (f"preset '{preset}': {r.epochs} epochs ({r.passes} passes over the set), SGD {lr}, momentum "
+            f"{r.momentum}, weight decay {r.weight_decay}, batch {r.batch_size}, lr x{r.decay_factor} after pass "
+            f"{decays}, augmentation {r.augment}" + "".join(f", {e}" for e in extras))
 
 
 def notes(suite: Suite) -> list[str]:
@@ -355,7 +355,8 @@ def build_report(suite: Suite, frame: pd.DataFrame) -> Report:
     data = frame[frame["group"] != "whole"]
     complete = int(((data["n"] == data["n_expected"]) & (data["n"] > 0)).sum())
     return Report(name=suite.name, description=" ".join(suite.description.split()), sections=tuple(sections),
-                  notes=tuple(notes(suite) + _budget_note(frame)), citations=tuple(PAPERS[p].citation for p in suite.report.compare_to),
+                  notes=tuple(notes(suite) + _budget_note(frame)),
+                  citations=tuple(PAPERS[p].citation for p in suite.report.compare_to),
                   complete=complete, total=len(data))
 
 
