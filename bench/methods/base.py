@@ -189,6 +189,16 @@ def sample_per_class(real: list[torch.Tensor], ipc: int, generator: torch.Genera
     return torch.cat([x[torch.randperm(len(x), generator=generator)[:ipc].to(x.device)] for x in real])
 
 
+def initial_images(real: list[torch.Tensor], ipc: int, init: str, generator: torch.Generator) -> torch.Tensor:
+    """The synthetic images a method starts from, as a leaf to optimise: `ipc` random real images per
+    class ("real"), or standard normal noise of the same shape ("noise"), on the real images' device."""
+    if init == "real":
+        images = sample_per_class(real, ipc, generator)
+    else:
+        images = torch.randn((len(real) * ipc, *real[0].shape[1:]), generator=generator).to(real[0].device)
+    return images.detach().clone().requires_grad_(True)
+
+
 def class_labels(num_classes: int, ipc: int) -> torch.Tensor:
     """Labels [0]*ipc + [1]*ipc + ..., the reference layout of a synthetic set."""
     return torch.arange(num_classes).repeat_interleave(ipc)

@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 
 from bench.augment import dsa, siamese_generator
-from bench.methods.base import DistillContext, Method, Params, SyntheticSet, class_labels, sample_per_class
+from bench.methods.base import DistillContext, Method, Params, SyntheticSet, class_labels, initial_images
 from bench.methods.registry import register
 from bench.nets import has_batchnorm
 from bench.train import seeded
@@ -44,11 +44,7 @@ class DM(Method):
         g = ctx.generator()
         real = ctx.real_per_class()
         num_classes = len(real)
-        if p.init == "real":
-            syn = sample_per_class(real, ctx.ipc, g)
-        else:
-            syn = torch.randn((num_classes * ctx.ipc, *real[0].shape[1:]), generator=g).to(ctx.device)
-        syn = syn.detach().clone().requires_grad_(True)
+        syn = initial_images(real, ctx.ipc, p.init, g)
         opt = torch.optim.SGD([syn], lr=p.lr_img, momentum=p.momentum)
         strategy = ctx.dsa_strategy if p.dsa else "none"
         start, _ = ctx.checkpoint.resume(g, {"syn": syn}, {"opt": opt})

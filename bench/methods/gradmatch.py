@@ -20,7 +20,7 @@ from pydantic import Field
 
 from bench.augment import dsa, siamese_generator
 from bench.nets import has_batchnorm
-from bench.methods.base import DistillContext, Method, Params, SyntheticSet, class_labels, sample_per_class
+from bench.methods.base import DistillContext, Method, Params, SyntheticSet, class_labels, initial_images
 from bench.methods.presets import load_preset
 from bench.methods.registry import register
 from bench.train import seeded, train_epoch
@@ -129,11 +129,7 @@ class GradientMatching(Method):
         default_outer, default_inner = loops(ctx.ipc)
         outer_loop = p.outer_loop if p.outer_loop is not None else default_outer
         inner_loop = p.inner_loop if p.inner_loop is not None else default_inner
-        if p.init == "real":
-            syn = sample_per_class(real, ctx.ipc, g)
-        else:
-            syn = torch.randn((num_classes * ctx.ipc, *real[0].shape[1:]), generator=g).to(ctx.device)
-        syn = syn.detach().clone().requires_grad_(True)
+        syn = initial_images(real, ctx.ipc, p.init, g)
         labels = class_labels(num_classes, ctx.ipc).to(ctx.device)
         opt_img = torch.optim.SGD([syn], lr=p.lr_img, momentum=p.momentum_img)
         strategy = ctx.dsa_strategy if self.siamese_dsa else "none"

@@ -21,8 +21,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from bench.augment import dsa, siamese_generator
-from bench.methods.base import (DistillContext, Method, Params, SyntheticSet, class_labels, register_format,
-                                sample_per_class)
+from bench.methods.base import (DistillContext, Method, Params, SyntheticSet, class_labels, initial_images,
+                                register_format)
 from bench.methods.dm import mean_embedding_distance
 from bench.methods.registry import register
 from bench.train import seeded, train_epoch
@@ -158,7 +158,8 @@ class IDM(Method):
         g = ctx.generator()
         real = ctx.real_per_class()
         num_classes = len(real)
-        syn = self._init(real, ctx.ipc, p, g).to(ctx.device).requires_grad_(True)
+        syn = (packed_real_init(real, ctx.ipc, g).requires_grad_(True) if p.aug and p.init == "real"
+               else initial_images(real, ctx.ipc, p.init, g))
         opt = torch.optim.SGD([syn], lr=p.lr_img, momentum=p.momentum)
         strategy = ctx.dsa_strategy if p.dsa else "none"
         x_all, y_all = ctx.dataset.x_train.to(ctx.device), ctx.dataset.y_train.to(ctx.device)
@@ -210,14 +211,6 @@ class IDM(Method):
                     ce_scale: float) -> torch.Tensor:
         """One class's objective (`class_loss`); a subclass adds its own terms here (IID's `iid-idm`)."""
         return class_loss(net, xr, xs, label, ce_scale)
-
-    @staticmethod
-    def _init(real: list[torch.Tensor], ipc: int, p: IDMParams, g: torch.Generator) -> torch.Tensor:
-        """Real init: with `aug`, 4 x IPC distinct real images of the class (reused only when the
-        class is smaller), each downscaled into one quadrant; without, IPC real images."""
-        if p.init == "noise":
-            return torch.randn((len(real) * ipc, *real[0].shape[1:]), generator=g)
-        return packed_real_init(real, ipc, g) if p.aug else sample_per_class(real, ipc, g)
 
     @staticmethod
     def _new_net(ctx: DistillContext, p: IDMParams, g: torch.Generator) -> QueueNet:

@@ -24,7 +24,7 @@ from torch.func import functional_call
 
 from bench.augment import dsa
 from bench.experts import ExpertContext, ExpertSpec, register_expert
-from bench.methods.base import DistillContext, Method, Params, SyntheticSet, class_labels, sample_per_class
+from bench.methods.base import DistillContext, Method, Params, SyntheticSet, class_labels, initial_images
 from bench.methods.registry import register
 from bench.train import accuracy, seeded, train_epoch
 
@@ -190,11 +190,7 @@ class MTT(Method):
 
         real = ctx.real_per_class()
         num_classes = len(real)
-        if p.init == "real":
-            syn = sample_per_class(real, ctx.ipc, g)
-        else:
-            syn = torch.randn((num_classes * ctx.ipc, *real[0].shape[1:]), generator=g).to(ctx.device)
-        syn = syn.detach().clone().requires_grad_(True)
+        syn = initial_images(real, ctx.ipc, p.init, g)
         labels = class_labels(num_classes, ctx.ipc).to(ctx.device)
         lr = torch.tensor(p.lr_teacher, device=ctx.device, requires_grad=True)
         opt_img = torch.optim.SGD([syn], lr=p.lr_img, momentum=p.momentum)
