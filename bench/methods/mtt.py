@@ -121,6 +121,17 @@ def trajectory_student(ctx: DistillContext, max_start_epoch: int, expert_epochs:
     return trajectories, g, flat_forward(net)
 
 
+def next_segment(trajectories: torch.Tensor, order: list[int], max_start_epoch: int, expert_epochs: int,
+                 generator: torch.Generator, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The expert segment to match next, (start, target): every expert once per round in a fresh random
+    order (`order` holds the round's rest and is consumed in place), from a random start epoch."""
+    if not order:
+        order.extend(torch.randperm(len(trajectories), generator=generator).tolist())
+    expert = trajectories[order.pop()]
+    t0 = int(torch.randint(max_start_epoch, (1,), generator=generator))
+    return expert[t0].to(device), expert[t0 + expert_epochs].to(device)
+
+
 def unroll_student(forward: Forward, start: torch.Tensor, images: torch.Tensor, labels: torch.Tensor,
                    lr: torch.Tensor, *, syn_steps: int, batch_syn: int, dsa_strategy: str,
                    generator: torch.Generator) -> torch.Tensor:
@@ -201,13 +212,10 @@ class MTT(Method):
         start, extra = ctx.checkpoint.resume(g, {"syn": syn, "lr": lr}, {"img": opt_img, "lr": opt_lr})
         order: list[int] = extra.get("order", torch.zeros(0, dtype=torch.long)).tolist()
         for it in range(start, p.iterations):
-            if not order:  # every expert once per round, in a fresh random order
-                order = torch.randperm(len(trajectories), generator=g).tolist()
-            expert = trajectories[order.pop()]
-            t0 = int(torch.randint(p.max_start_epoch, (1,), generator=g))
-            loss = trajectory_matching_loss(
-                forward, expert[t0].to(ctx.device), expert[t0 + p.expert_epochs].to(ctx.device), syn, labels,
-                lr, syn_steps=p.syn_steps, batch_syn=batch_syn, dsa_strategy=strategy, generator=g)
+            start_params, target = next_segment(trajectories, order, p.max_start_epoch, p.expert_epochs, g,
+                                                ctx.device)
+            loss = trajectory_matching_loss(forward, start_params, target, syn, labels, lr, syn_steps=p.syn_steps,
+                                            batch_syn=batch_syn, dsa_strategy=strategy, generator=g)
             opt_img.zero_grad(set_to_none=True)
             opt_lr.zero_grad(set_to_none=True)
             loss.backward()

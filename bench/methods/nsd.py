@@ -77,8 +77,8 @@ from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt
 from bench.experts import ExpertSpec
 from bench.methods.base import DistillContext, Method, SyntheticSet, register_format
 from bench.methods.budget import storage_budget_values
-from bench.methods.mtt import (Forward, TrajectoryParams, matching_distance, trajectory_spec, trajectory_student,
-                               unroll_student)
+from bench.methods.mtt import (Forward, TrajectoryParams, matching_distance, next_segment, trajectory_spec,
+                               trajectory_student, unroll_student)
 from bench.methods.registry import register
 
 Decomposition = Literal["learned", "dct", "ldct", "svd", "lsvd", "dwt", "none"]
@@ -498,23 +498,13 @@ class NSD(Method):
         batch_syn = p.batch_syn or min(layout.images_per_class * spec.num_classes, ctx.ipc * spec.num_classes)
         x_real, y_real = ctx.dataset.x_train.to(ctx.device), ctx.dataset.y_train.to(ctx.device)
 
-        start, order = 0, []
-        if (saved := ctx.checkpoint.load()) is not None:
-            start, state = saved
-            with torch.no_grad():
-                for mine, theirs in zip([spectra, lr, *trainable], state["tensors"]):
-                    mine.copy_(theirs)
-            for opt, opt_state in zip(optimisers, state["optimisers"]):
-                opt.load_state_dict(opt_state)
-            g.set_state(state["rng"])
-            order = state["order"].tolist()
+        tensors = {"spectra": spectra, "lr": lr, **{f"kernel{i}": k for i, k in enumerate(trainable)}}
+        stepped = {f"opt{i}": opt for i, opt in enumerate(optimisers)}
+        start, extra = ctx.checkpoint.resume(g, tensors, stepped)
+        order: list[int] = extra.get("order", torch.zeros(0, dtype=torch.long)).tolist()
 
         for it in range(start, p.iterations):
-            if not order:  # every expert once per round, in a fresh random order (as MTT)
-                order = torch.randperm(len(trajectories), generator=g).tolist()
-            expert = trajectories[order.pop()]
-            t0 = int(torch.randint(p.max_start_epoch, (1,), generator=g))
-            theta0, target = expert[t0].to(ctx.device), expert[t0 + p.expert_epochs].to(ctx.device)
+            theta0, target = next_segment(trajectories, order, p.max_start_epoch, p.expert_epochs, g, ctx.device)
             coded = spectra
             if p.decomposition == "dwt":
                 coded = spectra * band_mask(spec.image_size, layout.t[2], layout.t[3], p.band_drop, g).to(ctx.device)
@@ -533,10 +523,7 @@ class NSD(Method):
                 opt.step()
             ctx.progress(it + 1, p.iterations, f"iteration, match {match.item():.3f}, total {loss.item():.3f}, "
                                                f"lr {lr.item():.4g}")
-            if ctx.checkpoint.due(it + 1):
-                ctx.checkpoint.save(it + 1, {"tensors": [t.detach().cpu() for t in [spectra, lr, *trainable]],
-                                             "optimisers": [opt.state_dict() for opt in optimisers],
-                                             "rng": g.get_state(), "order": torch.tensor(order, dtype=torch.long)})
+            ctx.checkpoint.keep(it + 1, g, tensors, stepped, {"order": torch.tensor(order, dtype=torch.long)})
         return self._stored(layout, spectra, labels, learned, lr, spec.image_size)
 
     @staticmethod

@@ -274,14 +274,9 @@ class UDD(Method):
         boxes = candidate_boxes(spec.image_size, spec.image_size, p.region_scales)
         centres = ClassCentres(num_classes, p.centre_momentum)
         x_all, y_all = ctx.dataset.x_train.to(ctx.device), ctx.dataset.y_train.to(ctx.device)
-        start = 0
-        if (saved := ctx.checkpoint.load()) is not None:
-            start, state = saved
-            with torch.no_grad():
-                pixels.copy_(state["pixels"])
-            opt.load_state_dict(state["opt"])
-            g.set_state(state["rng"])
-            centres.load(state["centres"], ctx.device)
+        start, extra = ctx.checkpoint.resume(g, {"pixels": pixels}, {"opt": opt})
+        if start:
+            centres.load(extra["centres"], ctx.device)
 
         for it in range(start, p.iterations):
             for group in opt.param_groups:
@@ -304,9 +299,8 @@ class UDD(Method):
                             dsa_strategy=p.net_augment, steps=math.ceil(p.n_data / p.net_batch), dsa_mode="idc",
                             cutmix_prob=p.net_cutmix_prob, cutmix_beta=p.net_cutmix_beta)
             ctx.progress(it + 1, p.iterations, f"iteration, loss {total / (num_classes * p.inner_loop):.4f}")
-            if ctx.checkpoint.due(it + 1):
-                ctx.checkpoint.save(it + 1, {"pixels": pixels.detach().cpu(), "opt": opt.state_dict(),
-                                             "rng": g.get_state(), "centres": centres.state()})
+            if ctx.checkpoint.due(it + 1):  # the centres' state is built only when it is saved
+                ctx.checkpoint.keep(it + 1, g, {"pixels": pixels}, {"opt": opt}, {"centres": centres.state()})
 
         images = ((pixels.detach() - mean) / std).cpu()
         labels = class_labels(num_classes, ipc)
