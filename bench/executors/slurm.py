@@ -175,15 +175,16 @@ def submit(plan: Plan, store: Store, settings: JobSettings, profile: SlurmProfil
                           "or run here with `--executor local`.")
     todo = pending(plan, store)
     history = Submissions.read(store, plan.suite.name)
-    live = {k: e for k, e in history.jobs.items() if k in {t.key for t in todo.tasks}}
+    todo_keys = {t.key for t in todo.tasks}
+    live = {k: e for k, e in history.jobs.items() if k in todo_keys}
     states, _ = job_states({e["job_id"] for e in live.values()})
     alive = {k: e["job_id"].split("_")[0] for k, e in live.items() if states.get(e["job_id"]) in QUEUED | RUNNING}
     producers = dict(alive)  # task key -> the job (array) id that will write its output
     chunk = max_array_size()
-    name = f"{datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}.json"
-    manifest_path = history.folder / "submissions" / name
+    now = datetime.now(timezone.utc)
+    manifest_path = history.folder / "submissions" / f"{now.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:6]}.json"
     manifest = {"suite": plan.suite.name, "suite_path": str(plan.suite.path), "profile": profile.name,
-                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), "tasks": []}
+                "created": now.isoformat(timespec="seconds"), "tasks": []}
     result = SubmitResult([], len(alive), None)
     executor = submitit.SlurmExecutor(folder=history.folder / "logs" / "%A", max_num_timeout=profile.max_requeues)
     for stage in STAGES:
@@ -254,12 +255,13 @@ def status(plan: Plan, store: Store) -> tuple[list[TaskStatus], str]:
     """The state of every task of the plan, and a note saying where SLURM states came from."""
     history = Submissions.read(store, plan.suite.name)
     tasks = [*plan.experts, *plan.whole, *plan.distill, *{e.key: e for e in plan.evaluate}.values()]
-    open_jobs = {history.jobs[t.key]["job_id"] for t in tasks if t.key in history.jobs and not is_done(t, store)}
-    states, note = job_states(open_jobs)
+    done = {t.key for t in tasks if is_done(t, store)}
+    states, note = job_states({history.jobs[t.key]["job_id"] for t in tasks
+                               if t.key in history.jobs and t.key not in done})
     out = []
     for task in tasks:
         job = history.jobs.get(task.key)
-        if is_done(task, store):
+        if task.key in done:
             out.append(TaskStatus(task, "done", job))
         elif job is None:
             out.append(TaskStatus(task, "not submitted"))
