@@ -50,6 +50,24 @@ def bench(workdir: Path, capsys: pytest.CaptureFixture):
     return run
 
 
+@pytest.fixture(scope="module")
+def digits():
+    """The built-in data set (it needs no data root), loaded once per test module."""
+    from bench.data import load_dataset
+    return load_dataset("digits", ".")
+
+
+@pytest.fixture(scope="module")
+def single_thread():
+    """Many tiny ops: on a busy 2-core machine two OpenMP threads spend longer waiting for each
+    other than computing (measured 10x slower), so a module can ask to run on one; restored after."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def cli_env() -> dict[str, str]:
     """Environment for running `bench` in a subprocess from a test."""
     return {**os.environ, "PYTHONUNBUFFERED": "1"}

@@ -57,11 +57,6 @@ def test_forgetting_counter_on_a_hand_made_sequence() -> None:
     assert counter.events.tolist() == [2, 0, 1, 1]
 
 
-@pytest.fixture(scope="module")
-def digits() -> data.Dataset:
-    return data.load_dataset("digits", ".")
-
-
 def make_net(ds: data.Dataset):
     spec = ds.spec
     return lambda: nets.get_network("ConvNet", spec.channels, spec.num_classes, spec.image_size)

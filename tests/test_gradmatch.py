@@ -22,19 +22,7 @@ from bench.train import seeded
 FAST_ARCH = "ConvNetW32"  # same algorithm, a quarter of the width: keeps the CPU tests short
 
 
-@pytest.fixture(scope="module", autouse=True)
-def single_thread():
-    """Many tiny ops: on a busy 2-core machine two OpenMP threads spend longer waiting for each
-    other than computing (measured 10x slower), so these tests run on one and restore the setting."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def digits() -> data.Dataset:
-    return data.load_dataset("digits", ".")
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def context(ds: data.Dataset, ipc: int, seed: int = 0, arch: str = FAST_ARCH) -> DistillContext:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 import torch
 import torch.nn.functional as F
 
@@ -14,11 +13,6 @@ from bench.methods.presets import preset_params
 from bench.train import seeded
 
 TINY = dict(batch_real=12, net_num=4, net_generate_interval=3, model_train_steps=1, trained_bs=16)
-
-
-@pytest.fixture(scope="module")
-def digits() -> data.Dataset:
-    return data.load_dataset("digits", ".")
 
 
 def context(ds: data.Dataset, ipc: int, seed: int = 0) -> DistillContext:

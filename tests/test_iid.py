@@ -27,11 +27,6 @@ IDM_BASE = dict(batch_real=12, net_num=4, net_generate_interval=3, model_train_s
 TINY_IDM = dict(**IDM_BASE, **TINY_BANK)
 
 
-@pytest.fixture(scope="module")
-def digits() -> data.Dataset:
-    return data.load_dataset("digits", ".")
-
-
 def make(arch: str, ds: data.Dataset):
     return lambda: nets.get_network(arch, ds.spec.channels, ds.spec.num_classes, ds.spec.image_size)
 

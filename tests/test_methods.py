@@ -12,11 +12,6 @@ from bench.methods.random import Random
 from bench.train import seeded
 
 
-@pytest.fixture(scope="module")
-def digits() -> data.Dataset:
-    return data.load_dataset("digits", ".")
-
-
 def context(ds: data.Dataset, ipc: int, seed: int = 0, arch: str = "ConvNet") -> DistillContext:
     spec = ds.spec
     return DistillContext(ds, ipc, seed, torch.device("cpu"),

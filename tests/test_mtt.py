@@ -26,11 +26,6 @@ def make_net() -> nn.Module:
     return nets.get_network(ARCH, 1, 10, 8)
 
 
-@pytest.fixture(scope="module")
-def digits() -> data.Dataset:
-    return data.load_dataset("digits", ".")
-
-
 def expert_context(ds: data.Dataset, p: MTTParams = EXPERTS) -> ExpertContext:
     return ExpertContext(trajectory_spec(p, "digits", ARCH), ds, torch.device("cpu"), make_net, ds.spec.dsa_strategy)
 

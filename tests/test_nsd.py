@@ -42,11 +42,6 @@ def make_net() -> nn.Module:
 
 
 @pytest.fixture(scope="module")
-def digits() -> data.Dataset:
-    return data.load_dataset("digits", ".")
-
-
-@pytest.fixture(scope="module")
 def experts(digits: data.Dataset) -> dict[str, torch.Tensor]:
     p = MTTParams(num_experts=2, expert_train_epochs=4, expert_batch=64, expert_seed=5)
     return build_trajectories(ExpertContext(trajectory_spec(p, "digits", ARCH), digits, torch.device("cpu"),

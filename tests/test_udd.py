@@ -26,17 +26,7 @@ TINY = dict(iterations=2, inner_loop=1, batch_real=8, batch_syn_max=12, n_data=1
 RAMP = (6 * torch.arange(6.0).view(6, 1) + torch.arange(6.0).view(1, 6))  # value 6r + c
 
 
-@pytest.fixture(scope="module", autouse=True)
-def single_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def digits() -> data.Dataset:
-    return data.load_dataset("digits", ".")
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def context(ds: data.Dataset, ipc: int, seed: int = 0, checkpoint: Checkpoint | None = None) -> DistillContext:
