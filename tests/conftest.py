@@ -1,4 +1,9 @@
-"""Shared helpers: write a site config and a suite into a temporary folder, run the CLI there."""
+"""Shared helpers: write a site config and a suite into a temporary folder, run the CLI there.
+
+Every test runs single-threaded, here and in the `bench` processes the tests start (through the
+environment): the tests are many tiny tensor operations, and on a busy 2-core machine two OpenMP
+threads spend longer waiting for each other than computing (measured 10x slower).
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,15 @@ import os
 import textwrap
 from pathlib import Path
 
-import pytest
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ[_var] = "1"  # before torch or numpy start their thread pools; inherited by subprocesses
 
-from bench.cli import main
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from bench.cli import main  # noqa: E402
+
+torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -57,17 +68,18 @@ def digits():
     return load_dataset("digits", ".")
 
 
-@pytest.fixture(scope="module")
-def single_thread():
-    """Many tiny ops: on a busy 2-core machine two OpenMP threads spend longer waiting for each
-    other than computing (measured 10x slower), so a module can ask to run on one; restored after."""
-    import torch
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def cli_env() -> dict[str, str]:
     """Environment for running `bench` in a subprocess from a test."""
     return {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+
+def check_golden(golden: Path, produced: str) -> None:
+    """`produced` must equal the committed golden file. Locally a missing golden file is written (delete
+    one to accept a deliberate change); in CI (`CI` or `BENCH_CI` set) it is a failure, so a test
+    there can never pass by regenerating its own expectation."""
+    if not golden.exists():
+        if os.environ.get("CI") or os.environ.get("BENCH_CI"):
+            pytest.fail(f"{golden} is missing: generate it locally (run this test once) and commit it")
+        golden.parent.mkdir(exist_ok=True)
+        golden.write_text(produced)
+    assert produced == golden.read_text(), f"output differs from {golden}; if that is intended: rm {golden}"

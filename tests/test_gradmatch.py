@@ -22,7 +22,6 @@ from bench.train import seeded
 FAST_ARCH = "ConvNetW32"  # same algorithm, a quarter of the width: keeps the CPU tests short
 
 
-pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def context(ds: data.Dataset, ipc: int, seed: int = 0, arch: str = FAST_ARCH) -> DistillContext:

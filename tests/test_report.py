@@ -11,7 +11,6 @@ import contextlib
 import csv
 import io
 import json
-import os
 import re
 from pathlib import Path
 
@@ -22,7 +21,7 @@ from bench.cli import main
 from bench.config import load_suite
 from bench.plan import make_plan
 from bench.store import Store
-from conftest import REPO, TINY_SUITE, write
+from conftest import REPO, TINY_SUITE, check_golden, write
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -145,14 +144,8 @@ def test_golden_files(reported: Path, name: str) -> None:
 
     Inline SVG is left out of the HTML golden file: its bytes belong to matplotlib's version, and its
     determinism is checked by test_same_store_gives_byte_identical_files."""
-    golden = GOLDEN / name.replace("/", "__")
     produced = re.sub(r"<svg.*?</svg>", "<svg/>", (reported / name).read_text(), flags=re.S)
-    if not golden.exists():
-        if os.environ.get("BENCH_CI") == "1":
-            pytest.fail(f"{golden} is missing; generate it locally and commit it")
-        golden.parent.mkdir(exist_ok=True)
-        golden.write_text(produced)
-    assert produced == golden.read_text(), f"{name} differs from {golden}; delete the golden file to accept"
+    check_golden(GOLDEN / name.replace("/", "__"), produced)
 
 
 def test_partial_and_missing_cells(bench, workdir: Path) -> None:

@@ -21,7 +21,7 @@ from bench.config import ConfigError, load_site, load_suite
 from bench.executors.slurm import status, submitit_parameters
 from bench.plan import make_plan
 from bench.store import Store
-from conftest import REPO, write
+from conftest import REPO, check_golden, write
 
 PROFILES = """\
 store: results
@@ -98,11 +98,7 @@ def test_sbatch_file_matches_the_golden_one(tmp_path: Path) -> None:
     params = submitit_parameters(profile.stages["evaluate"], "evaluate", profile)
     text = _make_sbatch_string(command="python -u -m submitit.core._submit /store/slurm/demo/logs/%A",
                                folder="/store/slurm/demo/logs/%A", map_count=3, dependency="afterany:12", **params)
-    golden = REPO / "tests" / "golden" / "sbatch_evaluate.txt"
-    if not golden.exists():
-        golden.parent.mkdir(exist_ok=True)
-        golden.write_text(text)
-    assert text == golden.read_text(), f"sbatch file changed; if that is intended: rm {golden}"
+    check_golden(REPO / "tests" / "golden" / "sbatch_evaluate.txt", text)
 
 
 @pytest.mark.parametrize("method, params", [

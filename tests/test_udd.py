@@ -26,7 +26,6 @@ TINY = dict(iterations=2, inner_loop=1, batch_real=8, batch_syn_max=12, n_data=1
 RAMP = (6 * torch.arange(6.0).view(6, 1) + torch.arange(6.0).view(1, 6))  # value 6r + c
 
 
-pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def context(ds: data.Dataset, ipc: int, seed: int = 0, checkpoint: Checkpoint | None = None) -> DistillContext:
