@@ -32,7 +32,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
     for name in args.files:
         path = _suite_path(name)
         if path.name == "bench.yaml":
-            load_site(path)
+            from bench.executors.profiles import parse_profile
+            site = load_site(path)
+            for profile in site.profiles:
+                parse_profile(site, profile)
             print(f"{path}: ok (site defaults)")
             continue
         suite = load_suite(path)
@@ -46,8 +49,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     site, suite = _load(args)
-    from bench.data import DatasetNotFound
-    from bench.executors import DatasetCache, pending, resolve_device, run_local
+    from bench.executors import ExecutorError, make_executor
+    from bench.executors.tasks import pending
     from bench.plan import make_plan
     from bench.store import Store
 
@@ -65,44 +68,21 @@ def cmd_run(args: argparse.Namespace) -> int:
             params = f" {json.dumps(task.identity['params'])}" if "params" in task.identity else ""
             print(f"  {task.describe()}  [{task.key}]{params}")
         return 0
-    datasets = DatasetCache(site.data_root, site.store / "cache")
-    for name in {t.distill.dataset for t in todo.evaluate}:
-        try:
-            datasets(name)
-        except DatasetNotFound as exc:
-            raise ConfigError(f"{exc} (data_root comes from {site.path or 'the built-in default'}.)") from None
-    executor = args.executor or site.executor
-    if executor == "slurm":
-        return _submit(args, site, suite, plan, store)
-    device = resolve_device(args.device or site.device)
-    result = run_local(plan, store, datasets, device, checkpoint_every=site.checkpoint_every)
-    if result.failed:
-        print(f"{len(result.failed)} task(s) failed (tracebacks above); {result.ran} ran. Fix the cause and "
-              f"run the same command again: finished work is kept.", file=sys.stderr)
-        for label in result.failed:
-            print(f"  FAILED {label}", file=sys.stderr)
-        return 1
-    print(f"done: {result.ran} task(s) ran, suite complete. Next: bench report {args.suite}")
-    return 0
-
-
-def _submit(args: argparse.Namespace, site: Site, suite: Suite, plan, store) -> int:
-    from bench.executors.slurm import JobSettings, SubmitError, submit
     origin = "--profile" if args.profile else f"{suite.path}, key 'profile'" if suite.profile else str(site.path)
-    profile = site.slurm_profile(args.profile or suite.profile, origin)
-    settings = JobSettings(store=store.root.resolve(), data_root=site.data_root.resolve(),
-                           device=args.device or site.device, suite=suite.name,
-                           checkpoint_every=site.checkpoint_every)
+    executor = make_executor(args.executor or site.executor, site, device=args.device,
+                             profile=args.profile or suite.profile, profile_origin=origin)
     try:
-        result = submit(plan, store, settings, profile)
-    except SubmitError as exc:
+        outcome = executor.run(plan, store)
+    except ExecutorError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    alive = f"; {result.skipped_alive} already queued or running" if result.skipped_alive else ""
-    n = sum(a[2] for a in result.arrays)
-    ids = " ".join(a[1] for a in result.arrays)
-    print(f"submitted {n} task(s) in {len(result.arrays)} job array(s) with profile '{profile.name}'"
-          f"{': ' + ids if ids else ''}{alive}. Watch: bench status {args.suite}; then: bench report {args.suite}")
+    if outcome.failed:
+        print(outcome.summary, file=sys.stderr)
+        for label in outcome.failed:
+            print(f"  FAILED {label}", file=sys.stderr)
+        return 1
+    following = f"Watch: bench status {args.suite}; then: " if executor.name == "slurm" else "Next: "
+    print(f"{outcome.summary} {following}bench report {args.suite}")
     return 0
 
 
@@ -110,37 +90,38 @@ def cmd_status(args: argparse.Namespace) -> int:
     site, suite = _load(args)
     from tabulate import tabulate
 
-    from bench.executors.slurm import STAGES, stage_of, status
+    from bench.executors import STATES, make_executor
+    from bench.executors.tasks import stage_of
     from bench.plan import make_plan
     from bench.store import Store
 
-    plan = make_plan(suite)
-    tasks, note = status(plan, Store(site.store))
-    states = ["done", "running", "queued", "failed", "not submitted"]
+    plan, store = make_plan(suite), Store(site.store)
+    submitted = (store.root / "slurm" / suite.name / "submissions").is_dir()
+    executor = make_executor(args.executor or ("slurm" if submitted else site.executor), site)
+    tasks, note = executor.status(plan, store)
     count = lambda items, state: sum(1 for t in items if t.state == state)  # noqa: E731
     print(f"suite '{suite.name}' ({suite.path}), store {site.store}" + (f"; SLURM states from {note}" if note else ""))
     rows = []
-    for stage in STAGES:
+    for stage in ("expert", "distill", "evaluate"):
         items = [t for t in tasks if stage_of(t.task) == stage]
         if items:
-            rows.append([stage, len(items)] + [count(items, s) for s in states])
-    print(tabulate(rows, headers=["stage", "tasks", *states]))
+            rows.append([stage, len(items)] + [count(items, s) for s in STATES])
+    print(tabulate(rows, headers=["stage", "tasks", *STATES]))
     by_cell: dict = {}
     for t in tasks:
         if stage_of(t.task) == "evaluate":
             by_cell.setdefault(t.task.cell, []).append(t)
     print()
     print(tabulate([[c.method, c.dataset, c.ipc, c.arch, f"{count(items, 'done')}/{len(items)}",
-                     *(count(items, s) for s in states[1:])] for c, items in by_cell.items()],
-                   headers=["method", "dataset", "ipc", "arch", "done", *states[1:]]))
+                     *(count(items, s) for s in STATES[1:])] for c, items in by_cell.items()],
+                   headers=["method", "dataset", "ipc", "arch", "done", *STATES[1:]]))
     failed = [t for t in tasks if t.state == "failed"]
     for t in failed:
-        detail = t.failure().replace("\n", "\n    | ")
-        print(f"\nFAILED {t.task.describe()}: job {t.job['job_id']} ({t.slurm_state})\n    log: {t.job['stderr']}"
-              f"\n    | {detail}")
+        detail = t.detail.replace("\n", "\n    | ")
+        print(f"\nFAILED {t.task.describe()}: job {t.job}\n    log: {t.log}\n    | {detail}")
     if failed:
-        print(f"\n{len(failed)} task(s) failed. Fix the cause, then `bench run {args.suite} --executor slurm` "
-              f"submits exactly the missing work.")
+        print(f"\n{len(failed)} task(s) failed. Fix the cause, then `bench run {args.suite} --executor "
+              f"{executor.name}` runs exactly the missing work.")
     return 1 if failed else 0
 
 
@@ -210,6 +191,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("status", help="per stage and per cell: done, running, queued, failed (with logs)")
     p.add_argument("suite")
+    p.add_argument("--executor", choices=["local", "slurm"],
+                   help="whose view (default: slurm where this suite was submitted to SLURM, else bench.yaml's "
+                        "executor)")
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("report", help="render a suite's results: HTML, LaTeX, Markdown, CSV, JSON under reports/")

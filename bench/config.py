@@ -125,7 +125,10 @@ class SuiteSchema(_Schema):
 
 @dataclass(frozen=True)
 class Site:
-    """Where things live on this machine; relative paths are relative to bench.yaml's folder."""
+    """Where things live on this machine; relative paths are relative to bench.yaml's folder.
+
+    Executor profiles are kept as validated structure; the SLURM executor reads their meaning
+    (`bench.executors.profiles`), pointing at this file's lines through `error`."""
 
     path: Path | None
     data_root: Path
@@ -135,36 +138,12 @@ class Site:
     executor: str
     profile: str | None
     checkpoint_every: int
-    profiles: dict[str, SlurmProfile]
+    profiles: dict[str, ProfileSchema]
+    lines: dict = field(default_factory=dict, compare=False, repr=False)
 
-    def slurm_profile(self, name: str | None, origin: str) -> SlurmProfile:
-        """The profile named on the command line or in a suite (`origin` says which), else the default."""
-        name = name or self.profile or ("default" if "default" in self.profiles else None)
-        if name is None and len(self.profiles) == 1:
-            name = next(iter(self.profiles))
-        where = self.path or "bench.yaml"
-        if not self.profiles:
-            raise ConfigError(f"{where}: the slurm executor needs an executor profile, and there is no "
-                              f"`profiles:` key. Add one, e.g. `profiles: {{gpu: {{partition: gpu, gpus_per_task: "
-                              f"1, cpus_per_task: 8, mem_gb: 32, time: 240}}}}` (see the README, 'On a cluster').")
-        if name is None:
-            raise ConfigError(f"{where}: several executor profiles ({', '.join(self.profiles)}) and none chosen. "
-                              f"Pick one with `--profile NAME`, a suite's `profile:` key, or `profile:` in "
-                              f"{where}.")
-        if name not in self.profiles:
-            raise ConfigError(f"{origin}: {_unknown('executor profile', name, self.profiles, 'bench.yaml')} "
-                              f"Profiles are defined under `profiles:` in {where}.")
-        return self.profiles[name]
-
-
-@dataclass(frozen=True)
-class SlurmProfile:
-    """A validated executor profile: per stage, the resources of its jobs (time in minutes)."""
-
-    name: str
-    stages: dict[str, dict[str, Any]]
-    max_requeues: int
-    signal_delay_s: int
+    def error(self, at: Path_, problem: str) -> ConfigError:
+        """A ConfigError about the key at `at` in this bench.yaml, with its line."""
+        return ConfigError(_message(self.path, self.lines, at, problem))
 
 
 @dataclass(frozen=True)
@@ -239,64 +218,10 @@ def load_site(path: Path | None = None) -> Site:
     raw, lines = _read(path) if path is not None else ({}, {})
     schema = _validate(SiteSchema, raw, path, lines, ())
     base = path.parent if path is not None else Path(".")
-    profiles = {name: _profile(name, p, lambda at, problem: _fail_at(path, lines, at, problem))
-                for name, p in schema.profiles.items()}
     return Site(path=path, data_root=base / schema.data_root, store=base / schema.store,
                 reports=base / schema.reports, device=schema.device, executor=schema.executor,
-                profile=schema.profile, checkpoint_every=schema.checkpoint_every, profiles=profiles)
-
-
-# sbatch options bench sets itself, per job: a profile's `sbatch:` must not set them.
-_RESERVED_SBATCH = {"array", "dependency", "output", "error", "job-name", "signal", "open-mode", "wckey"}
-_DEFAULT_TIME_MIN = 60
-
-
-def _profile(name: str, p: ProfileSchema, fail) -> SlurmProfile:
-    """Resolve a profile's stages (a stage's keys over the profile's own) and check times and sbatch extras."""
-    base = p.model_dump(include=set(ResourcesSchema.model_fields), exclude_none=True)
-    base_time = _minutes(p.time, ("profiles", name, "time"), fail) if p.time is not None else _DEFAULT_TIME_MIN
-    reserved = _RESERVED_SBATCH | {"mem", "time"} | {k.replace("_", "-") for k in ResourcesSchema.model_fields}
-    stages = {}
-    for stage in ("expert", "distill", "evaluate"):
-        override = getattr(p, stage)
-        own = override.model_dump(exclude_none=True) if override else {}
-        merged = {**base, **own}
-        merged["time"] = _minutes(own["time"], ("profiles", name, stage, "time"), fail) if "time" in own \
-            else base_time
-        for key in merged.get("sbatch", {}):
-            if key.lstrip("-").replace("_", "-") in reserved:
-                at = ("profiles", name) + ((stage,) if "sbatch" in own else ()) + ("sbatch", key)
-                fail(at, f"'{key}' is set by bench or by a profile key, so it cannot be an extra sbatch option. "
-                         f"Profile keys: {', '.join(ResourcesSchema.model_fields)}.")
-        stages[stage] = merged
-    return SlurmProfile(name, stages, p.max_requeues, p.signal_delay_s)
-
-
-def _minutes(value: int | str, at: Path_, fail) -> int:
-    """SLURM's time formats (minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS) as whole minutes."""
-    if isinstance(value, int):
-        if value <= 0:
-            fail(at, f"a time limit must be positive, got {value} minutes.")
-        return value
-    text = value.strip()
-    days, _, clock = text.rpartition("-") if "-" in text else ("0", "", text)
-    parts = clock.split(":")
-    if not (days.isdigit() and all(x.isdigit() for x in parts) and 1 <= len(parts) <= 3):
-        fail(at, f"'{value}' is not a SLURM time. Write minutes (240) or \"HH:MM:SS\" / \"D-HH:MM:SS\" in quotes.")
-    numbers = [int(x) for x in parts]
-    if "-" in text:  # D-HH, D-HH:MM, D-HH:MM:SS
-        hours, minutes, seconds = (numbers + [0, 0])[:3]
-    else:  # MM, MM:SS, HH:MM:SS
-        hours, minutes, seconds = ([0] * (3 - len(numbers)) + numbers) if len(numbers) == 3 else \
-            (0, numbers[0], numbers[1] if len(numbers) > 1 else 0)
-    total = int(days) * 1440 + hours * 60 + minutes + (1 if seconds else 0)
-    if total <= 0:
-        fail(at, f"a time limit must be positive, got '{value}'.")
-    return total
-
-
-def _fail_at(path: Path | None, lines: dict, at: Path_, problem: str) -> typing.NoReturn:
-    raise ConfigError(_message(path, lines, at, problem))
+                profile=schema.profile, checkpoint_every=schema.checkpoint_every, profiles=schema.profiles,
+                lines=lines)
 
 
 def load_suite(path: Path) -> Suite:
@@ -309,11 +234,11 @@ def load_suite(path: Path) -> Suite:
 
     for i, name in enumerate(s.datasets):
         if name not in data.DATASETS:
-            fail(("datasets", i), _unknown("data set", name, data.DATASETS, "bench list datasets"))
+            fail(("datasets", i), unknown_name("data set", name, data.DATASETS, "bench list datasets"))
     archs = [(("eval_archs", i), a) for i, a in enumerate(s.eval_archs)] + [(("distill_arch",), s.distill_arch)]
     for at, arch in archs:
         if arch not in nets.NETWORKS:
-            fail(at, _unknown("architecture", arch, nets.NETWORKS, "bench list archs"))
+            fail(at, unknown_name("architecture", arch, nets.NETWORKS, "bench list archs"))
     for i, ipc in enumerate(s.ipc):
         if ipc <= 0:
             fail(("ipc", i), f"IPC must be a positive number of images per class, got {ipc}.")
@@ -418,7 +343,7 @@ def _recipe(cls: type[Method], suite_eval: EvalSchema, method_eval: EvalSchema |
     preset = method_eval.preset or suite_eval.preset or cls.eval_preset
     if preset not in PRESETS:
         where = at if method_eval.preset else ("eval", "preset")
-        fail(where, _unknown("evaluation preset", preset, PRESETS, "bench list presets"))
+        fail(where, unknown_name("evaluation preset", preset, PRESETS, "bench list presets"))
     recipe = PRESETS[preset]
     for layer in (suite_eval, method_eval):
         recipe = recipe.with_overrides(layer.model_dump(exclude={"preset"}, exclude_none=True))
@@ -525,7 +450,7 @@ def _unwrap(annotation: Any, list_item: bool) -> Any:
     return annotation
 
 
-def _unknown(what: str, name: str, known: typing.Iterable[str], command: str) -> str:
+def unknown_name(what: str, name: str, known: typing.Iterable[str], command: str) -> str:
     known = list(known)
     return f"unknown {what} '{name}'.{did_you_mean(name, known)} `{command}` shows the {len(known)} known ones."
 

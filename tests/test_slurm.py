@@ -18,7 +18,8 @@ import pytest
 import torch
 
 from bench.config import ConfigError, load_site, load_suite
-from bench.executors.slurm import status, submitit_parameters
+from bench.executors.profiles import choose_profile, parse_profile, submitit_parameters
+from bench.executors.slurm import status
 from bench.plan import make_plan
 from bench.store import Store
 from conftest import REPO, check_golden, write
@@ -69,10 +70,10 @@ def test_profile_errors_name_the_key_and_list_the_valid_ones(tmp_path: Path) -> 
 
     write(site, "profiles:\n  gpu:\n    time: 4h\n")
     with pytest.raises(ConfigError, match=r"line 3, key 'profiles.gpu.time': '4h' is not a SLURM time"):
-        load_site(site)
+        parse_profile(load_site(site), "gpu")
     write(site, "profiles:\n  gpu:\n    sbatch: {array: 0-9}\n")
     with pytest.raises(ConfigError, match=r"key 'profiles.gpu.sbatch.array': 'array' is set by bench"):
-        load_site(site)
+        parse_profile(load_site(site), "gpu")
     write(site, "executor: cluster\n")
     with pytest.raises(ConfigError, match=r"key 'executor'"):
         load_site(site)
@@ -81,20 +82,20 @@ def test_profile_errors_name_the_key_and_list_the_valid_ones(tmp_path: Path) -> 
 def test_profile_choice_is_explicit(tmp_path: Path) -> None:
     site = load_site(write(tmp_path / "bench.yaml", "store: results\n"))
     with pytest.raises(ConfigError, match="needs an executor profile, and there is no `profiles:` key"):
-        site.slurm_profile(None, "here")
+        choose_profile(site, None, "here")
     site = load_site(write(tmp_path / "bench.yaml", PROFILES))
     with pytest.raises(ConfigError, match=r"several executor profiles \(test, short\) and none chosen"):
-        site.slurm_profile(None, "here")
+        choose_profile(site, None, "here")
     with pytest.raises(ConfigError, match="--profile: unknown executor profile 'tets'. Did you mean 'test'?"):
-        site.slurm_profile("tets", "--profile")
-    profile = site.slurm_profile("test", "--profile")
+        choose_profile(site, "tets", "--profile")
+    profile = choose_profile(site, "test", "--profile")
     assert profile.stages["distill"]["time"] == 10 and profile.stages["evaluate"]["time"] == 5
 
 
 def test_sbatch_file_matches_the_golden_one(tmp_path: Path) -> None:
     """The job script a profile produces (delete the golden file to regenerate it after a deliberate change)."""
     from submitit.slurm.slurm import _make_sbatch_string
-    profile = load_site(write(tmp_path / "bench.yaml", PROFILES)).slurm_profile("test", "--profile")
+    profile = choose_profile(load_site(write(tmp_path / "bench.yaml", PROFILES)), "test", "--profile")
     params = submitit_parameters(profile.stages["evaluate"], "evaluate", profile)
     text = _make_sbatch_string(command="python -u -m submitit.core._submit /store/slurm/demo/logs/%A",
                                folder="/store/slurm/demo/logs/%A", map_count=3, dependency="afterany:12", **params)
@@ -214,7 +215,7 @@ def test_suite_through_slurm_arrays_matches_the_local_run(cluster: Path, bench, 
     assert "#SBATCH --gpus-per-node=1" in script and "#SBATCH --time=5" in script
 
     tasks = wait_until_idle(suite, workdir / "results", cluster)
-    assert {t.state for t in tasks} == {"done"}, [(t.task.describe(), t.state, t.failure()) for t in tasks]
+    assert {t.state for t in tasks} == {"done"}, [(t.task.describe(), t.state, t.detail) for t in tasks]
     log = (workdir / "results/slurm/grid/logs" / distill_job / f"{distill_job}_0_0_log.out").read_text()
     assert "setting up on" in log and f"SLURM job {distill_job}_0" in log
     on_slurm = records(workdir / "results")
@@ -261,7 +262,7 @@ def test_scancel_then_rerun_completes_without_duplicates(cluster: Path, bench, w
 
     tasks = wait_until_idle(suite, workdir / "results", cluster)
     failed = [t for t in tasks if t.state == "failed"]
-    assert len(failed) == 1 and failed[0].job["job_id"] == victim and "CANCELLED" in failed[0].failure()
+    assert len(failed) == 1 and failed[0].job.startswith(victim + " ") and "CANCELLED" in failed[0].detail
     code, out, _ = bench("status", "long.yaml")
     assert code == 1 and "FAILED evaluate random digits ipc=1 ConvNet" in out and victim in out
 

@@ -1,11 +1,65 @@
 """Executors run a plan's pending tasks: `local` in this process, `slurm` as job arrays through submitit.
 
-Both call the same task functions (`bench.executors.tasks`), which read inputs from the store and
-write outputs to it, so an executor only decides where and in which order tasks run.
+Both implement one interface, `Executor`: `run` does (or submits) the missing work of a plan and
+says what happened; `status` says, per task, whether it is done, running, queued, failed or still
+to run. Both call the same task functions (`bench.executors.tasks`), which read their inputs from
+the store and write their outputs to it, so an executor only decides where and in which order
+tasks run. This module stays light: an implementation is imported when it is chosen.
 """
 
-from bench.executors.local import RunResult, run_local
-from bench.executors.tasks import DatasetCache, MissingInput, Pending, pending, provenance, resolve_device, run_task
+from __future__ import annotations
 
-__all__ = ["DatasetCache", "MissingInput", "Pending", "RunResult", "pending", "provenance", "resolve_device",
-           "run_local", "run_task"]
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from bench.config import Site
+    from bench.plan import DistillTask, EvalTask, ExpertTask, Plan
+    from bench.store import Store
+
+STATES = ("done", "running", "queued", "failed", "not run")
+
+
+class ExecutorError(RuntimeError):
+    """The executor cannot do what was asked (e.g. sbatch refused a job); the message says what to fix."""
+
+
+@dataclass
+class Outcome:
+    """What `Executor.run` did: a summary line for the user, and the tasks that failed (with why)."""
+
+    summary: str
+    failed: list[str] = field(default_factory=list)
+
+
+@dataclass
+class TaskStatus:
+    """Where one task stands. `detail` says why a failed task failed (its traceback's or log's last
+    lines); `job` and `log` say where it ran, for executors that know."""
+
+    task: ExpertTask | DistillTask | EvalTask
+    state: str  # one of STATES
+    job: str | None = None
+    log: str | None = None
+    detail: str = ""
+
+
+class Executor(Protocol):
+    name: str
+
+    def run(self, plan: Plan, store: Store) -> Outcome:
+        """Run, or submit, every task of the plan whose output is not in the store."""
+
+    def status(self, plan: Plan, store: Store) -> tuple[list[TaskStatus], str]:
+        """Every task of the plan with its state, and a note on where the states came from."""
+
+
+def make_executor(name: str, site: Site, *, device: str | None = None, profile: str | None = None,
+                  profile_origin: str = "--profile") -> Executor:
+    """The executor called `name` ("local" or "slurm"), set up from the site defaults; `device` and
+    `profile` override them (a SLURM profile is resolved only when SLURM is chosen)."""
+    if name == "slurm":
+        from bench.executors.slurm import SlurmExecutor
+        return SlurmExecutor.from_site(site, device=device, profile=profile, origin=profile_origin)
+    from bench.executors.local import LocalExecutor
+    return LocalExecutor.from_site(site, device=device)

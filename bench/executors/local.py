@@ -10,7 +10,10 @@ from typing import TextIO
 
 import torch
 
-from bench.executors.tasks import DatasetCache, Task, fmt_time, pending, progress_lines, run_task
+from bench.config import Site
+from bench.executors import Outcome, TaskStatus
+from bench.executors.tasks import (DatasetCache, Pending, Task, check_data, fmt_time, is_done, pending, plan_tasks,
+                                   progress_lines, resolve_device, run_task)
 from bench.plan import DistillTask, EvalTask, Plan
 from bench.store import Store
 from bench.train import Progress
@@ -61,19 +64,41 @@ class ProgressBoard:
 
 
 @dataclass
-class RunResult:
-    ran: int
-    failed: list[str]
+class LocalExecutor:
+    """Runs tasks here, one after another: experts, then each artifact followed by its evaluations."""
+
+    datasets: DatasetCache
+    device: torch.device
+    checkpoint_every: int = 100
+    stream: TextIO | None = None
+    name: str = "local"
+
+    @classmethod
+    def from_site(cls, site: Site, device: str | None = None) -> LocalExecutor:
+        return cls(DatasetCache(site.data_root, site.store / "cache"), resolve_device(device or site.device),
+                   site.checkpoint_every)
+
+    def run(self, plan: Plan, store: Store) -> Outcome:
+        todo = pending(plan, store)
+        check_data(todo.tasks, self.datasets)
+        ran, failed = run_local(plan, todo, store, self.datasets, self.device, self.stream, self.checkpoint_every)
+        if failed:
+            return Outcome(f"{len(failed)} task(s) failed (tracebacks above); {ran} ran. Fix the cause and run the "
+                           f"same command again: finished work is kept.", failed)
+        return Outcome(f"done: {ran} task(s) ran, suite complete.")
+
+    def status(self, plan: Plan, store: Store) -> tuple[list[TaskStatus], str]:
+        """Done or not, from the store alone: a local run leaves nothing else behind."""
+        return [TaskStatus(t, "done" if is_done(t, store) else "not run") for t in plan_tasks(plan)], ""
 
 
-def run_local(plan: Plan, store: Store, datasets: DatasetCache, device: torch.device,
-              stream: TextIO | None = None, checkpoint_every: int = 100) -> RunResult:
-    """Run every pending task of the plan in this process: experts, then each artifact and its evaluations.
+def run_local(plan: Plan, todo: Pending, store: Store, datasets: DatasetCache, device: torch.device,
+              stream: TextIO | None = None, checkpoint_every: int = 100) -> tuple[int, list[str]]:
+    """Run the plan's pending tasks (`todo`) in this process; (tasks run, labels of the failed ones).
 
     A failing task is reported with its traceback and the rest of the suite goes on; tasks that
     need the failed task's output are skipped and counted as failed.
     """
-    todo = pending(plan, store)
     board = ProgressBoard({"expert": len(todo.experts), "distill": len(todo.distill),
                            "evaluate": len(todo.evaluate)}, stream or sys.stderr)
     failed: list[str] = []
@@ -115,4 +140,4 @@ def run_local(plan: Plan, store: Store, datasets: DatasetCache, device: torch.de
                 continue
         for e in evals:
             attempt("evaluate", e, [])
-    return RunResult(ran, failed)
+    return ran, failed

@@ -16,7 +16,6 @@ where the cluster has accounting), without any live process.
 from __future__ import annotations
 
 import json
-import math
 import os
 import pickle
 import re
@@ -32,21 +31,18 @@ from typing import TextIO
 
 import submitit
 
-from bench.config import SlurmProfile
-from bench.executors.tasks import (DatasetCache, Task, is_done, pending, progress_lines, resolve_device,
-                                   run_task, slurm_job_id)
-from bench.plan import DistillTask, EvalTask, ExpertTask, Plan
+from bench.config import Site
+from bench.executors import ExecutorError, Outcome, TaskStatus
+from bench.executors.profiles import STAGES, SlurmProfile, choose_profile, submitit_parameters
+from bench.executors.tasks import (DatasetCache, Task, check_data, is_done, pending, plan_tasks, progress_lines,
+                                   resolve_device, run_task, slurm_job_id, stage_of)
+from bench.plan import DistillTask, EvalTask, Plan
 from bench.store import Store, atomic_write
 
-STAGES = ("expert", "distill", "evaluate")
 QUEUED = {"PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "CONFIGURING", "SUSPENDED", "RESIZING",
           "SIGNALING", "STAGE_OUT"}
 RUNNING = {"RUNNING", "COMPLETING"}
 QUERY_TIMEOUT_S = 30
-
-
-def stage_of(task: Task) -> str:
-    return "expert" if isinstance(task, ExpertTask) else "distill" if isinstance(task, DistillTask) else "evaluate"
 
 
 def inputs_of(task: Task) -> list[str]:
@@ -83,22 +79,6 @@ class TaskJob(submitit.helpers.Checkpointable):
                           settings.checkpoint_every)
         print(f"bench: done {label}" + ("" if result is None else f": {result:.2f}%"), flush=True)
         return result
-
-
-def submitit_parameters(resources: dict, stage: str, profile: SlurmProfile) -> dict:
-    """A profile stage's resources as submitit's SlurmExecutor parameters."""
-    params: dict = {"job_name": f"bench-{stage}", "time": resources["time"],
-                    "signal_delay_s": profile.signal_delay_s}
-    for key in ("partition", "account", "qos", "cpus_per_task", "array_parallelism", "setup"):
-        if key in resources:
-            params[key] = resources[key]
-    if resources.get("gpus_per_task"):  # one task per job, so per task is per node
-        params["gpus_per_node"] = resources["gpus_per_task"]
-    if "mem_gb" in resources:
-        params["mem"] = f"{math.ceil(resources['mem_gb'] * 1024)}M"
-    if "sbatch" in resources:
-        params["additional_parameters"] = {k.lstrip("-").replace("-", "_"): v for k, v in resources["sbatch"].items()}
-    return params
 
 
 def _query(cmd: list[str]) -> subprocess.CompletedProcess | None:
@@ -170,10 +150,11 @@ def submit(plan: Plan, store: Store, settings: JobSettings, profile: SlurmProfil
     """Submit every pending task not already queued or running; return at once."""
     stream = stream or sys.stdout
     if shutil.which("sbatch") is None:
-        raise SubmitError("the slurm executor needs SLURM's `sbatch` on PATH, and this machine has none. Submit "
-                          "from the cluster's login node, start a local test cluster with `slurm/cluster.sh up`, "
-                          "or run here with `--executor local`.")
+        raise ExecutorError("the slurm executor needs SLURM's `sbatch` on PATH, and this machine has none. Submit "
+                            "from the cluster's login node, start a local test cluster with `slurm/cluster.sh up`, "
+                            "or run here with `--executor local`.")
     todo = pending(plan, store)
+    check_data(todo.tasks, DatasetCache(settings.data_root, settings.store / "cache"))
     history = Submissions.read(store, plan.suite.name)
     todo_keys = {t.key for t in todo.tasks}
     live = {k: e for k, e in history.jobs.items() if k in todo_keys}
@@ -201,7 +182,7 @@ def submit(plan: Plan, store: Store, settings: JobSettings, profile: SlurmProfil
                     jobs = [executor.submit(TaskJob(), task, settings) for task in part]
             except submitit.core.utils.FailedJobError as exc:
                 reason = str(exc).strip().rstrip(".")
-                raise SubmitError(
+                raise ExecutorError(
                     f"sbatch refused the {stage} array of profile '{profile.name}': {reason}. Check that profile in "
                     f"bench.yaml (partition, account, qos, sbatch options). Arrays submitted before this one are "
                     f"listed above and recorded; rerunning submits only what is missing.") from None
@@ -220,41 +201,29 @@ def submit(plan: Plan, store: Store, settings: JobSettings, profile: SlurmProfil
     return result
 
 
-class SubmitError(RuntimeError):
-    """sbatch refused a submission; the message names the profile to fix."""
-
-
-@dataclass
-class TaskStatus:
-    task: Task
-    state: str  # done | running | queued | failed | not submitted
-    job: dict | None = None
-    slurm_state: str | None = None
-
-    def failure(self, lines: int = 8) -> str:
-        """Why a failed task failed: its traceback's last lines, else its log's last lines."""
-        if self.job is None:
-            return ""
-        result = Path(self.job["result"])
-        if result.exists():
-            try:
-                with open(result, "rb") as f:
-                    outcome, detail = pickle.load(f)
-                if outcome == "error":
-                    return "\n".join(str(detail).rstrip().splitlines()[-lines:])
-            except Exception:  # noqa: BLE001 - an unreadable result: fall back to the log
-                pass
-        for log in (self.job["stderr"], self.job["stdout"]):
-            path = Path(log)
-            if path.exists() and path.stat().st_size:
-                return "\n".join(path.read_text(errors="replace").rstrip().splitlines()[-lines:])
-        return "(no log: the job ended before it started writing one)"
+def failure(job: dict, lines: int = 8) -> str:
+    """Why a failed job failed: its traceback's last lines (from submitit's result), else its log's last lines."""
+    result = Path(job["result"])
+    if result.exists():
+        try:
+            with open(result, "rb") as f:
+                outcome, detail = pickle.load(f)
+            if outcome == "error":
+                return "\n".join(str(detail).rstrip().splitlines()[-lines:])
+        except Exception:  # noqa: BLE001 - an unreadable result: fall back to the log
+            pass
+    for log in (job["stderr"], job["stdout"]):
+        path = Path(log)
+        if path.exists() and path.stat().st_size:
+            return "\n".join(path.read_text(errors="replace").rstrip().splitlines()[-lines:])
+    return "(no log: the job ended before it started writing one)"
 
 
 def status(plan: Plan, store: Store) -> tuple[list[TaskStatus], str]:
-    """The state of every task of the plan, and a note saying where SLURM states came from."""
+    """The state of every task of the plan, and a note saying where SLURM states came from. A task
+    never submitted (or submitted by no manifest of this suite) is "not run"."""
     history = Submissions.read(store, plan.suite.name)
-    tasks = [*plan.experts, *plan.whole, *plan.distill, *{e.key: e for e in plan.evaluate}.values()]
+    tasks = plan_tasks(plan)
     done = {t.key for t in tasks if is_done(t, store)}
     states, note = job_states({history.jobs[t.key]["job_id"] for t in tasks
                                if t.key in history.jobs and t.key not in done})
@@ -262,11 +231,42 @@ def status(plan: Plan, store: Store) -> tuple[list[TaskStatus], str]:
     for task in tasks:
         job = history.jobs.get(task.key)
         if task.key in done:
-            out.append(TaskStatus(task, "done", job))
+            out.append(TaskStatus(task, "done", job and job["job_id"]))
         elif job is None:
-            out.append(TaskStatus(task, "not submitted"))
+            out.append(TaskStatus(task, "not run"))
         else:
             state = states.get(job["job_id"])
             kind = "queued" if state in QUEUED else "running" if state in RUNNING else "failed"
-            out.append(TaskStatus(task, kind, job, state or "gone from squeue"))
+            out.append(TaskStatus(task, kind, f"{job['job_id']} ({state or 'gone from squeue'})", job["stderr"],
+                                  failure(job) if kind == "failed" else ""))
     return out, note
+
+
+@dataclass
+class SlurmExecutor:
+    """Submits a plan's pending tasks as job arrays and returns; `status` watches them through SLURM."""
+
+    site: Site
+    device: str
+    profile: str | None
+    origin: str
+    name: str = "slurm"
+
+    @classmethod
+    def from_site(cls, site: Site, device: str | None = None, profile: str | None = None,
+                  origin: str = "--profile") -> SlurmExecutor:
+        return cls(site, device or site.device, profile, origin)
+
+    def run(self, plan: Plan, store: Store) -> Outcome:
+        profile = choose_profile(self.site, self.profile, self.origin)
+        settings = JobSettings(store=store.root.resolve(), data_root=self.site.data_root.resolve(),
+                               device=self.device, suite=plan.suite.name,
+                               checkpoint_every=self.site.checkpoint_every)
+        result = submit(plan, store, settings, profile)
+        alive = f"; {result.skipped_alive} already queued or running" if result.skipped_alive else ""
+        ids = " ".join(a[1] for a in result.arrays)
+        return Outcome(f"submitted {sum(a[2] for a in result.arrays)} task(s) in {len(result.arrays)} job array(s) "
+                       f"with profile '{profile.name}'{': ' + ids if ids else ''}{alive}.")
+
+    def status(self, plan: Plan, store: Store) -> tuple[list[TaskStatus], str]:
+        return status(plan, store)

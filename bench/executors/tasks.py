@@ -23,6 +23,7 @@ from typing import TextIO
 import torch
 
 from bench import data, nets
+from bench.config import ConfigError
 from bench.data import zca as zca_module
 from bench.experts import EXPERT_BUILDERS, ExpertContext
 from bench.methods import DistillContext
@@ -208,6 +209,27 @@ def pending(plan: Plan, store: Store) -> Pending:
     experts += [w for w in plan.whole if not store.has_artifact(w.key)]  # whole-dataset rows: needed by none
     total = len(evals) + len(plan.distill) + len(plan.experts) + len(plan.whole)
     return Pending(experts, distill, todo, total - len(todo) - len(distill) - len(experts), total)
+
+
+def stage_of(task: Task) -> str:
+    return "expert" if isinstance(task, ExpertTask) else "distill" if isinstance(task, DistillTask) else "evaluate"
+
+
+def plan_tasks(plan: Plan) -> list[Task]:
+    """Every task of the plan once, in stage order (experts and whole-dataset runs, distill, evaluate)."""
+    return [*plan.experts, *plan.whole, *plan.distill, *{e.key: e for e in plan.evaluate}.values()]
+
+
+def check_data(tasks: list[Task], datasets: DatasetCache) -> None:
+    """Load every data set these tasks read before any of them starts, so a missing data root is one
+    clear error up front instead of a failure per task."""
+    names = (t.spec.dataset if isinstance(t, ExpertTask) else t.dataset if isinstance(t, DistillTask)
+             else t.distill.dataset for t in tasks)
+    for name in dict.fromkeys(names):
+        try:
+            datasets(name)
+        except data.DatasetNotFound as exc:
+            raise ConfigError(f"{exc} (data_root is set in bench.yaml, or `--config` names another one.)") from None
 
 
 def is_done(task: Task, store: Store) -> bool:
