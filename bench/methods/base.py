@@ -78,53 +78,31 @@ def register_format(cls: type[SyntheticSet]) -> type[SyntheticSet]:
 
 @dataclass
 class Checkpoint:
-    """Where an iterative method keeps its state, so a preempted, timed-out or killed job resumes.
-
-    A method calls `resume(...)` once before its loop and `keep(...)` after each iteration (or the
-    lower-level `load` / `due` + `save`); the state must make the resumed run compute exactly what an
-    uninterrupted one would. Writes are atomic. `path=None` switches it off.
-    """
+    """Where the harness's loop (`bench.methods.loop.run`) keeps an iterative method's state, so a
+    preempted, timed-out or killed job resumes. Writes are atomic. `path=None` switches it off."""
 
     path: Path | None = None
     every: int = 50
+    FORMAT: ClassVar[int] = 2  # the layout of `state` (loop.snapshot); a file of another layout is not resumed
 
     def due(self, iteration: int) -> bool:
         return self.path is not None and iteration % self.every == 0
 
     def save(self, iteration: int, state: dict[str, Any]) -> None:
         if self.path is not None:
-            atomic_write(self.path, lambda f: torch.save({"iteration": iteration, "state": state}, f))
+            atomic_write(self.path, lambda f: torch.save({"format": self.FORMAT, "iteration": iteration,
+                                                          "state": state}, f))
 
     def load(self) -> tuple[int, dict[str, Any]] | None:
         """(iteration, state) of the last save, or None to start from scratch."""
         if self.path is None or not self.path.exists():
             return None
         saved = torch.load(self.path, weights_only=True)
+        if saved.get("format") != self.FORMAT:
+            print(f"ignoring checkpoint {self.path.name}: written by another version of bench", flush=True)
+            return None
         print(f"resuming from checkpoint {self.path.name} at iteration {saved['iteration']}", flush=True)
         return saved["iteration"], saved["state"]
-
-    def keep(self, iteration: int, generator: torch.Generator, tensors: dict[str, torch.Tensor],
-             optimizers: dict[str, torch.optim.Optimizer], extra: dict[str, Any] | None = None) -> None:
-        """Save the usual loop state (tensors learned, their optimisers, the generator) when due."""
-        if self.due(iteration):
-            self.save(iteration, {"tensors": {k: t.detach().cpu() for k, t in tensors.items()},
-                                  "optimizers": {k: o.state_dict() for k, o in optimizers.items()},
-                                  "rng": generator.get_state(), "extra": extra or {}})
-
-    def resume(self, generator: torch.Generator, tensors: dict[str, torch.Tensor],
-               optimizers: dict[str, torch.optim.Optimizer]) -> tuple[int, dict[str, Any]]:
-        """Restore what `keep` saved, in place; (the iteration to continue from, its `extra`)."""
-        saved = self.load()
-        if saved is None:
-            return 0, {}
-        iteration, state = saved
-        with torch.no_grad():
-            for k, t in tensors.items():
-                t.copy_(state["tensors"][k])
-        for k, o in optimizers.items():
-            o.load_state_dict(state["optimizers"][k])
-        generator.set_state(state["rng"])
-        return iteration, state["extra"]
 
 
 @dataclass
@@ -165,6 +143,7 @@ class Method(ABC):
     # bench/methods/presets/<presets>.yaml: published settings (several files merge in order, last wins)
     presets: ClassVar[str | tuple[str, ...] | None] = None
     eval_preset: ClassVar[str] = "standard"  # the evaluation protocol its paper uses (bench.train.PRESETS)
+    group: ClassVar[str] = "plugin"  # its rows in a report: "coreset", "distillation", or "plugin" (yours)
 
     def __init__(self, params: Params):
         self.params = params

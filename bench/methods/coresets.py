@@ -138,6 +138,7 @@ def most_forgotten(events: torch.Tensor, k: int) -> torch.Tensor:
 class _Coreset(Method):
     """Per class, select `ipc` real training images using the shared feature network."""
 
+    group = "coreset"
     Params = CoresetParams
 
     def experts(self, dataset: str, arch: str) -> list[ExpertSpec]:

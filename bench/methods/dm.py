@@ -36,6 +36,7 @@ def mean_embedding_distance(real_features: torch.Tensor, syn_features: torch.Ten
 @register
 class DM(Method):
     name = "dm"
+    group = "distillation"
     description = "Distribution Matching: match mean embeddings of random networks (Zhao & Bilen 2023)."
     Params = DMParams
 

@@ -118,6 +118,7 @@ def freeze_batchnorm(net: nn.Module, real: list[torch.Tensor], generator: torch.
 class GradientMatching(Method):
     """Shared DC/DSA loop; subclasses choose `siamese_dsa` and their Params (the init default)."""
 
+    group = "distillation"
     siamese_dsa: ClassVar[bool]
     presets = "dc"
 

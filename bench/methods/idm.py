@@ -149,6 +149,7 @@ def packed_real_init(real: list[torch.Tensor], ipc: int, g: torch.Generator) -> 
 @register
 class IDM(Method):
     name = "idm"
+    group = "distillation"
     description = "Improved Distribution Matching: quadrant expansion, trained net queue, CE (Zhao et al. 2023)."
     Params = IDMParams
     presets = "idm"

@@ -187,6 +187,7 @@ class MTTParams(TrajectoryParams):
 @register
 class MTT(Method):
     name = "mtt"
+    group = "distillation"
     description = "Matching Training Trajectories: unrolled student steps match expert epochs (Cazenavette 2022)."
     Params = MTTParams
     presets = "mtt"

@@ -461,6 +461,7 @@ class NSDParams(TrajectoryParams):
 @register
 class NSD(Method):
     name = "nsd"
+    group = "distillation"
     description = ("Neural Spectral Decomposition: spectrum tensors x separable kernels within Eq. 3's budget, "
                    "MTT + real-guided loss (Yang et al. 2024); choices the paper leaves open are documented "
                    "in bench/methods/nsd.py")

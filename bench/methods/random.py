@@ -9,6 +9,7 @@ from bench.methods.registry import register
 @register
 class Random(Method):
     name = "random"
+    group = "coreset"
     description = "Random real images per class (coreset baseline)."
     uses_network = False
 

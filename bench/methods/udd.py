@@ -253,6 +253,7 @@ class ClassCentres:
 @register
 class UDD(Method):
     name = "udd"
+    group = "distillation"
     description = ("Mining underutilised regions (activation/gradient/jitter policies) and a class-wise "
                    "feature contrastive loss on IDC gradient matching (Wang et al. 2024).")
     Params = UDDParams
