@@ -166,7 +166,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         for name, text in NETWORKS.items():
             print(f"{name:16} {text}")
     else:
-        from bench.train import PRESETS
+        from bench.recipes import PRESETS
         for name, recipe in PRESETS.items():
             print(f"{name:10} {recipe.as_dict()}")
     return 0

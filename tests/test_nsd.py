@@ -26,7 +26,8 @@ from bench.methods.nsd import (NSD, DCTSet, HaarSet, NSDParams, SpectralSet, ban
                                unroll_student)
 from bench.methods.presets import load_preset, preset_params
 from bench.methods.registry import get_method
-from bench.train import PRESETS, evaluate_synset, seeded
+from bench.recipes import PRESETS
+from bench.train import evaluate_synset, seeded
 
 ARCH = "ConvNetW32"
 REPO = Path(__file__).resolve().parents[1]

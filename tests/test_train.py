@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 
 from bench import data, nets
-from bench.train import PRESETS, EvalRecipe, evaluate_synset, fit
+from bench.recipes import PRESETS, EvalRecipe
+from bench.train import evaluate_synset, fit
 
 
 def test_standard_preset_is_the_reference_protocol() -> None:

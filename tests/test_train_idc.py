@@ -8,7 +8,8 @@ import torch
 
 from bench import augment, train
 from bench.plan import content_key
-from bench.train import PRESETS, EvalRecipe, cutmix, fit, idc_dsa, without_cutout
+from bench.recipes import PRESETS, EvalRecipe
+from bench.train import cutmix, fit, idc_dsa, without_cutout
 
 OLD_FIELDS = {"epochs", "lr", "momentum", "weight_decay", "batch_size", "decay_factor", "augment", "test_batch_size"}
 

@@ -11,9 +11,10 @@ of the train split after /16, computed once and rounded to 4 decimals; tests rec
 
 from __future__ import annotations
 
-import numpy as np
+from typing import TYPE_CHECKING
 
-from bench.data.readers import RawData
+if TYPE_CHECKING:
+    from bench.data.readers import RawData
 
 MEAN = 0.3056
 STD = 0.3761
@@ -25,9 +26,13 @@ CLASS_NAMES = [str(d) for d in range(10)]
 
 def read_digits() -> RawData:
     """Load and split the digits as (N, 1, 8, 8) float arrays in [0, 1]."""
-    # Imported here: scikit-learn is slow to import and only this data set needs it.
+    # Imported here: the constants above are read (by config) with nothing heavy loaded, and
+    # scikit-learn is slow to import and only this data set needs it.
+    import numpy as np
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split
+
+    from bench.data.readers import RawData
 
     digits = load_digits()
     x = (digits.images.astype(np.float32) / 16.0)[:, None]

@@ -1,0 +1,97 @@
+"""The evaluation protocol as data: a recipe (epochs, lr, schedule, augmentation, ...) and the named
+presets of the papers. Plain values, no torch: suites are validated and planned with them, and
+`bench.train` runs them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Literal
+
+DSAMode = Literal["single", "idc"]
+"""How a DSA strategy is applied: "single" draws one op family per call (DatasetCondensation's mode
+'S'); "idc" is IDC's DiffAug, where flip, colour and cutout always apply and one op is drawn from the rest."""
+
+
+@dataclass(frozen=True)
+class EvalRecipe:
+    """How a network is trained on a synthetic set (DatasetCondensation's `evaluate_synset`).
+
+    By default the loop runs `epochs + 1` passes; after pass `epochs // 2 + 1` (0-based) the lr is
+    multiplied by `decay_factor` and a fresh SGD optimiser (empty momentum buffer) is created, as in
+    the reference code. The fields after `test_batch_size` describe other papers' protocols (IDC);
+    at their defaults they change nothing and `as_dict` leaves them out, so the hashes of recipes
+    written before they existed stay valid:
+    * `decay_at`: fractions of `epochs`; the lr is multiplied by `decay_factor` after pass
+      floor(f * epochs) (1-based) for each f, in place, keeping the momentum buffer (torch's
+      MultiStepLR, which IDC uses) instead of the single decay with a fresh optimiser;
+    * `extra_epoch`: False runs exactly `epochs` passes (IDC) instead of `epochs + 1`;
+    * `dsa_mode`: "idc" applies the DSA strategy as IDC's DiffAug does (see `idc_dsa`);
+    * `cutmix_prob`, `cutmix_beta`: IDC's CutMix on each batch with this probability, the box area
+      drawn from Beta(beta, beta); with CutMix on, cutout is removed from the DSA strategy, as IDC does.
+    """
+
+    epochs: int = 1000
+    lr: float | Literal["learned"] = 0.01  # "learned": the lr stored in the artifact (MTT's learned α)
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    batch_size: int = 256
+    decay_factor: float = 0.1
+    augment: Literal["dsa", "none"] = "dsa"
+    test_batch_size: int = 256
+    decay_at: tuple[float, ...] | None = None
+    extra_epoch: bool = True
+    dsa_mode: DSAMode = "single"
+    cutmix_prob: float = 0.0
+    cutmix_beta: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.decay_at is not None:  # a suite's YAML list; a tuple keeps the recipe hashable
+            object.__setattr__(self, "decay_at", tuple(self.decay_at))
+            if not all(0 < f <= 1 for f in self.decay_at):
+                raise ValueError(f"decay_at holds fractions of the epochs in (0, 1], got {self.decay_at}")
+
+    def as_dict(self) -> dict:
+        """All fields, less the optional ones at their defaults (the recipe's hashed identity)."""
+        defaults = {f.name: f.default for f in fields(self) if f.name in OPTIONAL_FIELDS}
+        return {k: v for k, v in asdict(self).items() if k not in defaults or v != defaults[k]}
+
+    def with_overrides(self, overrides: dict) -> EvalRecipe:
+        return replace(self, **overrides)
+
+    @property
+    def decay_epoch(self) -> int:
+        return self.epochs // 2 + 1
+
+    @property
+    def passes(self) -> int:
+        return self.epochs + 1 if self.extra_epoch else self.epochs
+
+    @property
+    def decay_epochs(self) -> tuple[int, ...]:
+        """The 0-based passes after which the lr is multiplied by `decay_factor`."""
+        if self.decay_at is None:
+            return (self.decay_epoch,)
+        # + 1e-9: 2/3 * 300 is 199.99999999999997 in floating point; IDC's milestone is 2 * 300 // 3 = 200.
+        return tuple(math.floor(f * self.epochs + 1e-9) - 1 for f in self.decay_at)
+
+
+OPTIONAL_FIELDS = ("decay_at", "extra_epoch", "dsa_mode", "cutmix_prob", "cutmix_beta")
+
+PRESETS: dict[str, EvalRecipe] = {
+    # DC/DSA/DM/IDM reference protocol: SGD 0.01, momentum 0.9, wd 5e-4, batch 256, 1000 epochs, DSA.
+    "standard": EvalRecipe(),
+    # MTT distill.py: the same loop, trained with the synthetic lr learned during distillation.
+    "mtt": EvalRecipe(lr="learned"),
+    # DC without DSA (DatasetCondensation main.py): no augmentation, 300 epochs (ConvNet on CIFAR/SVHN/
+    # FashionMNIST; the reference's DC-aug for MNIST and BN nets is not implemented).
+    "dc": EvalRecipe(epochs=300, augment="none"),
+    # IDC train.py/argument.py (non-ImageNet): 1000 epochs, batch 64, SGD 0.01 momentum 0.9 wd 5e-4,
+    # MultiStepLR x0.2 at 2/3 and 5/6 of the epochs, DiffAug with the data set's strategy less cutout
+    # (color_crop_flip_scale_rotate; no flip for MNIST/SVHN), CutMix with beta 1 on half the batches
+    # (mix_p 0.5 for CIFAR, SVHN, MNIST, FashionMNIST). IDC's per-data-set exceptions (no CutMix for
+    # MNIST with factor > 1, SVHN IPC 1 factor 1) are not part of the preset.
+    "idc": EvalRecipe(batch_size=64, decay_factor=0.2, decay_at=(2 / 3, 5 / 6), extra_epoch=False,
+                      dsa_mode="idc", cutmix_prob=0.5, cutmix_beta=1.0),
+}
