@@ -3,29 +3,30 @@
 Every network has `forward(x) -> logits` and `embed(x) -> (N, D)`, the flattened input of
 its final `classifier` (nn.Linear), which Distribution Matching uses as the feature space.
 Nothing here seeds the RNG: seed torch before `get_network` for reproducible weights.
+
+The registry itself is plain data (names, descriptions, size arithmetic from `bench.nets.shapes`),
+so suites are checked against it without importing torch; a network's module is imported when
+one is built.
 """
 
 from __future__ import annotations
 
 import difflib
+import importlib
 from collections.abc import Callable
-from dataclasses import dataclass
-from functools import partial
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
-from torch import nn
+from bench.nets import shapes
 
-from bench.nets import alexnet, convnet, resnet, small, vgg
-from bench.nets.alexnet import AlexNet
-from bench.nets.convnet import ConvNet
-from bench.nets.resnet import ResNet18
-from bench.nets.small import MLP, LeNet
-from bench.nets.vgg import VGG11
+if TYPE_CHECKING:
+    from torch import nn
 
 __all__ = [
     "NETWORKS",
     "IncompatibleInput",
     "UnknownNetwork",
+    "check_input",
     "get_network",
     "min_image_size",
 ]
@@ -71,18 +72,21 @@ class IncompatibleInput(ValueError):
 @dataclass(frozen=True)
 class _Spec:
     description: str
-    build: Callable[[int, int, int], nn.Module]  # (channels, num_classes, image_size) -> net
+    cls: str  # "module:Class" under bench.nets, built as Class(channels, num_classes, image_size, **config)
     feature_side: Callable[[int, int], int]  # (image_size, channels) -> side of the final map, < 1 if invalid
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def build(self, channels: int, num_classes: int, image_size: int) -> nn.Module:
+        module, _, name = self.cls.partition(":")
+        cls = getattr(importlib.import_module(f"bench.nets.{module}"), name)
+        return cls(channels, num_classes, image_size, **self.config)
 
 
 def _convnet_spec(description: str, **config: Any) -> _Spec:
     depth = config.get("depth", 3)
     pooling = config.get("pooling", "avgpooling")
-    return _Spec(
-        description,
-        partial(ConvNet, **config),
-        lambda size, channels: convnet.feature_side(size, channels, depth, pooling),
-    )
+    return _Spec(description, "convnet:ConvNet",
+                 lambda size, channels: shapes.convnet_side(size, channels, depth, pooling), config)
 
 
 _SPECS: dict[str, _Spec] = {
@@ -102,32 +106,21 @@ _SPECS: dict[str, _Spec] = {
     "ConvNetNP": _convnet_spec("ConvNet without pooling", pooling="none"),
     "ConvNetMP": _convnet_spec("ConvNet with max pooling", pooling="maxpooling"),
     "ConvNetAP": _convnet_spec("ConvNet with average pooling", pooling="avgpooling"),
-    "AlexNet": _Spec("AlexNet for small images", AlexNet, alexnet.feature_side),
-    "AlexNetBN": _Spec("AlexNet with batch norm", partial(AlexNet, batchnorm=True), alexnet.feature_side),
-    "VGG11": _Spec("VGG11 with instance norm", VGG11, vgg.feature_side),
-    "VGG11BN": _Spec("VGG11 with batch norm", partial(VGG11, batchnorm=True), vgg.feature_side),
-    "ResNet18": _Spec(
-        "CIFAR-style ResNet18 with instance norm",
-        ResNet18,
-        lambda size, _channels: resnet.feature_side(size, avg_pool=False),
-    ),
-    "ResNet18BN": _Spec(
-        "CIFAR-style ResNet18 with batch norm",
-        partial(ResNet18, batchnorm=True),
-        lambda size, _channels: resnet.feature_side(size, avg_pool=False),
-    ),
-    "ResNet18_AP": _Spec(
-        "ResNet18 downsampling by average pooling, instance norm",
-        partial(ResNet18, avg_pool=True),
-        lambda size, _channels: resnet.feature_side(size, avg_pool=True),
-    ),
-    "ResNet18BN_AP": _Spec(
-        "ResNet18 downsampling by average pooling, batch norm",
-        partial(ResNet18, batchnorm=True, avg_pool=True),
-        lambda size, _channels: resnet.feature_side(size, avg_pool=True),
-    ),
-    "LeNet": _Spec("LeNet-5", LeNet, small.lenet_feature_side),
-    "MLP": _Spec("MLP with two hidden layers of 128", MLP, lambda size, _channels: size),
+    "AlexNet": _Spec("AlexNet for small images", "alexnet:AlexNet", shapes.alexnet_side),
+    "AlexNetBN": _Spec("AlexNet with batch norm", "alexnet:AlexNet", shapes.alexnet_side, {"batchnorm": True}),
+    "VGG11": _Spec("VGG11 with instance norm", "vgg:VGG11", shapes.vgg_side),
+    "VGG11BN": _Spec("VGG11 with batch norm", "vgg:VGG11", shapes.vgg_side, {"batchnorm": True}),
+    "ResNet18": _Spec("CIFAR-style ResNet18 with instance norm", "resnet:ResNet18",
+                      lambda size, _channels: shapes.resnet_side(size, avg_pool=False)),
+    "ResNet18BN": _Spec("CIFAR-style ResNet18 with batch norm", "resnet:ResNet18",
+                        lambda size, _channels: shapes.resnet_side(size, avg_pool=False), {"batchnorm": True}),
+    "ResNet18_AP": _Spec("ResNet18 downsampling by average pooling, instance norm", "resnet:ResNet18",
+                         lambda size, _channels: shapes.resnet_side(size, avg_pool=True), {"avg_pool": True}),
+    "ResNet18BN_AP": _Spec("ResNet18 downsampling by average pooling, batch norm", "resnet:ResNet18",
+                           lambda size, _channels: shapes.resnet_side(size, avg_pool=True),
+                           {"batchnorm": True, "avg_pool": True}),
+    "LeNet": _Spec("LeNet-5", "small:LeNet", shapes.lenet_side),
+    "MLP": _Spec("MLP with two hidden layers of 128", "small:MLP", lambda size, _channels: size),
 }
 
 _BY_LOWER: dict[str, str] = {name.lower(): name for name in _SPECS}
@@ -157,8 +150,9 @@ NETWORKS: dict[str, str] = {
 }
 
 
-def get_network(name: str, channels: int, num_classes: int, image_size: int) -> nn.Module:
-    """Build network `name` (case-insensitive) for square images of `image_size` px with `channels` channels."""
+def check_input(name: str, channels: int, num_classes: int, image_size: int) -> str:
+    """The canonical name of network `name` if it takes this data shape; raises UnknownNetwork,
+    IncompatibleInput or ValueError otherwise. Builds nothing (config and plan call it)."""
     canonical = _canonical(name)
     for label, value in (("channels", channels), ("num_classes", num_classes), ("image_size", image_size)):
         if value < 1:
@@ -166,9 +160,15 @@ def get_network(name: str, channels: int, num_classes: int, image_size: int) -> 
     spec = _SPECS[canonical]
     if spec.feature_side(image_size, channels) < 1:
         raise IncompatibleInput(canonical, image_size, channels, _min_side(spec, channels))
-    return spec.build(channels, num_classes, image_size)
+    return canonical
+
+
+def get_network(name: str, channels: int, num_classes: int, image_size: int) -> nn.Module:
+    """Build network `name` (case-insensitive) for square images of `image_size` px with `channels` channels."""
+    return _SPECS[check_input(name, channels, num_classes, image_size)].build(channels, num_classes, image_size)
 
 
 def has_batchnorm(net: nn.Module) -> bool:
     """BatchNorm nets need all classes in one batch (DM) or statistics frozen from real data (DC)."""
+    from torch import nn
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in net.modules())

@@ -5,17 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-
-def feature_side(image_size: int, channels: int) -> int:
-    """Spatial side of the map fed to the classifier (< 1 if the image is too small).
-
-    The first 5x5 conv keeps the size (grows it by 4 for 1-channel inputs); the three
-    2x2 max-pools halve it, rounding down.
-    """
-    side = image_size + (4 if channels == 1 else 0)
-    for _ in range(3):
-        side //= 2
-    return side
+from bench.nets.shapes import alexnet_side
 
 
 class AlexNet(nn.Module):
@@ -41,7 +31,7 @@ class AlexNet(nn.Module):
             *conv(192, 192, 3, 1),
             nn.MaxPool2d(2, 2),
         )
-        self.classifier = nn.Linear(192 * feature_side(image_size, channels) ** 2, num_classes)
+        self.classifier = nn.Linear(192 * alexnet_side(image_size, channels) ** 2, num_classes)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Flattened conv features: the classifier input that Distribution Matching compares."""

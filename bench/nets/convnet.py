@@ -5,36 +5,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from bench.nets.shapes import block_sides, first_conv_padding
+
 ACTIVATIONS = ("relu", "sigmoid", "leakyrelu", "swish")
 NORMS = ("instancenorm", "batchnorm", "layernorm", "groupnorm", "none")
 POOLINGS = ("avgpooling", "maxpooling", "none")
-
-
-def first_conv_padding(channels: int) -> int:
-    """Single-channel inputs get padding 3 so 28 px MNIST maps to 32 px, as in the reference."""
-    return 3 if channels == 1 else 1
-
-
-def block_sides(image_size: int, channels: int, depth: int, pooling: str) -> list[int]:
-    """Side length of the map after each conv (where the norm acts), then the final side.
-
-    A side below 1 means the input is too small; the list stops there.
-    """
-    side = image_size + 2 * first_conv_padding(channels) - 2
-    sides = []
-    for _ in range(depth):
-        sides.append(side)
-        if side < 1:
-            return sides
-        if pooling != "none":
-            side //= 2
-    sides.append(side)
-    return sides
-
-
-def feature_side(image_size: int, channels: int, depth: int = 3, pooling: str = "avgpooling") -> int:
-    """Spatial side of the map fed to the classifier (< 1 if the image is too small)."""
-    return min(block_sides(image_size, channels, depth, pooling))
 
 
 def _activation(kind: str) -> nn.Module:

@@ -8,23 +8,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from bench.nets.shapes import RESNET_WIDTHS, resnet_side
+
 Norm = Callable[[int], nn.Module]
 
-WIDTHS = (64, 128, 256, 512)
 BLOCKS_PER_LAYER = 2
-
-
-def feature_side(image_size: int, avg_pool: bool) -> int:
-    """Spatial side of the map fed to the classifier (< 1 if the image is too small).
-
-    Strided 3x3 convs (padding 1) give ceil(side / 2), then a 4x4 average pool floors the
-    side by 4; the average-pooling variant halves with 2x2 pools (rounding down) and
-    skips the final pool.
-    """
-    side = image_size
-    for _ in WIDTHS[1:]:
-        side = side // 2 if avg_pool else (side + 1) // 2
-    return side if avg_pool else side // 4
 
 
 def _norm_factory(batchnorm: bool) -> Norm:
@@ -69,11 +57,11 @@ class ResNet18(nn.Module):
         super().__init__()
         norm = _norm_factory(batchnorm)
         self.avg_pool = avg_pool
-        self.conv1 = nn.Conv2d(channels, WIDTHS[0], 3, stride=1, padding=1, bias=False)
-        self.norm1 = norm(WIDTHS[0])
+        self.conv1 = nn.Conv2d(channels, RESNET_WIDTHS[0], 3, stride=1, padding=1, bias=False)
+        self.norm1 = norm(RESNET_WIDTHS[0])
         stages: list[nn.Module] = []
-        in_ch = WIDTHS[0]
-        for i, width in enumerate(WIDTHS):
+        in_ch = RESNET_WIDTHS[0]
+        for i, width in enumerate(RESNET_WIDTHS):
             blocks = []
             for b in range(BLOCKS_PER_LAYER):
                 stride = 2 if (i > 0 and b == 0) else 1
@@ -81,7 +69,7 @@ class ResNet18(nn.Module):
                 in_ch = width
             stages.append(nn.Sequential(*blocks))
         self.layers = nn.Sequential(*stages)
-        self.classifier = nn.Linear(in_ch * feature_side(image_size, avg_pool) ** 2, num_classes)
+        self.classifier = nn.Linear(in_ch * resnet_side(image_size, avg_pool) ** 2, num_classes)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Flattened final features: the classifier input that Distribution Matching compares."""

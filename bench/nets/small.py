@@ -5,20 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-
-def lenet_feature_side(image_size: int, channels: int) -> int:
-    """Side of LeNet's last conv map (< 1 if the image is too small).
-
-    Each 5x5 conv trims 4 (the first keeps the size for 1-channel inputs, padding 2);
-    each 2x2 max-pool halves, rounding down.
-    """
-    side = image_size if channels == 1 else image_size - 4
-    if side < 2:  # a 2x2 pool needs at least 2x2
-        return 0
-    side = side // 2 - 4
-    if side < 2:
-        return 0
-    return side // 2
+from bench.nets.shapes import lenet_side
 
 
 class LeNet(nn.Module):
@@ -35,7 +22,7 @@ class LeNet(nn.Module):
             nn.MaxPool2d(2, 2),
         )
         self.hidden = nn.Sequential(
-            nn.Linear(16 * lenet_feature_side(image_size, channels) ** 2, 120),
+            nn.Linear(16 * lenet_side(image_size, channels) ** 2, 120),
             nn.ReLU(),
             nn.Linear(120, 84),
             nn.ReLU(),

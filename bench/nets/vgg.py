@@ -5,19 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-VGG11_CFG: tuple[int | str, ...] = (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M")
-
-
-def feature_side(image_size: int, channels: int) -> int:
-    """Spatial side of the map fed to the classifier (< 1 if the image is too small).
-
-    3x3 convs keep the size (the first grows it by 4 for 1-channel inputs); each "M" halves it.
-    """
-    side = image_size + (4 if channels == 1 else 0)
-    for item in VGG11_CFG:
-        if item == "M":
-            side //= 2
-    return side
+from bench.nets.shapes import VGG11_CFG, vgg_side
 
 
 class VGG11(nn.Module):
@@ -38,7 +26,7 @@ class VGG11(nn.Module):
             layers.append(nn.ReLU())
             in_ch = out_ch
         self.features = nn.Sequential(*layers)
-        self.classifier = nn.Linear(in_ch * feature_side(image_size, channels) ** 2, num_classes)
+        self.classifier = nn.Linear(in_ch * vgg_side(image_size, channels) ** 2, num_classes)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Flattened conv features: the classifier input that Distribution Matching compares."""
