@@ -68,6 +68,11 @@ def digits():
     return load_dataset("digits", ".")
 
 
+# How long a test lets a `bench` subprocess run before calling it hung: a safety net, never a claim
+# about speed (these machines are shared and can be several times slower than idle).
+SAFETY_TIMEOUT_S = 3600
+
+
 def cli_env() -> dict[str, str]:
     """Environment for running `bench` in a subprocess from a test."""
     return {**os.environ, "PYTHONUNBUFFERED": "1"}

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, TINY_SUITE, cli_env, write
+from conftest import REPO, SAFETY_TIMEOUT_S, TINY_SUITE, cli_env, write
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
@@ -121,7 +121,7 @@ def test_sigkill_mid_suite_then_rerun_completes_without_duplicates(workdir: Path
     done_before = len(list(records.rglob("*.json")))
     assert 6 <= done_before < 32
 
-    rerun = subprocess.run(cmd, cwd=workdir, env=cli_env(), capture_output=True, text=True, timeout=300)
+    rerun = subprocess.run(cmd, cwd=workdir, env=cli_env(), capture_output=True, text=True, timeout=SAFETY_TIMEOUT_S)
     assert rerun.returncode == 0, rerun.stderr
     already = int(re.search(r"(\d+) already in the store", rerun.stdout).group(1))
     assert already >= done_before, "finished work before the kill must be kept, not recomputed"
@@ -130,7 +130,7 @@ def test_sigkill_mid_suite_then_rerun_completes_without_duplicates(workdir: Path
     recs = [json.loads(p.read_text()) for p in records.rglob("*.json")]  # every record parses
     assert len(recs) == 32 and len({r["key"] for r in recs}) == 32
     report = subprocess.run([sys.executable, "-m", "bench.cli", "report", "tiny.yaml"], cwd=workdir,
-                            env=cli_env(), capture_output=True, text=True, timeout=60)
+                            env=cli_env(), capture_output=True, text=True, timeout=SAFETY_TIMEOUT_S)
     assert report.returncode == 0
     rows = read_csv(workdir / "reports" / "tiny" / "results.csv")
     assert len(rows) == 8 and all(r["n"] == r["n_expected"] == "4" for r in rows)
@@ -141,7 +141,7 @@ def test_demo_suite_dm_beats_random_at_ipc_1(workdir: Path) -> None:
     """The README's promise for `make demo`, checked on the shipped suite."""
     for args in (["run", str(REPO / "suites" / "demo.yaml")], ["report", str(REPO / "suites" / "demo.yaml")]):
         done = subprocess.run([sys.executable, "-m", "bench.cli", *args], cwd=workdir, env=cli_env(),
-                              capture_output=True, text=True, timeout=900)
+                              capture_output=True, text=True, timeout=SAFETY_TIMEOUT_S)
         assert done.returncode == 0, done.stderr[-2000:]
     csv_rows = read_csv(workdir / "reports" / "demo" / "results.csv")
     rows = {(r["method"], r["ipc"], r["arch"]): r for r in csv_rows if r["group"] != "whole"}

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import write
+from conftest import SAFETY_TIMEOUT_S, write
 from test_report import SUITE, fabricate, report_cli, rows_of
 
 # A label with every character LaTeX treats specially, to prove names are escaped.
@@ -45,7 +45,7 @@ def chromium(*args: str) -> subprocess.CompletedProcess:
     exe = need("chromium", "chromium-browser", "google-chrome")
     return subprocess.run([exe, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                            "--host-resolver-rules=MAP * ~NOTFOUND", *args],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=SAFETY_TIMEOUT_S)
 
 
 class Tables(HTMLParser):
@@ -130,7 +130,7 @@ def test_pdflatex_compiles_the_standalone_report(report_dir: Path, tmp_path: Pat
     work = tmp_path / "tex"
     shutil.copytree(report_dir, work)
     done = subprocess.run([exe, "-interaction=nonstopmode", "-halt-on-error", "report.tex"], cwd=work,
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=SAFETY_TIMEOUT_S)
     assert done.returncode == 0, done.stdout[-3000:]
     assert (work / "report.pdf").read_bytes().startswith(b"%PDF")
     log = (work / "report.log").read_text(errors="replace")
