@@ -7,8 +7,9 @@ import torch.nn.functional as F
 
 from bench import data, nets
 from bench.methods.base import SYNSET_FORMATS, DistillContext, SyntheticSet
-from bench.methods.dm import DM
-from bench.methods.idm import IDM, IDMParams, QuadrantSet, class_loss, expand, pack
+from bench.methods.dm import distribution_matching_loss
+from bench.methods.idm import (IDM, IDMParams, QuadrantSet, class_loss, expand, new_queue_net, pack,
+                              train_queue_net)
 from bench.methods.presets import preset_params
 from bench.train import seeded
 
@@ -74,18 +75,18 @@ def test_class_loss_is_mean_embedding_distance_plus_scaled_ce() -> None:
     net = seeded(0, lambda: nets.get_network("ConvNet", 1, 10, 8)).eval()
     xr, xs = torch.randn(5, 1, 8, 8), torch.randn(4, 1, 8, 8)
     with torch.no_grad():
-        dm_term = DM._loss(net, [xr], [xs])
+        dm_term = distribution_matching_loss(net, [xr], [xs])
         ce = F.cross_entropy(net(xs), torch.full((4,), 2))
         assert torch.allclose(class_loss(net, xr, xs, 2, 0.0), dm_term)
         assert torch.allclose(class_loss(net, xr, xs, 2, 30.0), dm_term + 30.0 * ce)
 
 
 def test_queue_net_tracks_its_training_accuracy_in_percent(digits: data.Dataset) -> None:
-    q = IDM._new_net(context(digits, 1), IDMParams(), torch.Generator().manual_seed(0))
+    q = new_queue_net(context(digits, 1), IDMParams(), torch.Generator().manual_seed(0))
     assert q.accuracy == 0.0 and q.opt.defaults["momentum"] == 0.9 and q.opt.defaults["weight_decay"] == 5e-4
     before = [t.clone() for t in q.net.parameters()]
-    IDM._train(q, digits.x_train, digits.y_train, IDMParams(model_train_steps=3, trained_bs=32),
-               torch.Generator().manual_seed(1))
+    train_queue_net(q, digits.x_train, digits.y_train, IDMParams(model_train_steps=3, trained_bs=32),
+                    torch.Generator().manual_seed(1))
     assert q.seen == 96 and 0 <= q.correct <= 96 and q.accuracy == 100.0 * q.correct / 96
     assert all(not torch.equal(a, b) for a, b in zip(before, q.net.parameters()))
     q.reset()
@@ -99,7 +100,7 @@ def dm_loss(ds: data.Dataset, synset: SyntheticSet, nets_seeds=range(3)) -> floa
     x, y = synset.training_data()
     syn = [x[y == c] for c in range(len(real))]
     with torch.no_grad():
-        return sum(DM._loss(seeded(1000 + s, lambda: nets.get_network("ConvNet", 1, 10, 8)), real, syn).item()
+        return sum(distribution_matching_loss(seeded(1000 + s, lambda: nets.get_network("ConvNet", 1, 10, 8)), real, syn).item()
                    for s in nets_seeds) / len(nets_seeds)
 
 

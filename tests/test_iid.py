@@ -13,7 +13,7 @@ import torch
 from bench import data, nets
 from bench.experts import ExpertContext, ExpertSpec
 from bench.methods.base import Checkpoint, DistillContext
-from bench.methods.dm import DM, DMParams
+from bench.methods.dm import DM, DMParams, distribution_matching_loss
 from bench.methods.idm import IDM, IDMParams, QuadrantSet, class_loss
 from bench.methods.iid import (BANK, IIDDM, IIDIDM, FeatureTap, IIDDMParams, IIDIDMParams, PretrainedBank,
                                build_bank, centralization_loss, covariance_matching_loss, local_covariance)
@@ -106,20 +106,21 @@ def test_dm_loss_plus_the_two_terms(digits: data.Dataset, bank: dict) -> None:
     g = torch.Generator().manual_seed(1)
     xr = [torch.randn(6, 1, 8, 8, generator=g) for _ in range(2)]
     xs = [torch.randn(3, 1, 8, 8, generator=g).requires_grad_(True) for _ in range(2)]
-    method = IIDDM(IIDDMParams(lambda_cc=0.5, lambda_cm=2.0, **TINY_DM))
-    method._prepare(context(digits, 3, bank))
-    loss = method._loss(net, xr, xs)
-    bank_net = method._bank_net
-    expected = DM._loss(net, xr, xs)
+    (term,) = IIDDM(IIDDMParams(lambda_cc=0.5, lambda_cm=2.0, **TINY_DM)).extra_losses(context(digits, 3, bank))
+    watched = term.watch(net)
+    loss = distribution_matching_loss(watched, xr, xs) + term(watched, xr, xs)
+    bank_net = term.bank_net
+    expected = distribution_matching_loss(net, xr, xs)
     for r, s in zip(xr, xs):
         expected = expected + 2.0 * covariance_matching_loss(net.features(r), net.features(s))
         expected = expected + 0.5 * centralization_loss(bank_net.embed(s), 1.0, 0.0, False)
     assert torch.allclose(loss, expected, rtol=1e-5)
     loss.backward()
     assert all(x.grad is not None and x.grad.abs().sum() > 0 for x in xs)
-    off = IIDDM(IIDDMParams(cc=False, cm=False))
-    off._prepare(context(digits, 3))
-    assert torch.equal(off._loss(net, xr, xs), DM._loss(net, xr, xs))
+    (off,) = IIDDM(IIDDMParams(cc=False, cm=False)).extra_losses(context(digits, 3))
+    watched = off.watch(net)
+    assert torch.equal(distribution_matching_loss(watched, xr, xs) + off(watched, xr, xs),
+                       distribution_matching_loss(net, xr, xs))
 
 
 def test_feature_tap_keeps_real_and_synthetic_maps_apart(digits: data.Dataset) -> None:
@@ -127,10 +128,11 @@ def test_feature_tap_keeps_real_and_synthetic_maps_apart(digits: data.Dataset) -
     xr = [torch.randn(5, 1, 8, 8), torch.randn(4, 1, 8, 8)]
     xs = [torch.randn(2, 1, 8, 8, requires_grad=True), torch.randn(3, 1, 8, 8, requires_grad=True)]
     tap = FeatureTap(net)
-    assert torch.equal(DM._loss(tap, xr, xs), DM._loss(net, xr, xs))
-    real, syn = tap.split([5, 4], [2, 3])
+    assert torch.equal(distribution_matching_loss(tap, xr, xs), distribution_matching_loss(net, xr, xs))
+    real, syn = tap.take([5, 4], [2, 3])
     assert [len(m) for m in real] == [5, 4] and [len(m) for m in syn] == [2, 3]
     assert torch.equal(torch.cat(real), net.features(torch.cat(xr)))
+    assert tap.maps == []  # taken: the next loss records afresh
     with pytest.raises(ValueError, match="cm: false"):
         FeatureTap(seeded(0, make("MLP", digits)))
 
@@ -202,12 +204,12 @@ def test_iid_dm_runs_through_bench_run(bench, workdir: Path) -> None:
 def test_idm_class_loss_plus_the_two_terms(digits: data.Dataset, bank: dict) -> None:
     net = seeded(0, make("ConvNet", digits)).requires_grad_(False)
     xr, xs = torch.randn(6, 1, 8, 8), torch.randn(4, 1, 8, 8, requires_grad=True)
-    method = IIDIDM(IIDIDMParams(lambda_cc=0.5, lambda_cm=2.0, **TINY_IDM))
-    method._prepare(context(digits, 1, bank))
-    loss = method._class_loss(net, xr, xs, 0, 30.0)
+    (term,) = IIDIDM(IIDIDMParams(lambda_cc=0.5, lambda_cm=2.0, **TINY_IDM)).extra_losses(context(digits, 1, bank))
+    watched = term.watch(net)
+    loss = class_loss(watched, xr, xs, 0, 30.0) + term(watched, [xr], [xs])
     expected = (class_loss(net, xr, xs, 0, 30.0)
                 + 2.0 * covariance_matching_loss(net.features(xr), net.features(xs))
-                + 0.5 * centralization_loss(method._bank_net.embed(xs), 1.0, 0.0, False))
+                + 0.5 * centralization_loss(term.bank_net.embed(xs), 1.0, 0.0, False))
     assert torch.allclose(loss, expected, rtol=1e-5)
 
 

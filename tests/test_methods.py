@@ -7,7 +7,7 @@ import torch
 
 from bench import data, nets
 from bench.methods import METHODS, DistillContext, get_method
-from bench.methods.dm import DM, DMParams
+from bench.methods.dm import DM, DMParams, distribution_matching_loss
 from bench.methods.random import Random
 from bench.train import seeded
 
@@ -44,7 +44,7 @@ def dm_loss(ds: data.Dataset, images: torch.Tensor, ipc: int, nets_seeds=range(8
     with torch.no_grad():
         for s in nets_seeds:
             net = seeded(1000 + s, lambda: nets.get_network("ConvNet", 1, 10, 8))
-            total += DM._loss(net, real, list(images.split(ipc))).item()
+            total += distribution_matching_loss(net, real, list(images.split(ipc))).item()
     return total / len(nets_seeds)
 
 

@@ -28,7 +28,6 @@ from bench.data import zca as zca_module
 from bench.experts import EXPERT_BUILDERS, ExpertContext
 from bench.methods import DistillContext
 from bench.methods.base import SYNSET_FORMATS, Checkpoint
-from bench.methods.budget import storage_budget_bytes
 from bench.plan import DistillTask, EvalTask, ExpertTask, Plan, content_key
 from bench.store import Store, atomic_write
 from bench.train import Progress, evaluate_synset
@@ -136,13 +135,7 @@ def run_distill(task: DistillTask, store: Store, datasets: DatasetCache, device:
                          experts={kind: tensors for kind, (tensors, _) in inputs.items()}, checkpoint=checkpoint)
     start = time.perf_counter()
     synset = method.distill(ctx)
-    spec = dataset.spec
-    budget = storage_budget_bytes(task.ipc, spec.num_classes, spec.channels, spec.image_size,
-                                  bytes_per_value=dataset.x_train.element_size())
-    meta = {**task.identity, "key": task.key, "format": synset.format, "bytes": synset.nbytes,
-            # Eq. 3 of NSD: the values standing for images may not exceed IPC plain images per class.
-            "image_bytes": synset.image_nbytes, "budget_bytes": budget,
-            "over_budget": synset.image_nbytes > budget,
+    meta = {**task.identity, "key": task.key, **synset.storage(task.ipc, dataset),
             "distill_time_s": time.perf_counter() - start,
             "expert_time_s": sum(meta["time_s"] for _, meta in inputs.values()), **provenance(device)}
     store.save_artifact(task.key, {k: v.detach().cpu() for k, v in synset.tensors().items()}, meta)
@@ -155,12 +148,7 @@ def run_evaluate(task: EvalTask, store: Store, datasets: DatasetCache, device: t
     tensors, meta = _load_input(store, task.distill.key, f"the artifact of `{task.distill.describe()}`")
     synset = SYNSET_FORMATS[meta["format"]].from_tensors(tensors)
     x, y = synset.training_data()
-    recipe = task.recipe
-    if recipe.lr == "learned":
-        if synset.lr is None:
-            raise ValueError(f"the evaluation recipe trains with the learned lr, but '{task.distill.method.label}' "
-                             f"stores none; use the 'standard' preset or a numeric `eval: lr:` for this method.")
-        recipe = replace(recipe, lr=float(synset.lr))
+    recipe = replace(task.recipe, lr=synset.eval_lr(task.recipe.lr))
     start = time.perf_counter()
     acc = evaluate_synset(_builder(task.arch, dataset.spec), x, y, dataset.x_test, dataset.y_test, recipe,
                           seed=task.seed, dsa_strategy=dataset.spec.dsa_strategy, device=device,

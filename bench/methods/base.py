@@ -1,8 +1,13 @@
 """The Method API: what a distillation method receives and what it returns.
 
 A method gets the real training set, the IPC, a seed, a device, a network factory, the DSA
-strategy and its own validated parameters; it returns a `SyntheticSet`. It never trains or tests
-evaluation networks itself: that is `bench.train`'s job, the same for every method.
+strategy and its own validated parameters (`DistillContext`); it returns a `SyntheticSet`. It never
+trains or tests evaluation networks itself: that is `bench.train`'s job, the same for every method.
+
+Two shapes. A method computed in one go (a coreset, a closed form) subclasses `Method` and
+implements `distill(ctx)`. A method that improves its set over iterations subclasses
+`bench.methods.loop.IterativeMethod` and gives its maths only, `init` / `step` / `finish`: the
+harness runs the loop, checkpoints and resumes it, and reports progress (see that module).
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, Literal
 
 import torch
 import torch.nn as nn
@@ -18,6 +23,7 @@ from pydantic import BaseModel, ConfigDict
 
 from bench.data import Dataset
 from bench.experts import ExpertSpec
+from bench.methods.budget import storage_budget_bytes
 from bench.store import atomic_write
 from bench.train import Progress
 
@@ -61,6 +67,25 @@ class SyntheticSet:
     def training_data(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The (images, labels) an evaluation network trains on."""
         return self.images, self.labels
+
+    def eval_lr(self, recipe_lr: float | Literal["learned"]) -> float:
+        """The lr an evaluation network trains with: the recipe's, or for "learned" the one stored here."""
+        if recipe_lr != "learned":
+            return recipe_lr
+        if self.lr is None:
+            raise ValueError(f"the evaluation recipe trains with the learned lr, but this '{self.format}' set "
+                             f"stores none; use the 'standard' preset or a numeric `eval: lr:` for this method.")
+        return float(self.lr)
+
+    def storage(self, ipc: int, dataset: Dataset) -> dict[str, Any]:
+        """What an artifact's metadata says about storage: the format, the bytes stored, those standing
+        for images, and NSD's Eq. 3 budget (IPC plain images per class; `bench.methods.budget`), which
+        the image bytes may not exceed. The IPC is given: a parametrised set's shape does not tell it."""
+        spec = dataset.spec
+        budget = storage_budget_bytes(ipc, spec.num_classes, spec.channels, spec.image_size,
+                                      bytes_per_value=dataset.x_train.element_size())
+        return {"format": self.format, "bytes": self.nbytes, "image_bytes": self.image_nbytes,
+                "budget_bytes": budget, "over_budget": self.image_nbytes > budget}
 
     @classmethod
     def from_tensors(cls, tensors: dict[str, torch.Tensor]) -> SyntheticSet:
@@ -129,7 +154,8 @@ class DistillContext:
 
 
 class Method(ABC):
-    """A distillation method. Subclasses set `name`, `description`, `Params` and implement `distill`.
+    """A distillation method. Subclasses set `name`, `description`, `Params` and implement `distill`
+    (or, for an iterative method, subclass `bench.methods.loop.IterativeMethod` instead).
 
     Bump `version` whenever a change alters the artifacts a method produces: it is part of the
     content hash, so stored artifacts of the old algorithm are not mistaken for the new one's.
@@ -160,7 +186,7 @@ class Method(ABC):
 
     @abstractmethod
     def distill(self, ctx: DistillContext) -> SyntheticSet:
-        """Return the synthetic set for `ctx.ipc` images per class."""
+        """Return the synthetic set for `ctx.ipc` images per class, computed in one go."""
 
 
 def sample_per_class(real: list[torch.Tensor], ipc: int, generator: torch.Generator) -> torch.Tensor:

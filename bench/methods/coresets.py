@@ -157,10 +157,7 @@ class _Coreset(Method):
         features, forgetting = expert["features"].cpu(), expert["forgetting"].cpu()
         g = ctx.generator()
         per_class = ctx.dataset.class_indices()
-        chosen = []
-        for c, idx in enumerate(per_class):
-            chosen.append(idx[self.select(features[idx], forgetting[idx], ctx.ipc, g)])
-            ctx.progress(c + 1, len(per_class), "class selected")
+        chosen = [idx[self.select(features[idx], forgetting[idx], ctx.ipc, g)] for idx in per_class]
         images = ctx.dataset.x_train[torch.cat(chosen)].cpu()
         return SyntheticSet(images, class_labels(len(per_class), ctx.ipc))
 

@@ -7,13 +7,16 @@ augmented with the same DSA draw. One SGD step on the synthetic images per itera
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
 import torch.nn as nn
 
 from bench.augment import dsa, siamese_generator
-from bench.methods.base import DistillContext, Method, Params, SyntheticSet, class_labels, initial_images
+from bench.methods.base import DistillContext, Params, SyntheticSet, class_labels, initial_images
+from bench.methods.loop import IterativeMethod, LoopState
 from bench.methods.registry import register
 from bench.nets import has_batchnorm
 from bench.train import seeded
@@ -33,54 +36,123 @@ def mean_embedding_distance(real_features: torch.Tensor, syn_features: torch.Ten
     return ((real_features.mean(0) - syn_features.mean(0)) ** 2).sum()
 
 
+def distribution_matching_loss(net: nn.Module, xr: list[torch.Tensor], xs: list[torch.Tensor]) -> torch.Tensor:
+    """DM's objective: the sum over classes of ||mean f(real_c) - mean f(syn_c)||^2.
+
+    BatchNorm networks embed all classes in one forward pass (batch statistics over the
+    whole batch), as the reference does; other networks embed class by class.
+    """
+    if has_batchnorm(net):
+        fr = net.embed(torch.cat(xr)).detach().split([len(x) for x in xr])
+        fs = net.embed(torch.cat(xs)).split([len(x) for x in xs])
+    else:
+        fr = [net.embed(x).detach() for x in xr]
+        fs = [net.embed(x) for x in xs]
+    return sum(mean_embedding_distance(a, b) for a, b in zip(fr, fs))
+
+
+class ExtraLoss(ABC):
+    """A loss term added to a distribution-matching objective: the public hook of DM and IDM.
+
+    A method built on `dm` or `idm` returns its terms from `extra_losses(ctx)` (IID's class
+    centralization and covariance matching are one). For every matching network the base method
+    first calls `watch(net)` and computes its own loss with the network returned (a term that reads
+    the base loss's forward pass returns a wrapper recording it); each loss it computes then gets
+    `term(watched, real, syn)` added, with the per-class real and synthetic batches, augmented, that
+    the base loss saw: all classes at once for DM, one class per call for IDM. Terms apply in order.
+    `generators()` are checkpointed with the base method's state, so a term's random draws resume too.
+    """
+
+    def generators(self) -> dict[str, torch.Generator]:
+        return {}
+
+    def watch(self, net: nn.Module) -> nn.Module:
+        """The network the base loss embeds with, for one matching network (`net` itself by default)."""
+        return net
+
+    @abstractmethod
+    def __call__(self, net: nn.Module, real: list[torch.Tensor], syn: list[torch.Tensor]) -> torch.Tensor:
+        """The term, from the watched network and per-class (real, synthetic) batches."""
+
+
+def watch_all(terms: list[ExtraLoss], net: nn.Module) -> nn.Module:
+    for term in terms:
+        net = term.watch(net)
+    return net
+
+
+def with_terms(loss: torch.Tensor, terms: list[ExtraLoss], net: nn.Module, real: list[torch.Tensor],
+               syn: list[torch.Tensor]) -> torch.Tensor:
+    """`loss` plus every extra term (exactly `loss` when there is none)."""
+    for term in terms:
+        loss = loss + term(net, real, syn)
+    return loss
+
+
+def term_generators(terms: list[ExtraLoss]) -> dict[str, torch.Generator]:
+    return {name: g for term in terms for name, g in term.generators().items()}
+
+
+@dataclass
+class DMState(LoopState):
+    ctx: DistillContext
+    real: list[torch.Tensor]
+    syn: torch.Tensor
+    opt: torch.optim.Optimizer
+    g: torch.Generator
+    strategy: str
+    terms: list[ExtraLoss]
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {"syn": self.syn}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"opt": self.opt}
+
+    def generators(self) -> dict[str, torch.Generator]:
+        return {"g": self.g, **term_generators(self.terms)}
+
+
 @register
-class DM(Method):
+class DM(IterativeMethod):
     name = "dm"
     group = "distillation"
     description = "Distribution Matching: match mean embeddings of random networks (Zhao & Bilen 2023)."
     Params = DMParams
 
-    def distill(self, ctx: DistillContext) -> SyntheticSet:
+    def extra_losses(self, ctx: DistillContext) -> list[ExtraLoss]:
+        """Terms added to DM's loss (`ExtraLoss`): none; a method built on DM returns its own."""
+        return []
+
+    def init(self, ctx: DistillContext) -> DMState:
         p: DMParams = self.params
+        terms = self.extra_losses(ctx)
         g = ctx.generator()
         real = ctx.real_per_class()
-        num_classes = len(real)
         syn = initial_images(real, ctx.ipc, p.init, g)
-        opt = torch.optim.SGD([syn], lr=p.lr_img, momentum=p.momentum)
-        strategy = ctx.dsa_strategy if p.dsa else "none"
-        start, _ = ctx.checkpoint.resume(g, {"syn": syn}, {"opt": opt})
+        return DMState(ctx, real, syn, torch.optim.SGD([syn], lr=p.lr_img, momentum=p.momentum), g,
+                       ctx.dsa_strategy if p.dsa else "none", terms)
 
-        for it in range(start, p.iterations):
-            net = seeded(int(torch.randint(2**31 - 1, (1,), generator=g)), ctx.make_net).to(ctx.device)
-            net.train()
-            for param in net.parameters():
-                param.requires_grad_(False)
-            xr, xs = [], []
-            for c in range(num_classes):
-                idx = torch.randperm(len(real[c]), generator=g)[:p.batch_real].to(ctx.device)
-                aug_seed = int(torch.randint(2**31 - 1, (1,), generator=g))
-                xr.append(dsa(real[c][idx], strategy, siamese_generator(aug_seed), siamese=True))
-                xs.append(dsa(syn[c * ctx.ipc:(c + 1) * ctx.ipc], strategy, siamese_generator(aug_seed),
-                              siamese=True))
-            loss = self._loss(net, xr, xs)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            ctx.progress(it + 1, p.iterations, f"iteration, loss {loss.item():.2f}")
-            ctx.checkpoint.keep(it + 1, g, {"syn": syn}, {"opt": opt})
-        return SyntheticSet(syn.detach().cpu(), class_labels(num_classes, ctx.ipc))
+    def step(self, s: DMState, iteration: int) -> torch.Tensor:
+        """One fresh random network; one SGD step on the synthetic images."""
+        p: DMParams = self.params
+        ctx, g, ipc = s.ctx, s.g, s.ctx.ipc
+        net = seeded(int(torch.randint(2**31 - 1, (1,), generator=g)), ctx.make_net).to(ctx.device)
+        net.train()
+        for param in net.parameters():
+            param.requires_grad_(False)
+        xr, xs = [], []
+        for c, real in enumerate(s.real):
+            idx = torch.randperm(len(real), generator=g)[:p.batch_real].to(ctx.device)
+            aug_seed = int(torch.randint(2**31 - 1, (1,), generator=g))
+            xr.append(dsa(real[idx], s.strategy, siamese_generator(aug_seed), siamese=True))
+            xs.append(dsa(s.syn[c * ipc:(c + 1) * ipc], s.strategy, siamese_generator(aug_seed), siamese=True))
+        watched = watch_all(s.terms, net)
+        loss = with_terms(distribution_matching_loss(watched, xr, xs), s.terms, watched, xr, xs)
+        s.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        s.opt.step()
+        return loss
 
-    @staticmethod
-    def _loss(net: nn.Module, xr: list[torch.Tensor], xs: list[torch.Tensor]) -> torch.Tensor:
-        """Sum over classes of ||mean f(real_c) - mean f(syn_c)||^2.
-
-        BatchNorm networks embed all classes in one forward pass (batch statistics over the
-        whole batch), as the reference does; other networks embed class by class.
-        """
-        if has_batchnorm(net):
-            fr = net.embed(torch.cat(xr)).detach().split([len(x) for x in xr])
-            fs = net.embed(torch.cat(xs)).split([len(x) for x in xs])
-        else:
-            fr = [net.embed(x).detach() for x in xr]
-            fs = [net.embed(x) for x in xs]
-        return sum(mean_embedding_distance(a, b) for a, b in zip(fr, fs))
+    def finish(self, s: DMState) -> SyntheticSet:
+        return SyntheticSet(s.syn.detach().cpu(), class_labels(len(s.real), s.ctx.ipc))

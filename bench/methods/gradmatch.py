@@ -11,6 +11,7 @@ while matching, and per-sample augmentation in the inner loop.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 import torch
@@ -20,7 +21,8 @@ from pydantic import Field
 
 from bench.augment import dsa, siamese_generator
 from bench.nets import has_batchnorm
-from bench.methods.base import DistillContext, Method, Params, SyntheticSet, class_labels, initial_images
+from bench.methods.base import DistillContext, Params, SyntheticSet, class_labels, initial_images
+from bench.methods.loop import IterativeMethod, LoopState
 from bench.methods.presets import load_preset
 from bench.methods.registry import register
 from bench.train import seeded, train_epoch
@@ -115,51 +117,75 @@ def freeze_batchnorm(net: nn.Module, real: list[torch.Tensor], generator: torch.
             m.eval()
 
 
-class GradientMatching(Method):
+@dataclass
+class GradientMatchingState(LoopState):
+    ctx: DistillContext
+    real: list[torch.Tensor]
+    syn: torch.Tensor
+    labels: torch.Tensor
+    opt: torch.optim.Optimizer
+    g: torch.Generator
+    strategy: str
+    outer_loop: int
+    inner_loop: int
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {"syn": self.syn}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"opt": self.opt}
+
+    def generators(self) -> dict[str, torch.Generator]:
+        return {"g": self.g}
+
+
+class GradientMatching(IterativeMethod):
     """Shared DC/DSA loop; subclasses choose `siamese_dsa` and their Params (the init default)."""
 
-    group = "distillation"
     siamese_dsa: ClassVar[bool]
     presets = "dc"
+    group = "distillation"
 
-    def distill(self, ctx: DistillContext) -> SyntheticSet:
+    def init(self, ctx: DistillContext) -> GradientMatchingState:
         p: DCParams = self.params
         g = ctx.generator()
         real = ctx.real_per_class()
-        num_classes = len(real)
         default_outer, default_inner = loops(ctx.ipc)
-        outer_loop = p.outer_loop if p.outer_loop is not None else default_outer
-        inner_loop = p.inner_loop if p.inner_loop is not None else default_inner
         syn = initial_images(real, ctx.ipc, p.init, g)
-        labels = class_labels(num_classes, ctx.ipc).to(ctx.device)
-        opt_img = torch.optim.SGD([syn], lr=p.lr_img, momentum=p.momentum_img)
-        strategy = ctx.dsa_strategy if self.siamese_dsa else "none"
-        start, _ = ctx.checkpoint.resume(g, {"syn": syn}, {"opt": opt_img})
+        return GradientMatchingState(ctx, real, syn, class_labels(len(real), ctx.ipc).to(ctx.device),
+                                     torch.optim.SGD([syn], lr=p.lr_img, momentum=p.momentum_img), g,
+                                     ctx.dsa_strategy if self.siamese_dsa else "none",
+                                     p.outer_loop if p.outer_loop is not None else default_outer,
+                                     p.inner_loop if p.inner_loop is not None else default_inner)
 
-        for it in range(start, p.iterations):
-            net = seeded(int(torch.randint(2**31 - 1, (1,), generator=g)), ctx.make_net).to(ctx.device)
-            net.train()
-            opt_net = torch.optim.SGD(net.parameters(), lr=p.lr_net)
-            batchnorm = has_batchnorm(net)
-            loss_sum = 0.0
-            for ol in range(outer_loop):
-                if batchnorm:
-                    freeze_batchnorm(net, real, g)
-                xr, xs = self._batches(real, syn, ctx.ipc, strategy, g)
-                loss = matching_loss(net, xr, xs, p.dis_metric)
-                opt_img.zero_grad(set_to_none=True)
-                loss.backward(inputs=[syn])
-                opt_img.step()
-                loss_sum += loss.item()
-                if ol == outer_loop - 1:
-                    break
-                x_train = syn.detach()
-                for _ in range(inner_loop):
-                    train_epoch(net, x_train, labels, opt_net, batch_size=p.batch_train, generator=g,
-                                dsa_strategy=strategy)
-            ctx.progress(it + 1, p.iterations, f"iteration, loss {loss_sum / (num_classes * outer_loop):.4f}")
-            ctx.checkpoint.keep(it + 1, g, {"syn": syn}, {"opt": opt_img})
-        return SyntheticSet(syn.detach().cpu(), labels.cpu())
+    def step(self, s: GradientMatchingState, iteration: int) -> float:
+        """One fresh network: `outer_loop` matching steps on the images, the network trained between them."""
+        p: DCParams = self.params
+        ctx, g = s.ctx, s.g
+        net = seeded(int(torch.randint(2**31 - 1, (1,), generator=g)), ctx.make_net).to(ctx.device)
+        net.train()
+        opt_net = torch.optim.SGD(net.parameters(), lr=p.lr_net)
+        batchnorm = has_batchnorm(net)
+        loss_sum = 0.0
+        for ol in range(s.outer_loop):
+            if batchnorm:
+                freeze_batchnorm(net, s.real, g)
+            xr, xs = self._batches(s.real, s.syn, ctx.ipc, s.strategy, g)
+            loss = matching_loss(net, xr, xs, p.dis_metric)
+            s.opt.zero_grad(set_to_none=True)
+            loss.backward(inputs=[s.syn])
+            s.opt.step()
+            loss_sum += loss.item()
+            if ol == s.outer_loop - 1:
+                break
+            x_train = s.syn.detach()
+            for _ in range(s.inner_loop):
+                train_epoch(net, x_train, s.labels, opt_net, batch_size=p.batch_train, generator=g,
+                            dsa_strategy=s.strategy)
+        return loss_sum / (len(s.real) * s.outer_loop)
+
+    def finish(self, s: GradientMatchingState) -> SyntheticSet:
+        return SyntheticSet(s.syn.detach().cpu(), s.labels.cpu())
 
     def _batches(self, real: list[torch.Tensor], syn: torch.Tensor, ipc: int, strategy: str,
                  g: torch.Generator) -> tuple[list[torch.Tensor], list[torch.Tensor]]:

@@ -21,9 +21,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from bench.augment import dsa, siamese_generator
-from bench.methods.base import (DistillContext, Method, Params, SyntheticSet, class_labels, initial_images,
-                                register_format)
-from bench.methods.dm import mean_embedding_distance
+from bench.methods.base import DistillContext, Params, SyntheticSet, class_labels, initial_images, register_format
+from bench.methods.dm import ExtraLoss, mean_embedding_distance, term_generators, watch_all, with_terms
+from bench.methods.loop import IterativeMethod, LoopState
 from bench.methods.registry import register
 from bench.train import seeded, train_epoch
 
@@ -146,95 +146,126 @@ def packed_real_init(real: list[torch.Tensor], ipc: int, g: torch.Generator) -> 
     return torch.cat(packed)
 
 
+def new_queue_net(ctx: DistillContext, p: IDMParams, g: torch.Generator) -> QueueNet:
+    net = seeded(int(torch.randint(2**31 - 1, (1,), generator=g)), ctx.make_net).to(ctx.device)
+    return QueueNet(net, torch.optim.SGD(net.parameters(), lr=p.lr_net, momentum=0.9, weight_decay=5e-4))
+
+
+def restore_queue_net(ctx: DistillContext, p: IDMParams, saved: dict) -> QueueNet:
+    """A queue net as a checkpoint saved it (weights, optimiser momentum, accuracy counts)."""
+    net = ctx.make_net().to(ctx.device)
+    net.load_state_dict(saved["net"])
+    q = QueueNet(net, torch.optim.SGD(net.parameters(), lr=p.lr_net, momentum=0.9, weight_decay=5e-4),
+                 saved["correct"], saved["seen"])
+    q.opt.load_state_dict(saved["opt"])
+    return q
+
+
+def train_queue_net(q: QueueNet, x: torch.Tensor, y: torch.Tensor, p: IDMParams, g: torch.Generator) -> None:
+    """`model_train_steps` SGD steps, each on a fresh random real batch (all classes, no aug),
+    counting the batch predictions into the net's running accuracy."""
+    def count(indices: torch.Tensor, logits: torch.Tensor) -> None:
+        q.correct += int((logits.argmax(1) == y[indices]).sum())
+        q.seen += len(indices)
+
+    for _ in range(p.model_train_steps):
+        train_epoch(q.net, x, y, q.opt, batch_size=p.trained_bs, generator=g, steps=1, on_batch=count)
+
+
+@dataclass
+class IDMState(LoopState):
+    ctx: DistillContext
+    p: IDMParams
+    real: list[torch.Tensor]
+    syn: torch.Tensor
+    opt: torch.optim.Optimizer
+    g: torch.Generator
+    strategy: str
+    x_all: torch.Tensor
+    y_all: torch.Tensor
+    queue: list[QueueNet]
+    terms: list[ExtraLoss]
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {"syn": self.syn}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"opt": self.opt}
+
+    def generators(self) -> dict[str, torch.Generator]:
+        return {"g": self.g, **term_generators(self.terms)}
+
+    def extra(self) -> dict:
+        return {"queue": [{"net": q.net.state_dict(), "opt": q.opt.state_dict(), "correct": q.correct,
+                           "seen": q.seen} for q in self.queue]}
+
+    def load_extra(self, saved: dict) -> None:
+        self.queue = [restore_queue_net(self.ctx, self.p, q) for q in saved["queue"]]
+
+
 @register
-class IDM(Method):
+class IDM(IterativeMethod):
     name = "idm"
     group = "distillation"
     description = "Improved Distribution Matching: quadrant expansion, trained net queue, CE (Zhao et al. 2023)."
     Params = IDMParams
     presets = "idm"
 
-    def distill(self, ctx: DistillContext) -> SyntheticSet:
+    def extra_losses(self, ctx: DistillContext) -> list[ExtraLoss]:
+        """Terms added to each class's loss (`bench.methods.dm.ExtraLoss`): none; a method built on IDM
+        returns its own."""
+        return []
+
+    def init(self, ctx: DistillContext) -> IDMState:
         p: IDMParams = self.params
+        terms = self.extra_losses(ctx)
         g = ctx.generator()
         real = ctx.real_per_class()
-        num_classes = len(real)
         syn = (packed_real_init(real, ctx.ipc, g).requires_grad_(True) if p.aug and p.init == "real"
                else initial_images(real, ctx.ipc, p.init, g))
         opt = torch.optim.SGD([syn], lr=p.lr_img, momentum=p.momentum)
-        strategy = ctx.dsa_strategy if p.dsa else "none"
         x_all, y_all = ctx.dataset.x_train.to(ctx.device), ctx.dataset.y_train.to(ctx.device)
-        queue = [self._new_net(ctx, p, g) for _ in range(INITIAL_QUEUE)]
-        start, extra = ctx.checkpoint.resume(g, {"syn": syn}, {"opt": opt})
-        if start:
-            queue = [self._restore_net(ctx, p, saved) for saved in extra["queue"]]
+        queue = [new_queue_net(ctx, p, g) for _ in range(INITIAL_QUEUE)]
+        return IDMState(ctx, p, real, syn, opt, g, ctx.dsa_strategy if p.dsa else "none", x_all, y_all, queue,
+                        terms)
 
-        for it in range(start, p.iterations):
-            if p.acc_reset_interval and it and it % p.acc_reset_interval == 0:
-                for q in queue:
-                    q.reset()
-            if it % p.net_generate_interval == 0:
-                if len(queue) == p.net_num:
-                    queue.pop(0)
-                queue.append(self._new_net(ctx, p, g))
+    def step(self, s: IDMState, iteration: int) -> float:
+        """Refresh the queue; per matched net, one SGD step per class; then train a few queue nets."""
+        p: IDMParams = self.params
+        ctx, g, ipc, queue = s.ctx, s.g, s.ctx.ipc, s.queue
+        if p.acc_reset_interval and iteration and iteration % p.acc_reset_interval == 0:
+            for q in queue:
+                q.reset()
+        if iteration % p.net_generate_interval == 0:
+            if len(queue) == p.net_num:
+                queue.pop(0)
+            queue.append(new_queue_net(ctx, p, g))
 
-            total = 0.0
-            for q in [queue[i] for i in torch.randperm(len(queue), generator=g)[:p.train_net_num].tolist()]:
-                q.net.eval().requires_grad_(False)
-                for c in range(num_classes):
-                    idx = torch.randperm(len(real[c]), generator=g)[:p.batch_real].to(ctx.device)
-                    xs = syn[c * ctx.ipc:(c + 1) * ctx.ipc]
-                    if p.aug:
-                        xs = expand(xs)
-                    aug_seed = int(torch.randint(2**31 - 1, (1,), generator=g))
-                    xr = dsa(real[c][idx], strategy, siamese_generator(aug_seed), siamese=True)
-                    xs = dsa(xs, strategy, siamese_generator(aug_seed), siamese=True)
-                    loss = self._class_loss(q.net, xr, xs, c, p.ce_weight * q.accuracy)
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
-                    total += loss.item()
-                q.net.requires_grad_(True)
+        total = 0.0
+        for q in [queue[i] for i in torch.randperm(len(queue), generator=g)[:p.train_net_num].tolist()]:
+            q.net.eval().requires_grad_(False)
+            watched = watch_all(s.terms, q.net)
+            for c, real in enumerate(s.real):
+                idx = torch.randperm(len(real), generator=g)[:p.batch_real].to(ctx.device)
+                xs = s.syn[c * ipc:(c + 1) * ipc]
+                if p.aug:
+                    xs = expand(xs)
+                aug_seed = int(torch.randint(2**31 - 1, (1,), generator=g))
+                xr = dsa(real[idx], s.strategy, siamese_generator(aug_seed), siamese=True)
+                xs = dsa(xs, s.strategy, siamese_generator(aug_seed), siamese=True)
+                loss = with_terms(class_loss(watched, xr, xs, c, p.ce_weight * q.accuracy), s.terms, watched,
+                                  [xr], [xs])
+                s.opt.zero_grad(set_to_none=True)
+                loss.backward()
+                s.opt.step()
+                total += loss.item()
+            q.net.requires_grad_(True)
 
-            for i in torch.randperm(len(queue), generator=g)[:p.fetch_net_num].tolist():
-                self._train(queue[i], x_all, y_all, p, g)
-            ctx.progress(it + 1, p.iterations, f"iteration, loss {total / num_classes:.3f}")
-            if ctx.checkpoint.due(it + 1):
-                ctx.checkpoint.keep(it + 1, g, {"syn": syn}, {"opt": opt}, {"queue": [
-                    {"net": q.net.state_dict(), "opt": q.opt.state_dict(), "correct": q.correct, "seen": q.seen}
-                    for q in queue]})
+        for i in torch.randperm(len(queue), generator=g)[:p.fetch_net_num].tolist():
+            train_queue_net(queue[i], s.x_all, s.y_all, p, g)
+        return total / len(s.real)
 
-        labels = class_labels(num_classes, ctx.ipc)
-        images = syn.detach().cpu()
-        return QuadrantSet(images, labels) if p.aug else SyntheticSet(images, labels)
-
-    def _class_loss(self, net: nn.Module, xr: torch.Tensor, xs: torch.Tensor, label: int,
-                    ce_scale: float) -> torch.Tensor:
-        """One class's objective (`class_loss`); a subclass adds its own terms here (IID's `iid-idm`)."""
-        return class_loss(net, xr, xs, label, ce_scale)
-
-    @staticmethod
-    def _new_net(ctx: DistillContext, p: IDMParams, g: torch.Generator) -> QueueNet:
-        net = seeded(int(torch.randint(2**31 - 1, (1,), generator=g)), ctx.make_net).to(ctx.device)
-        return QueueNet(net, torch.optim.SGD(net.parameters(), lr=p.lr_net, momentum=0.9, weight_decay=5e-4))
-
-    @staticmethod
-    def _restore_net(ctx: DistillContext, p: IDMParams, saved: dict) -> QueueNet:
-        """A queue net as a checkpoint saved it (weights, optimiser momentum, accuracy counts)."""
-        net = ctx.make_net().to(ctx.device)
-        net.load_state_dict(saved["net"])
-        q = QueueNet(net, torch.optim.SGD(net.parameters(), lr=p.lr_net, momentum=0.9, weight_decay=5e-4),
-                     saved["correct"], saved["seen"])
-        q.opt.load_state_dict(saved["opt"])
-        return q
-
-    @staticmethod
-    def _train(q: QueueNet, x: torch.Tensor, y: torch.Tensor, p: IDMParams, g: torch.Generator) -> None:
-        """`model_train_steps` SGD steps, each on a fresh random real batch (all classes, no aug),
-        counting the batch predictions into the net's running accuracy."""
-        def count(indices: torch.Tensor, logits: torch.Tensor) -> None:
-            q.correct += int((logits.argmax(1) == y[indices]).sum())
-            q.seen += len(indices)
-
-        for _ in range(p.model_train_steps):
-            train_epoch(q.net, x, y, q.opt, batch_size=p.trained_bs, generator=g, steps=1, on_batch=count)
+    def finish(self, s: IDMState) -> SyntheticSet:
+        labels = class_labels(len(s.real), s.ctx.ipc)
+        images = s.syn.detach().cpu()
+        return QuadrantSet(images, labels) if self.params.aug else SyntheticSet(images, labels)

@@ -15,8 +15,9 @@ in Dataset Distillation", CVPR 2024), as two terms added to DM's or IDM's loss:
   synthetic images are matched, L_CM = ||Sigma_syn - Sigma_real||_F^2. The feature map is the one
   the base loss already computes (`FeatureTap`), so the matching network runs once.
 
-With both terms off, `iid-dm` is `dm` and `iid-idm` is `idm`, draw for draw: IID's bank draws use a
-generator of their own, carried in the base method's checkpoint. Unlike the reference DM+IID code,
+Both terms are one `IIDLoss`, added to DM's or IDM's loss through their public hook
+(`bench.methods.dm.ExtraLoss`). With both terms off, `iid-dm` is `dm` and `iid-idm` is `idm`, draw for
+draw: IID's bank draws use a generator of their own, checkpointed with the base method's state. Unlike the reference DM+IID code,
 which drops both terms for BatchNorm matching networks, the terms apply to every architecture whose
 feature map is exposed (ConvNet variants, AlexNet, VGG11); bank networks run in eval mode.
 
@@ -32,17 +33,16 @@ lambda_cm: 0.03} to `iid-idm` to reproduce the code instead of the paper.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from typing import Any, Callable, ClassVar
+from typing import Callable, ClassVar
 
 import torch
 import torch.nn as nn
 
 from bench import nets
 from bench.experts import ExpertContext, ExpertSpec, register_expert
-from bench.methods.base import Checkpoint, DistillContext, Params, SyntheticSet
-from bench.methods.dm import DM, DMParams
-from bench.methods.idm import IDM, IDMParams, class_loss
+from bench.methods.base import DistillContext, Params
+from bench.methods.dm import DM, DMParams, ExtraLoss
+from bench.methods.idm import IDM, IDMParams
 from bench.methods.registry import register
 from bench.nets.alexnet import AlexNet
 from bench.nets.convnet import ConvNet
@@ -51,7 +51,7 @@ from bench.train import accuracy, seeded, train_epoch
 
 BANK = "pretrained_bank"
 STATE_PREFIX = "state."  # bank tensors: "state.<state-dict key>" stacked over the bank, plus "accuracy"
-DRAWS_KEY = "iid_draws"  # IID's generator state inside the base method's checkpoint
+DRAWS_KEY = "iid_draws"  # IID's generator among the base method's checkpointed generators
 DRAWS_STREAM = 1 << 32  # IID's generator is seeded with seed + this, a stream apart from the base method's
 # Networks whose `embed` is `features(x).flatten(1)`: their feature map is what covariance matching reads.
 MAP_NETS = (ConvNet, AlexNet, VGG11)
@@ -127,7 +127,7 @@ class FeatureTap(nn.Module):
     `embed` is exactly the network's (`features(x).flatten(1)`), so DM's and IDM's loss functions
     run unchanged and the covariance term reuses their forward pass. Maps of real batches carry no
     gradient and maps of synthetic batches do (the synthetic images are what is optimised), which is
-    how `split` tells them apart whatever order or batching the base loss uses.
+    how `take` tells them apart whatever order or batching the base loss uses.
     """
 
     def __init__(self, net: nn.Module):
@@ -151,11 +151,12 @@ class FeatureTap(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.embed(x))
 
-    def split(self, real_sizes: list[int], syn_sizes: list[int]) -> tuple[tuple[torch.Tensor, ...],
-                                                                         tuple[torch.Tensor, ...]]:
-        """The recorded maps as (per-class real maps, per-class synthetic maps)."""
+    def take(self, real_sizes: list[int], syn_sizes: list[int]) -> tuple[tuple[torch.Tensor, ...],
+                                                                        tuple[torch.Tensor, ...]]:
+        """The maps recorded since the last call, as (per-class real maps, per-class synthetic maps)."""
         real = torch.cat([m for m in self.maps if not m.requires_grad]).split(real_sizes)
         syn = torch.cat([m for m in self.maps if m.requires_grad]).split(syn_sizes)
+        self.maps = []
         return real, syn
 
 
@@ -175,30 +176,6 @@ class PretrainedBank:
             self.net.load_state_dict({k: v[member] for k, v in self.states.items()})
             self.current = member
         return self.net
-
-
-@dataclass
-class CarryingCheckpoint(Checkpoint):
-    """The base method's checkpoint, with IID's generator state saved and restored alongside its state.
-
-    IID's bank draws come from their own generator so that the base method's random stream is the
-    one it would have alone; resuming restores both.
-    """
-
-    inner: Checkpoint = field(default_factory=Checkpoint)
-    generator: torch.Generator = field(default_factory=torch.Generator)
-
-    def due(self, iteration: int) -> bool:
-        return self.inner.due(iteration)
-
-    def save(self, iteration: int, state: dict[str, Any]) -> None:
-        self.inner.save(iteration, {**state, DRAWS_KEY: self.generator.get_state()})
-
-    def load(self) -> tuple[int, dict[str, Any]] | None:
-        saved = self.inner.load()
-        if saved is not None:
-            self.generator.set_state(saved[1][DRAWS_KEY])
-        return saved
 
 
 @register_expert(BANK)
@@ -227,12 +204,46 @@ def build_bank(ctx: ExpertContext) -> dict[str, torch.Tensor]:
     return tensors
 
 
-class _IID:
-    """What `iid-dm` and `iid-idm` add to their base method (listed first in their bases).
+class IIDLoss(ExtraLoss):
+    """lambda_cc * L_CC + lambda_cm * L_CM, added to DM's or IDM's loss for every matching network.
 
-    Per distillation it holds the bank and IID's generator; the base method's loop calls the
-    loss hooks, which draw a bank member and add the two terms.
+    `watch` draws a bank network (one per pass over the classes, as the reference's per-iteration draw)
+    and taps the matching network when the covariance term needs its feature maps.
     """
+
+    def __init__(self, p: IIDTerms, ctx: DistillContext):
+        spec = ctx.dataset.spec
+        self.params = p
+        self.bank = PretrainedBank(
+            ctx.experts[BANK], lambda: nets.get_network(p.bank_arch, spec.channels, spec.num_classes,
+                                                        spec.image_size), ctx.device) if p.cc else None
+        self.draws = torch.Generator().manual_seed(ctx.seed + DRAWS_STREAM)
+        self.bank_net: nn.Module | None = None
+
+    def generators(self) -> dict[str, torch.Generator]:
+        return {DRAWS_KEY: self.draws}
+
+    def watch(self, net: nn.Module) -> nn.Module:
+        if self.bank is not None:
+            self.bank_net = self.bank.draw(self.draws)
+        return FeatureTap(net) if self.params.cm else net
+
+    def __call__(self, net: nn.Module, real: list[torch.Tensor], syn: list[torch.Tensor]) -> torch.Tensor:
+        p = self.params
+        total = syn[0].new_zeros(())
+        if p.cm:
+            real_maps, syn_maps = net.take([len(x) for x in real], [len(x) for x in syn])
+            total = total + p.lambda_cm * sum(covariance_matching_loss(r, s) for r, s in zip(real_maps, syn_maps))
+        if p.cc:
+            features = self.bank_net.embed(torch.cat(syn)).split([len(x) for x in syn])
+            total = total + p.lambda_cc * sum(centralization_loss(f, p.alpha, p.cc_beta, p.cc_exp)
+                                              for f in features)
+        return total
+
+
+class _IID:
+    """What `iid-dm` and `iid-idm` add to their base method (listed first in their bases): the bank
+    expert, the cells refused, and `IIDLoss` as the base method's extra loss."""
 
     name: ClassVar[str]
     params: IIDTerms
@@ -261,43 +272,11 @@ class _IID:
             "size": p.bank_size, "epochs": p.bank_epochs, "lr": p.bank_lr, "momentum": p.bank_momentum,
             "weight_decay": p.bank_weight_decay, "batch_size": p.bank_batch_size, "seed": p.bank_seed})]
 
-    def distill(self, ctx: DistillContext) -> SyntheticSet:
-        return super().distill(self._prepare(ctx))  # the base method's loop, calling the loss hooks below
-
-    def _prepare(self, ctx: DistillContext) -> DistillContext:
-        """Refuse impossible cells, load the bank, and return the context the base loop runs with."""
-        p = self.params
-        if (reason := self.check_cell(ctx.dataset.spec.name, ctx.ipc, p)) is not None:
+    def extra_losses(self, ctx: DistillContext) -> list[ExtraLoss]:
+        """IID's two terms, after refusing a cell they cannot run."""
+        if (reason := self.check_cell(ctx.dataset.spec.name, ctx.ipc, self.params)) is not None:
             raise ValueError(reason)
-        spec = ctx.dataset.spec
-        self._bank = PretrainedBank(
-            ctx.experts[BANK], lambda: nets.get_network(p.bank_arch, spec.channels, spec.num_classes,
-                                                        spec.image_size), ctx.device) if p.cc else None
-        self._draws = torch.Generator().manual_seed(ctx.seed + DRAWS_STREAM)
-        self._bank_net: nn.Module | None = None
-        carrying = CarryingCheckpoint(ctx.checkpoint.path, ctx.checkpoint.every, ctx.checkpoint, self._draws)
-        return replace(ctx, checkpoint=carrying)
-
-    def _draw_bank_net(self) -> None:
-        if self._bank is not None:
-            self._bank_net = self._bank.draw(self._draws)
-
-    def _tap(self, net: nn.Module) -> nn.Module:
-        """The network the base loss should use: tapped when the covariance term needs its maps."""
-        return FeatureTap(net) if self.params.cm else net
-
-    def _iid_terms(self, tapped: nn.Module, xr: list[torch.Tensor], xs: list[torch.Tensor]) -> torch.Tensor:
-        """lambda_cc * L_CC + lambda_cm * L_CM summed over the classes of (xr, xs), after the base loss ran."""
-        p = self.params
-        total = xs[0].new_zeros(())
-        if p.cm:
-            real_maps, syn_maps = tapped.split([len(x) for x in xr], [len(x) for x in xs])
-            total = total + p.lambda_cm * sum(covariance_matching_loss(r, s) for r, s in zip(real_maps, syn_maps))
-        if p.cc:
-            features = self._bank_net.embed(torch.cat(xs)).split([len(x) for x in xs])
-            total = total + p.lambda_cc * sum(centralization_loss(f, p.alpha, p.cc_beta, p.cc_exp)
-                                              for f in features)
-        return total
+        return [IIDLoss(self.params, ctx)]
 
 
 @register
@@ -308,12 +287,6 @@ class IIDDM(_IID, DM):
                    "Refused at IPC 1.")
     Params = IIDDMParams
     presets = "iid"
-
-    def _loss(self, net: nn.Module, xr: list[torch.Tensor], xs: list[torch.Tensor]) -> torch.Tensor:
-        """DM's loss on one iteration's network, plus IID's terms with a freshly drawn bank network."""
-        self._draw_bank_net()
-        tapped = self._tap(net)
-        return DM._loss(tapped, xr, xs) + self._iid_terms(tapped, xr, xs)
 
 
 @register
@@ -328,12 +301,3 @@ class IIDIDM(_IID, IDM):
     @classmethod
     def samples_per_stored(cls, params: Params) -> int:
         return 4 if params.aug else 1  # partition and expansion
-
-    def _class_loss(self, net: nn.Module, xr: torch.Tensor, xs: torch.Tensor, label: int,
-                    ce_scale: float) -> torch.Tensor:
-        """IDM's per-class loss plus IID's terms. IDM visits the classes in order once per matching
-        network, so a bank network is drawn at class 0: one per pass, as the reference's per-iteration draw."""
-        if label == 0:
-            self._draw_bank_net()
-        tapped = self._tap(net)
-        return class_loss(tapped, xr, xs, label, ce_scale) + self._iid_terms(tapped, [xr], [xs])

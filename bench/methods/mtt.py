@@ -14,6 +14,7 @@ evaluation trains with it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable, Literal
 
 import torch
@@ -24,7 +25,8 @@ from torch.func import functional_call
 
 from bench.augment import dsa
 from bench.experts import ExpertContext, ExpertSpec, register_expert
-from bench.methods.base import DistillContext, Method, Params, SyntheticSet, class_labels, initial_images
+from bench.methods.base import DistillContext, Params, SyntheticSet, class_labels, initial_images
+from bench.methods.loop import IterativeMethod, LoopState
 from bench.methods.registry import register
 from bench.train import accuracy, seeded, train_epoch
 
@@ -184,8 +186,39 @@ class MTTParams(TrajectoryParams):
     dsa: bool = True
 
 
+@dataclass
+class MTTState(LoopState):
+    ctx: DistillContext
+    trajectories: torch.Tensor
+    forward: Forward
+    g: torch.Generator
+    syn: torch.Tensor
+    labels: torch.Tensor
+    lr: torch.Tensor
+    opt_img: torch.optim.Optimizer
+    opt_lr: torch.optim.Optimizer
+    strategy: str
+    batch_syn: int
+    order: list[int]  # the experts left in the current round of `next_segment`
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {"syn": self.syn, "lr": self.lr}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"img": self.opt_img, "lr": self.opt_lr}
+
+    def generators(self) -> dict[str, torch.Generator]:
+        return {"g": self.g}
+
+    def extra(self) -> dict[str, torch.Tensor]:
+        return {"order": torch.tensor(self.order, dtype=torch.long)}
+
+    def load_extra(self, saved: dict[str, torch.Tensor]) -> None:
+        self.order = saved["order"].tolist()
+
+
 @register
-class MTT(Method):
+class MTT(IterativeMethod):
     name = "mtt"
     group = "distillation"
     description = "Matching Training Trajectories: unrolled student steps match expert epochs (Cazenavette 2022)."
@@ -196,33 +229,31 @@ class MTT(Method):
     def experts(self, dataset: str, arch: str) -> list[ExpertSpec]:
         return [trajectory_spec(self.params, dataset, arch)]
 
-    def distill(self, ctx: DistillContext) -> SyntheticSet:
+    def init(self, ctx: DistillContext) -> MTTState:
         p: MTTParams = self.params
         trajectories, g, forward = trajectory_student(ctx, p.max_start_epoch, p.expert_epochs)
-
         real = ctx.real_per_class()
-        num_classes = len(real)
         syn = initial_images(real, ctx.ipc, p.init, g)
-        labels = class_labels(num_classes, ctx.ipc).to(ctx.device)
+        labels = class_labels(len(real), ctx.ipc).to(ctx.device)
         lr = torch.tensor(p.lr_teacher, device=ctx.device, requires_grad=True)
-        opt_img = torch.optim.SGD([syn], lr=p.lr_img, momentum=p.momentum)
-        opt_lr = torch.optim.SGD([lr], lr=p.lr_lr, momentum=p.momentum)
-        strategy = ctx.dsa_strategy if p.dsa else "none"
-        batch_syn = p.batch_syn or len(syn)
+        return MTTState(ctx, trajectories, forward, g, syn, labels, lr,
+                        torch.optim.SGD([syn], lr=p.lr_img, momentum=p.momentum),
+                        torch.optim.SGD([lr], lr=p.lr_lr, momentum=p.momentum),
+                        ctx.dsa_strategy if p.dsa else "none", p.batch_syn or len(syn), [])
 
-        start, extra = ctx.checkpoint.resume(g, {"syn": syn, "lr": lr}, {"img": opt_img, "lr": opt_lr})
-        order: list[int] = extra.get("order", torch.zeros(0, dtype=torch.long)).tolist()
-        for it in range(start, p.iterations):
-            start_params, target = next_segment(trajectories, order, p.max_start_epoch, p.expert_epochs, g,
-                                                ctx.device)
-            loss = trajectory_matching_loss(forward, start_params, target, syn, labels, lr, syn_steps=p.syn_steps,
-                                            batch_syn=batch_syn, dsa_strategy=strategy, generator=g)
-            opt_img.zero_grad(set_to_none=True)
-            opt_lr.zero_grad(set_to_none=True)
-            loss.backward()
-            opt_img.step()
-            opt_lr.step()
-            ctx.progress(it + 1, p.iterations, f"iteration, loss {loss.item():.3f}, lr {lr.item():.4g}")
-            ctx.checkpoint.keep(it + 1, g, {"syn": syn, "lr": lr}, {"img": opt_img, "lr": opt_lr},
-                                {"order": torch.tensor(order, dtype=torch.long)})
-        return SyntheticSet(syn.detach().cpu(), labels.cpu(), lr=lr.detach().cpu())
+    def step(self, s: MTTState, iteration: int) -> dict[str, torch.Tensor]:
+        """Match one expert segment; one step on the images and on the lr."""
+        p: MTTParams = self.params
+        start, target = next_segment(s.trajectories, s.order, p.max_start_epoch, p.expert_epochs, s.g,
+                                     s.ctx.device)
+        loss = trajectory_matching_loss(s.forward, start, target, s.syn, s.labels, s.lr, syn_steps=p.syn_steps,
+                                        batch_syn=s.batch_syn, dsa_strategy=s.strategy, generator=s.g)
+        s.opt_img.zero_grad(set_to_none=True)
+        s.opt_lr.zero_grad(set_to_none=True)
+        loss.backward()
+        s.opt_img.step()
+        s.opt_lr.step()
+        return {"loss": loss, "lr": s.lr}
+
+    def finish(self, s: MTTState) -> SyntheticSet:
+        return SyntheticSet(s.syn.detach().cpu(), s.labels.cpu(), lr=s.lr.detach().cpu())

@@ -75,8 +75,9 @@ import torch.nn.functional as F
 from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt
 
 from bench.experts import ExpertSpec
-from bench.methods.base import DistillContext, Method, SyntheticSet, register_format
+from bench.methods.base import DistillContext, SyntheticSet, register_format
 from bench.methods.budget import storage_budget_values
+from bench.methods.loop import IterativeMethod, LoopState
 from bench.methods.mtt import (Forward, TrajectoryParams, matching_distance, next_segment, trajectory_spec,
                                trajectory_student, unroll_student)
 from bench.methods.registry import register
@@ -458,8 +459,44 @@ class NSDParams(TrajectoryParams):
     dsa: bool = True
 
 
+@dataclass
+class NSDState(LoopState):
+    ctx: DistillContext
+    layout: Layout
+    trajectories: torch.Tensor
+    forward: Forward
+    g: torch.Generator
+    spectra: torch.Tensor
+    labels: torch.Tensor
+    learned: list[torch.Tensor | None]  # per mode: the stored kernel (learned or not), None where not stored
+    kernels: list[torch.Tensor | None]  # per mode: what decodes (stored, fixed basis, or None: identity)
+    trainable: list[torch.Tensor]
+    lr: torch.Tensor
+    optimisers: list[torch.optim.Optimizer]
+    strategy: str
+    batch_syn: int
+    x_real: torch.Tensor
+    y_real: torch.Tensor
+    order: list[int]  # the experts left in the current round of `next_segment`
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {"spectra": self.spectra, "lr": self.lr, **{f"kernel{i}": k for i, k in enumerate(self.trainable)}}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {f"opt{i}": opt for i, opt in enumerate(self.optimisers)}
+
+    def generators(self) -> dict[str, torch.Generator]:
+        return {"g": self.g}
+
+    def extra(self) -> dict[str, torch.Tensor]:
+        return {"order": torch.tensor(self.order, dtype=torch.long)}
+
+    def load_extra(self, saved: dict[str, torch.Tensor]) -> None:
+        self.order = saved["order"].tolist()
+
+
 @register
-class NSD(Method):
+class NSD(IterativeMethod):
     name = "nsd"
     group = "distillation"
     description = ("Neural Spectral Decomposition: spectrum tensors x separable kernels within Eq. 3's budget, "
@@ -472,7 +509,7 @@ class NSD(Method):
     def experts(self, dataset: str, arch: str) -> list[ExpertSpec]:
         return [trajectory_spec(self.params, dataset, arch)]
 
-    def distill(self, ctx: DistillContext) -> SyntheticSet:
+    def init(self, ctx: DistillContext) -> NSDState:
         p: NSDParams = self.params
         spec = ctx.dataset.spec
         layout = plan_layout(p, ctx.ipc, spec.num_classes, spec.channels, spec.image_size)
@@ -495,45 +532,40 @@ class NSD(Method):
                       torch.optim.SGD([lr], lr=p.lr_lr, momentum=0.5)]  # MTT's momentum for alpha
         if trainable:
             optimisers.append(torch.optim.SGD(trainable, lr=p.lr_kernel * scale, momentum=p.momentum))
-        strategy = ctx.dsa_strategy if p.dsa else "none"
         batch_syn = p.batch_syn or min(layout.images_per_class * spec.num_classes, ctx.ipc * spec.num_classes)
-        x_real, y_real = ctx.dataset.x_train.to(ctx.device), ctx.dataset.y_train.to(ctx.device)
+        return NSDState(ctx, layout, trajectories, forward, g, spectra, labels, learned, kernels, trainable, lr,
+                        optimisers, ctx.dsa_strategy if p.dsa else "none", batch_syn,
+                        ctx.dataset.x_train.to(ctx.device), ctx.dataset.y_train.to(ctx.device), [])
 
-        tensors = {"spectra": spectra, "lr": lr, **{f"kernel{i}": k for i, k in enumerate(trainable)}}
-        stepped = {f"opt{i}": opt for i, opt in enumerate(optimisers)}
-        start, extra = ctx.checkpoint.resume(g, tensors, stepped)
-        order: list[int] = extra.get("order", torch.zeros(0, dtype=torch.long)).tolist()
+    def step(self, s: NSDState, iteration: int) -> dict[str, torch.Tensor]:
+        """Decode, unroll the student on one expert segment, match (plus the guided loss); one step on all."""
+        p: NSDParams = self.params
+        device, layout = s.ctx.device, s.layout
+        theta0, target = next_segment(s.trajectories, s.order, p.max_start_epoch, p.expert_epochs, s.g, device)
+        coded = s.spectra
+        if p.decomposition == "dwt":
+            coded = s.spectra * band_mask(s.ctx.dataset.spec.image_size, layout.t[2], layout.t[3], p.band_drop,
+                                          s.g).to(device)
+        images, image_labels = decode(coded, s.labels, s.kernels)
+        theta = unroll_student(s.forward, theta0, images, image_labels, s.lr, syn_steps=p.syn_steps,
+                               batch_syn=s.batch_syn, dsa_strategy=s.strategy, generator=s.g)
+        match = matching_distance(theta, theta0, target)
+        loss = match
+        if p.gamma:
+            idx = torch.randperm(len(s.x_real), generator=s.g)[:p.guide_batch].to(device)
+            loss = loss + p.gamma * guided_loss(s.forward, theta, s.x_real[idx], s.y_real[idx])
+        for opt in s.optimisers:
+            opt.zero_grad(set_to_none=True)
+        loss.backward()
+        for opt in s.optimisers:
+            opt.step()
+        return {"match": match, "total": loss, "lr": s.lr}
 
-        for it in range(start, p.iterations):
-            theta0, target = next_segment(trajectories, order, p.max_start_epoch, p.expert_epochs, g, ctx.device)
-            coded = spectra
-            if p.decomposition == "dwt":
-                coded = spectra * band_mask(spec.image_size, layout.t[2], layout.t[3], p.band_drop, g).to(ctx.device)
-            images, image_labels = decode(coded, labels, kernels)
-            theta = unroll_student(forward, theta0, images, image_labels, lr, syn_steps=p.syn_steps,
-                                   batch_syn=batch_syn, dsa_strategy=strategy, generator=g)
-            match = matching_distance(theta, theta0, target)
-            loss = match
-            if p.gamma:
-                idx = torch.randperm(len(x_real), generator=g)[:p.guide_batch].to(ctx.device)
-                loss = loss + p.gamma * guided_loss(forward, theta, x_real[idx], y_real[idx])
-            for opt in optimisers:
-                opt.zero_grad(set_to_none=True)
-            loss.backward()
-            for opt in optimisers:
-                opt.step()
-            ctx.progress(it + 1, p.iterations, f"iteration, match {match.item():.3f}, total {loss.item():.3f}, "
-                                               f"lr {lr.item():.4g}")
-            ctx.checkpoint.keep(it + 1, g, tensors, stepped, {"order": torch.tensor(order, dtype=torch.long)})
-        return self._stored(layout, spectra, labels, learned, lr, spec.image_size)
-
-    @staticmethod
-    def _stored(layout: Layout, spectra: torch.Tensor, labels: torch.Tensor, kernels: list[torch.Tensor | None],
-                lr: torch.Tensor, image_size: int) -> SpectralSet:
+    def finish(self, s: NSDState) -> SpectralSet:
         """The set as stored: fixed bases are left out (recomputed from the image side)."""
-        named = {name: k.detach().cpu() for name, k in zip(KERNEL_NAMES, kernels) if k is not None}
-        common = dict(images=spectra.detach().cpu(), labels=labels.cpu(), lr=lr.detach().cpu(), **named)
-        if "fixed" in layout.kinds:
-            cls = DCTSet if layout.decomposition == "dct" else HaarSet
-            return cls(**common, image_size=torch.tensor(image_size, dtype=torch.int32))
+        named = {name: k.detach().cpu() for name, k in zip(KERNEL_NAMES, s.learned) if k is not None}
+        common = dict(images=s.spectra.detach().cpu(), labels=s.labels.cpu(), lr=s.lr.detach().cpu(), **named)
+        if "fixed" in s.layout.kinds:
+            cls = DCTSet if s.layout.decomposition == "dct" else HaarSet
+            return cls(**common, image_size=torch.tensor(s.ctx.dataset.spec.image_size, dtype=torch.int32))
         return SpectralSet(**common)

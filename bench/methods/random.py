@@ -15,5 +15,4 @@ class Random(Method):
 
     def distill(self, ctx: DistillContext) -> SyntheticSet:
         images = sample_per_class(ctx.real_per_class(), ctx.ipc, ctx.generator())
-        ctx.progress(1, 1, "images selected")
         return SyntheticSet(images.cpu(), class_labels(ctx.dataset.spec.num_classes, ctx.ipc))

@@ -36,6 +36,7 @@ CFC features (the embedding of the augmented matching batch), and the voting rul
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
@@ -44,9 +45,10 @@ import torch.nn.functional as F
 from pydantic import Field, field_validator, model_validator
 
 from bench.augment import FAMILIES, siamese_generator
-from bench.methods.base import DistillContext, Method, Params, SyntheticSet, class_labels, sample_per_class
+from bench.methods.base import DistillContext, Params, SyntheticSet, class_labels, sample_per_class
 from bench.methods.gradmatch import Metric, class_gradient, match_distance
 from bench.methods.idm import QuadrantSet, expand, packed_real_init
+from bench.methods.loop import IterativeMethod, LoopState
 from bench.methods.registry import register
 from bench.train import idc_dsa, seeded, train_epoch
 
@@ -220,7 +222,7 @@ def cfc_loss(mean_feature: torch.Tensor, centres: torch.Tensor, c: int, tau: flo
 class ClassCentres:
     """Moving-average mean embedding of every class (UDD Eq. 8), kept across networks as Eq. 8 does.
 
-    A class's centre starts at its first batch mean; `state`/`from_state` make it checkpointable.
+    A class's centre starts at its first batch mean; `state`/`load` make it checkpointable.
     """
 
     def __init__(self, num_classes: int, momentum: float, centres: torch.Tensor | None = None,
@@ -250,8 +252,40 @@ class ClassCentres:
         self.centres, self.known = state["centres"].to(device), state["known"].to(device)
 
 
+@dataclass
+class UDDState(LoopState):
+    ctx: DistillContext
+    real: list[torch.Tensor]
+    pixels: torch.Tensor  # the stored images in pixel space [0, 1], optimised
+    opt: torch.optim.Optimizer
+    g: torch.Generator
+    mean: torch.Tensor
+    std: torch.Tensor
+    base_lr: float
+    milestones: list[int]
+    boxes: list[Box]
+    centres: ClassCentres
+    x_all: torch.Tensor
+    y_all: torch.Tensor
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {"pixels": self.pixels}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {"opt": self.opt}
+
+    def generators(self) -> dict[str, torch.Generator]:
+        return {"g": self.g}
+
+    def extra(self) -> dict[str, dict[str, torch.Tensor]]:
+        return {"centres": self.centres.state()}
+
+    def load_extra(self, saved: dict[str, dict[str, torch.Tensor]]) -> None:
+        self.centres.load(saved["centres"], self.ctx.device)
+
+
 @register
-class UDD(Method):
+class UDD(IterativeMethod):
     name = "udd"
     group = "distillation"
     description = ("Mining underutilised regions (activation/gradient/jitter policies) and a class-wise "
@@ -260,52 +294,50 @@ class UDD(Method):
     presets = "udd"
     eval_preset = "idc"
 
-    def distill(self, ctx: DistillContext) -> SyntheticSet:
+    def init(self, ctx: DistillContext) -> UDDState:
         p: UDDParams = self.params
         g = ctx.generator()
         real = ctx.real_per_class()
-        num_classes, ipc = len(real), ctx.ipc
         spec = ctx.dataset.spec
         mean = torch.tensor(spec.mean, device=ctx.device).view(1, -1, 1, 1)
         std = torch.tensor(spec.std, device=ctx.device).view(1, -1, 1, 1)
-        pixels = (self._init(real, ipc, g) * std + mean).detach().requires_grad_(True)
-        opt = torch.optim.SGD([pixels], lr=p.lr_img, momentum=p.momentum_img)
-        base_lr = p.lr_img * (ipc / 10 if p.lr_img_ipc_scale else 1.0)
-        milestones = [math.floor(f * p.iterations + 1e-9) for f in p.lr_img_decay_at]
-        boxes = candidate_boxes(spec.image_size, spec.image_size, p.region_scales)
-        centres = ClassCentres(num_classes, p.centre_momentum)
-        x_all, y_all = ctx.dataset.x_train.to(ctx.device), ctx.dataset.y_train.to(ctx.device)
-        start, extra = ctx.checkpoint.resume(g, {"pixels": pixels}, {"opt": opt})
-        if start:
-            centres.load(extra["centres"], ctx.device)
+        pixels = (self._init(real, ctx.ipc, g) * std + mean).detach().requires_grad_(True)
+        return UDDState(ctx, real, pixels, torch.optim.SGD([pixels], lr=p.lr_img, momentum=p.momentum_img), g,
+                        mean, std, p.lr_img * (ctx.ipc / 10 if p.lr_img_ipc_scale else 1.0),
+                        [math.floor(f * p.iterations + 1e-9) for f in p.lr_img_decay_at],
+                        candidate_boxes(spec.image_size, spec.image_size, p.region_scales),
+                        ClassCentres(len(real), p.centre_momentum),
+                        ctx.dataset.x_train.to(ctx.device), ctx.dataset.y_train.to(ctx.device))
 
-        for it in range(start, p.iterations):
-            for group in opt.param_groups:
-                group["lr"] = base_lr * p.lr_img_decay_factor ** sum(it >= m for m in milestones)
-            with torch.no_grad():
-                pixels.clamp_(0, 1)
-            net = seeded(int(torch.randint(2**31 - 1, (1,), generator=g)), ctx.make_net).to(ctx.device)
-            net.train()
-            opt_net = torch.optim.SGD(net.parameters(), lr=p.lr_net, momentum=0.9, weight_decay=5e-4)
-            total = 0.0
-            for _ in range(p.inner_loop):
-                for c in range(num_classes):
-                    loss = self._class_loss(net, pixels[c * ipc:(c + 1) * ipc], real[c], c, mean, std, boxes,
-                                            centres, g)
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward(inputs=[pixels])
-                    opt.step()
-                    total += loss.item()
-                train_epoch(net, x_all, y_all, opt_net, batch_size=p.net_batch, generator=g,
-                            dsa_strategy=p.net_augment, steps=math.ceil(p.n_data / p.net_batch), dsa_mode="idc",
-                            cutmix_prob=p.net_cutmix_prob, cutmix_beta=p.net_cutmix_beta)
-            ctx.progress(it + 1, p.iterations, f"iteration, loss {total / (num_classes * p.inner_loop):.4f}")
-            if ctx.checkpoint.due(it + 1):  # the centres' state is built only when it is saved
-                ctx.checkpoint.keep(it + 1, g, {"pixels": pixels}, {"opt": opt}, {"centres": centres.state()})
+    def step(self, s: UDDState, iteration: int) -> float:
+        """One fresh network: `inner_loop` rounds of one matching step per class, then real training."""
+        p: UDDParams = self.params
+        ctx, g, ipc = s.ctx, s.g, s.ctx.ipc
+        for group in s.opt.param_groups:
+            group["lr"] = s.base_lr * p.lr_img_decay_factor ** sum(iteration >= m for m in s.milestones)
+        with torch.no_grad():
+            s.pixels.clamp_(0, 1)
+        net = seeded(int(torch.randint(2**31 - 1, (1,), generator=g)), ctx.make_net).to(ctx.device)
+        net.train()
+        opt_net = torch.optim.SGD(net.parameters(), lr=p.lr_net, momentum=0.9, weight_decay=5e-4)
+        total = 0.0
+        for _ in range(p.inner_loop):
+            for c, real in enumerate(s.real):
+                loss = self._class_loss(net, s.pixels[c * ipc:(c + 1) * ipc], real, c, s.mean, s.std, s.boxes,
+                                        s.centres, g)
+                s.opt.zero_grad(set_to_none=True)
+                loss.backward(inputs=[s.pixels])
+                s.opt.step()
+                total += loss.item()
+            train_epoch(net, s.x_all, s.y_all, opt_net, batch_size=p.net_batch, generator=g,
+                        dsa_strategy=p.net_augment, steps=math.ceil(p.n_data / p.net_batch), dsa_mode="idc",
+                        cutmix_prob=p.net_cutmix_prob, cutmix_beta=p.net_cutmix_beta)
+        return total / (len(s.real) * p.inner_loop)
 
-        images = ((pixels.detach() - mean) / std).cpu()
-        labels = class_labels(num_classes, ipc)
-        return QuadrantSet(images, labels) if p.factor == 2 else SyntheticSet(images, labels)
+    def finish(self, s: UDDState) -> SyntheticSet:
+        images = ((s.pixels.detach() - s.mean) / s.std).cpu()
+        labels = class_labels(len(s.real), s.ctx.ipc)
+        return QuadrantSet(images, labels) if self.params.factor == 2 else SyntheticSet(images, labels)
 
     def _class_loss(self, net: nn.Module, pixels: torch.Tensor, real: torch.Tensor, c: int, mean: torch.Tensor,
                     std: torch.Tensor, boxes: list[Box], centres: ClassCentres, g: torch.Generator) -> torch.Tensor:
