@@ -18,7 +18,7 @@ from bench import data, nets
 from bench.methods import Method, Params, get_method
 from bench.methods.presets import preset_files, resolve_params
 from bench.methods.registry import PluginError, UnknownMethod, load_entry
-from bench.names import did_you_mean
+from bench.names import VIEW_NAMES, did_you_mean
 from bench.train import PRESETS, EvalRecipe
 from bench.yamlio import Path_, YamlError, line_of, load_yaml
 
@@ -298,11 +298,10 @@ def load_suite(path: Path) -> Suite:
 
 def _report(r: ReportSchema, labels: dict[str, int], fail) -> ReportSpec:
     """Check the `report:` key's names (views, papers, method labels) with did-you-mean errors."""
-    from bench.report import VIEWS
     for i, view in enumerate(r.views or []):
-        if view not in VIEWS:
-            fail(("report", "views", i), f"unknown view '{view}'.{did_you_mean(view, VIEWS)} Views: "
-                                         f"{', '.join(VIEWS)}.")
+        if view not in VIEW_NAMES:
+            fail(("report", "views", i), f"unknown view '{view}'.{did_you_mean(view, VIEW_NAMES)} Views: "
+                                         f"{', '.join(VIEW_NAMES)}.")
     papers = [r.compare_to] if isinstance(r.compare_to, str) else list(r.compare_to or [])
     if papers:
         from bench.reference import PAPERS

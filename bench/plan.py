@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import cache
 from typing import Any
 
@@ -17,7 +17,8 @@ from bench.config import MethodEntry, Suite
 from bench.experts import ExpertSpec
 from bench.methods import Params
 from bench.train import EvalRecipe
-from bench.whole import whole_spec
+from bench.report.inputs import WHOLE, ExpectedCell, MethodOptions, ReportOptions
+from bench.whole import whole_recipe, whole_spec
 
 # Bump when the evaluation loop changes what it computes: old records then no longer match.
 EVAL_LOOP_VERSION = 1
@@ -161,3 +162,41 @@ def make_plan(suite: Suite) -> Plan:
                         whole.setdefault(task.key, task)
     return Plan(suite, tuple(cells), tuple(experts.values()), tuple(distill.values()), tuple(evaluate),
                 tuple(whole.values()))
+
+
+def expected_cells(plan: Plan) -> list[ExpectedCell]:
+    """What the suite's report shows, in order, with the keys of each row's records: every cell, then one
+    Whole Dataset row per data set x eval arch x recipe (named after the first method evaluated with the
+    recipe when the suite's methods use several)."""
+    keys: dict[Cell, list[str]] = {c: [] for c in plan.cells}
+    for e in plan.evaluate:
+        keys[e.cell].append(e.key)
+    groups = {m.label: m.cls.group for m in plan.suite.methods}
+    rows = [ExpectedCell(c.method, groups[c.method], c.dataset, c.ipc, c.arch, tuple(dict.fromkeys(keys[c])))
+            for c in plan.cells]
+    first_user: dict[str, str] = {}
+    for m in plan.suite.methods:
+        recipe = whole_recipe(whole_dataset_recipe(plan.suite, m.recipe)).as_dict()
+        first_user.setdefault(json.dumps(recipe, sort_keys=True), m.label)
+    whole: dict[tuple[str, str, str], list[str]] = {}
+    for task in plan.whole:
+        spec = task.spec
+        recipe = json.dumps(spec.params["recipe"], sort_keys=True)
+        whole.setdefault((spec.dataset, spec.arch, recipe), []).append(task.key)
+    for (dataset, arch, recipe), task_keys in whole.items():
+        label = WHOLE if len(first_user) == 1 else f"{WHOLE} ({first_user[recipe]}'s recipe)"
+        rows.append(ExpectedCell(label, "whole", dataset, None, arch, tuple(task_keys)))
+    return rows
+
+
+def report_options(suite: Suite) -> ReportOptions:
+    """The suite as its report describes it, as plain data."""
+    w, r = suite.whole_dataset, suite.report
+    methods = tuple(MethodOptions(m.label, m.cls.name, m.preset, {**asdict(m.recipe), "passes": m.recipe.passes,
+                                                                   "decay_epochs": m.recipe.decay_epochs})
+                    for m in suite.methods)
+    return ReportOptions(name=suite.name, description=suite.description, datasets=suite.datasets, ipcs=suite.ipcs,
+                         eval_archs=suite.eval_archs, distill_arch=suite.distill_arch, seeds=suite.seeds,
+                         distill_seeds=suite.distill_seeds, methods=methods, whole_dataset=w is not None,
+                         whole_epochs=w.epochs if w else None, whole_seeds=w.seeds if w else None, views=r.views,
+                         compare_to=r.compare_to, tolerance=r.tolerance, match=r.match, ablation=r.ablation)

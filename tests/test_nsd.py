@@ -23,7 +23,7 @@ from bench.experts import ExpertContext
 from bench.methods import nsd
 from bench.methods.nsd import (NSD, DCTSet, HaarSet, NSDParams, SpectralSet, band_mask, dct_basis, decode,
                                guided_loss, haar_basis, hosvd, initialise, matching_distance, plan_layout,
-                               unroll_student)
+                               stored_set, unroll_student)
 from bench.methods.presets import load_preset, preset_params
 from bench.methods.registry import get_method
 from bench.recipes import PRESETS
@@ -153,7 +153,7 @@ def test_every_variant_decodes_to_images_and_stores_what_it_counts(digits: data.
     real = [digits.x_train[idx] for idx in digits.class_indices()]
     spectra, stored = initialise(layout, real, torch.Generator().manual_seed(0))
     labels = torch.arange(10).repeat_interleave(layout.n_tensors)
-    synset = NSD._stored(layout, spectra, labels, stored, torch.tensor(0.01), 8)
+    synset = stored_set(layout, spectra, labels, stored, torch.tensor(0.01), 8)
     x, y = synset.training_data()
     assert x.shape == (10 * layout.images_per_class, 1, 8, 8) and x.dtype == torch.float32
     assert y.tolist() == [c for c in range(10) for _ in range(layout.images_per_class)]
@@ -213,7 +213,7 @@ def test_full_size_transforms_reconstruct_the_real_images(digits: data.Dataset) 
         p = NSDParams(decomposition=decomposition, spatial=8)
         layout = plan_layout(p, 1, 10, 1, 8)
         spectra, _ = initialise(layout, real, torch.Generator().manual_seed(3))
-        synset = NSD._stored(layout, spectra, torch.arange(10), [None] * 4, torch.tensor(0.01), 8)
+        synset = stored_set(layout, spectra, torch.arange(10), [None] * 4, torch.tensor(0.01), 8)
         x, _ = synset.training_data()
         reference = nsd._pick(real, 1, torch.Generator().manual_seed(3)).reshape(10, 1, 8, 8)
         torch.testing.assert_close(x, reference, atol=1e-5, rtol=0)

@@ -12,6 +12,7 @@ import csv
 import io
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -22,8 +23,10 @@ from bench.config import load_suite
 from bench.plan import make_plan
 from bench.store import Store
 from conftest import REPO, TINY_SUITE, check_golden, write
+from fakes import record
 
 GOLDEN = Path(__file__).parent / "golden"
+FIXTURES = Path(__file__).parent / "fixtures"
 
 SUITE = TINY_SUITE + "whole_dataset: true\n"
 
@@ -35,7 +38,7 @@ def fake_accuracy(method: str, ipc: int, arch: str, dseed: int, seed: int) -> fl
 
 
 def fabricate(suite_path: Path, store_root: Path, skip: int = 0, over_budget: str | None = None) -> None:
-    """Write the records (and whole-dataset artifacts) `bench run` would write, with fake accuracies.
+    """Write the records (evaluations and whole-dataset runs) `bench run` would write, with fake accuracies.
 
     `skip` leaves out that many evaluation runs of the last cell (a partial cell); the method labelled
     `over_budget` is marked as storing more than its storage budget."""
@@ -44,17 +47,17 @@ def fabricate(suite_path: Path, store_root: Path, skip: int = 0, over_budget: st
     evaluate = plan.evaluate[:len(plan.evaluate) - skip]
     for e in evaluate:
         d = e.distill
-        store.write_record({
-            "key": e.key, "method": d.method.cls.name, "method_label": d.method.label, "dataset": d.dataset,
-            "ipc": d.ipc, "distill_key": d.key, "distill_seed": d.seed, "eval_arch": e.arch, "eval_seed": e.seed,
-            "artifact_bytes": d.ipc * 10 * (64 * 4 + 8), "train_bytes": 1257 * (64 * 4 + 8),
-            "distill_time_s": 2.0 if d.method.cls.name == "dm" else 0.01, "expert_time_s": 0.0,
-            "accuracy": fake_accuracy(d.method.label, d.ipc, e.arch, d.seed, e.seed),
-            "over_budget": d.method.label == over_budget})
+        store.write_record(record(
+            e.key, fake_accuracy(d.method.label, d.ipc, e.arch, d.seed, e.seed), suite=plan.suite.name,
+            group=d.method.cls.group, method=d.method.cls.name, method_label=d.method.label, dataset=d.dataset,
+            ipc=d.ipc, distill_key=d.key, distill_seed=d.seed, eval_arch=e.arch, eval_seed=e.seed,
+            artifact_bytes=d.ipc * 10 * (64 * 4 + 8), train_bytes=1257 * (64 * 4 + 8),
+            distill_time_s=2.0 if d.method.cls.name == "dm" else 0.01, over_budget=d.method.label == over_budget))
     for t in plan.whole:
         acc = 90.0 + t.spec.params["seed"] - (3 if t.spec.arch == "MLP" else 0)
-        store.save_artifact(t.key, {"accuracy": torch.tensor(acc, dtype=torch.float64)},
-                            {**t.identity, "key": t.key, "time_s": 3.0})
+        store.write_record(record(t.key, acc, kind="whole", group="whole", suite=plan.suite.name,
+                                  dataset=t.spec.dataset, eval_arch=t.spec.arch, eval_seed=t.spec.params["seed"],
+                                  recipe=t.spec.params["recipe"], train_bytes=1257 * (64 * 4 + 8), wall_time_s=3.0))
 
 
 def report_cli(root: Path, *args: str) -> tuple[int, str]:
@@ -172,8 +175,8 @@ def test_views_and_comparison_are_configurable(bench, workdir: Path) -> None:
     store = Store(workdir / "results")
     for e in plan.evaluate:  # DM on CIFAR10 IPC 10 / ConvNet: IID reports 48.5 (Table 1) and 48.9 (Table 3)
         acc = 48.9 if e.distill.method.label == "dm" else 26.0
-        store.write_record({"key": e.key, "accuracy": acc, "artifact_bytes": 1, "train_bytes": 100,
-                            "distill_key": e.distill.key, "distill_time_s": 1.0})
+        store.write_record(record(e.key, acc, artifact_bytes=1, train_bytes=100, distill_key=e.distill.key,
+                                  distill_time_s=1.0))
     code, out, err = bench("report", "tiny.yaml")
     assert code == 0, err
     md = (workdir / "reports" / "tiny" / "table.md").read_text()
@@ -193,8 +196,8 @@ def test_outside_tolerance_is_flagged(bench, workdir: Path) -> None:
     plan = make_plan(load_suite(workdir / "tiny.yaml"))
     store = Store(workdir / "results")
     for e in plan.evaluate:
-        store.write_record({"key": e.key, "accuracy": 40.0, "artifact_bytes": 1, "train_bytes": 100,
-                            "distill_key": e.distill.key, "distill_time_s": 1.0})
+        store.write_record(record(e.key, 40.0, artifact_bytes=1, train_bytes=100, distill_key=e.distill.key,
+                                  distill_time_s=1.0))
     assert bench("report", "tiny.yaml")[0] == 0
     md = (workdir / "reports" / "tiny" / "table.md").read_text()
     assert "| dm | cifar10 | 10 | ConvNet | 40.0 ± 0.0 | 48.5 ± 0.6 | **-8.5** | IID (CVPR 2024), Table 1 | **outside ±0.5** |" in md
@@ -235,23 +238,45 @@ def test_whole_recipe_of_learned_lr() -> None:
 
 @pytest.mark.slow
 def test_whole_dataset_stage_trains_on_the_full_training_set(bench, workdir: Path) -> None:
-    """The builder through the executor's own task function, on real digits; then the report's row."""
+    """The builder through the executor's own task function, on real digits, stored as records (no tensor
+    file); then the report's row."""
     from bench.config import load_site
-    from bench.executors.tasks import DatasetCache, run_expert
+    from bench.executors.tasks import DatasetCache, run_task
     write(workdir / "w.yaml", "name: w\ndatasets: [digits]\nipc: [1]\neval_archs: [MLP]\nmethods: [{name: random}]\n"
                               "seeds: [0, 1]\neval: {epochs: 3, batch_size: 128}\nwhole_dataset: true\n")
     site, plan = load_site(workdir / "bench.yaml"), make_plan(load_suite(workdir / "w.yaml"))
     store, datasets = Store(site.store), DatasetCache(site.data_root, site.store / "cache")
     for task in plan.whole:
-        run_expert(task, store, datasets, torch.device("cpu"), lambda *a: None)
-    tensors, meta = store.load_artifact(plan.whole[0].key)
-    assert meta["expert"] == "whole_dataset" and meta["params"]["seed"] == 0 and meta["time_s"] > 0
-    acc = [float(store.load_artifact(t.key)[0]["accuracy"]) for t in plan.whole]
+        run_task(task, store, datasets, torch.device("cpu"), lambda *a: None, "w")
+    first = store.read_record(plan.whole[0].key)
+    assert (first.kind, first.group, first.method, first.eval_arch) == ("whole", "whole", "whole_dataset", "MLP")
+    assert first.eval_seed == 0 and first.recipe["epochs"] == 3 and first.wall_time_s > 0 and first.ipc is None
+    assert first.train_bytes == 1257 * (64 * 4 + 8) and not any(store.has_artifact(t.key) for t in plan.whole)
+    acc = [store.read_record(t.key).accuracy for t in plan.whole]
     assert all(60 < a <= 100 for a in acc) and acc[0] != acc[1]  # 4 passes over 1,257 digits; seeds differ
-    run_expert(plan.whole[0], store, datasets, torch.device("cpu"), lambda *a: None)  # rerun: same artifact kept
-    assert float(store.load_artifact(plan.whole[0].key)[0]["accuracy"]) == acc[0]
+    run_task(plan.whole[0], store, datasets, torch.device("cpu"), lambda *a: None, "w")  # rerun: record kept
+    assert store.read_record(plan.whole[0].key) == first
     code, out, _ = bench("report", "w.yaml")
     assert code == 0 and f"{sum(acc) / 2:.1f} ± {abs(acc[0] - acc[1]) / 2:.1f}" in out and "Whole Dataset" in out
+
+
+def test_whole_dataset_artifact_of_an_older_bench_becomes_a_record_without_training(workdir: Path) -> None:
+    """tests/fixtures/whole_v1.pt is a whole-dataset run as an older bench stored it (an `accuracy` tensor)."""
+    from bench.executors.tasks import DatasetCache, is_done, run_task
+    write(workdir / "w.yaml", "name: w\ndatasets: [digits]\nipc: [1]\neval_archs: [MLP]\nmethods: [{name: random}]\n"
+                              "seeds: [0]\neval: {epochs: 2}\nwhole_dataset: true\n")
+    (task,) = make_plan(load_suite(workdir / "w.yaml")).whole
+    store = Store(workdir / "results")
+    path = store.root / "artifacts" / task.key[:2] / f"{task.key}.pt"
+    path.parent.mkdir(parents=True)
+    shutil.copy(FIXTURES / "whole_v1.pt", path)
+    legacy = torch.load(path, weights_only=True)
+    assert not is_done(task, store)
+    acc = run_task(task, store, DatasetCache(Path("data"), store.root / "cache"), torch.device("cpu"),
+                   lambda *a: None, "w")
+    rec = store.read_record(task.key)
+    assert acc == rec.accuracy == float(legacy["tensors"]["accuracy"]) and is_done(task, store)
+    assert rec.kind == "whole" and rec.wall_time_s == json.loads(legacy["meta"])["time_s"]  # its time: not retrained
 
 
 def test_demo_suite_asks_for_whole_dataset_and_views() -> None:
@@ -263,14 +288,14 @@ def test_read_fields_in_worker_processes_matches_one_process(tmp_path: Path, mon
     from bench import store as store_module
     store = Store(tmp_path)
     for i in range(40):
-        store.write_record({"key": f"k{i:03d}", "accuracy": float(i), **({"train_bytes": 7} if i % 2 else {})})
+        store.write_record(record(f"k{i:03d}", float(i), train_bytes=7 if i % 2 else None))
     keys = [f"k{i:03d}" for i in range(41)]  # the last one has no record
     fields = ("key", "accuracy", "train_bytes")
     here = store.read_fields(keys, fields)
     monkeypatch.setattr(store_module, "PARALLEL_READ", 10)  # 40 keys -> up to 4 workers
     assert store.read_fields(keys, fields) == here
     assert here[:2] == [("k000", 0.0, None), ("k001", 1.0, 7)] and len(here) == 40
-    assert [r["key"] for r in store.read_records(keys)] == [k for k, _, _ in here]
+    assert [r.key for r in store.read_records(keys)] == [k for k, _, _ in here]
 
 
 def test_over_budget_results_are_marked(bench, workdir: Path) -> None:

@@ -459,6 +459,17 @@ class NSDParams(TrajectoryParams):
     dsa: bool = True
 
 
+def stored_set(layout: Layout, spectra: torch.Tensor, labels: torch.Tensor, kernels: list[torch.Tensor | None],
+               lr: torch.Tensor, image_size: int) -> SpectralSet:
+    """The set as stored: fixed bases are left out (recomputed from the image side)."""
+    named = {name: k.detach().cpu() for name, k in zip(KERNEL_NAMES, kernels) if k is not None}
+    common = dict(images=spectra.detach().cpu(), labels=labels.cpu(), lr=lr.detach().cpu(), **named)
+    if "fixed" in layout.kinds:
+        cls = DCTSet if layout.decomposition == "dct" else HaarSet
+        return cls(**common, image_size=torch.tensor(image_size, dtype=torch.int32))
+    return SpectralSet(**common)
+
+
 @dataclass
 class NSDState(LoopState):
     ctx: DistillContext
@@ -562,10 +573,4 @@ class NSD(IterativeMethod):
         return {"match": match, "total": loss, "lr": s.lr}
 
     def finish(self, s: NSDState) -> SpectralSet:
-        """The set as stored: fixed bases are left out (recomputed from the image side)."""
-        named = {name: k.detach().cpu() for name, k in zip(KERNEL_NAMES, s.learned) if k is not None}
-        common = dict(images=s.spectra.detach().cpu(), labels=s.labels.cpu(), lr=s.lr.detach().cpu(), **named)
-        if "fixed" in s.layout.kinds:
-            cls = DCTSet if s.layout.decomposition == "dct" else HaarSet
-            return cls(**common, image_size=torch.tensor(s.ctx.dataset.spec.image_size, dtype=torch.int32))
-        return SpectralSet(**common)
+        return stored_set(s.layout, s.spectra, s.labels, s.learned, s.lr, s.ctx.dataset.spec.image_size)
