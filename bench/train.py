@@ -1,13 +1,15 @@
 """The one training/evaluation loop (the protocol it follows is `bench.recipes`).
 
 Every accuracy in the store comes from `evaluate_synset`: a fresh network, trained on the
-synthetic set with the recipe, tested once after the last epoch (never the best epoch).
+synthetic set with the recipe, tested once after the last epoch (never the best epoch). Every
+network trained from scratch, on a synthetic set or on real data (expert trajectories, the
+coresets' feature network, IID's bank, the Whole Dataset row), is trained by `train_fresh`.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import Callable, Literal
 
 import numpy as np
 import torch
@@ -19,6 +21,12 @@ from bench.recipes import DSAMode, EvalRecipe
 
 Progress = Callable[[int, int, str], None]
 """progress(step, total, detail): called by long loops so the executor can show where they are."""
+
+
+def part_progress(progress: Progress, index: int, count: int, what: str) -> Progress:
+    """The progress of run `index` of `count` equal runs (e.g. one expert of several), as steps of all of them."""
+    return lambda step, total, detail: progress(index * total + step, count * total,
+                                                f"{detail} ({what} {index + 1}/{count})")
 
 def idc_dsa(x: torch.Tensor, strategy: str, generator: torch.Generator, siamese: bool = False) -> torch.Tensor:
     """IDC's DiffAug on top of `bench.augment.dsa`: flip, then colour, then one op drawn from the
@@ -102,9 +110,16 @@ def train_epoch(net: nn.Module, x: torch.Tensor, y: torch.Tensor, opt: torch.opt
     return total / max(batches, 1)
 
 
+OnEpoch = Callable[[nn.Module, int, float], None]
+"""on_epoch(net, epoch, loss): called after each pass (0-based epoch, its mean loss), e.g. to snapshot parameters."""
+
+
 def fit(net: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe: EvalRecipe, *, dsa_strategy: str,
-        generator: torch.Generator, progress: Progress | None = None) -> nn.Module:
-    """Train `net` on (x, y) with the recipe. All randomness (shuffling, DSA, CutMix) comes from `generator`."""
+        generator: torch.Generator, progress: Progress | None = None,
+        on_batch: Callable[[torch.Tensor, torch.Tensor], None] | None = None,
+        on_epoch: OnEpoch | None = None) -> nn.Module:
+    """Train `net` on (x, y) with the recipe. All randomness (shuffling, DSA, CutMix) comes from `generator`.
+    `on_batch` is `train_epoch`'s; `on_epoch` sees the network after each pass."""
     strategy = dsa_strategy if recipe.augment == "dsa" else "none"
     if recipe.cutmix_prob > 0:
         strategy = without_cutout(strategy)
@@ -112,8 +127,8 @@ def fit(net: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe: EvalRecipe, *,
     opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
     for epoch in range(recipe.passes):
         loss = train_epoch(net, x, y, opt, batch_size=recipe.batch_size, generator=generator,
-                           dsa_strategy=strategy, dsa_mode=recipe.dsa_mode, cutmix_prob=recipe.cutmix_prob,
-                           cutmix_beta=recipe.cutmix_beta)
+                           dsa_strategy=strategy, on_batch=on_batch, dsa_mode=recipe.dsa_mode,
+                           cutmix_prob=recipe.cutmix_prob, cutmix_beta=recipe.cutmix_beta)
         if epoch in recipe.decay_epochs:
             lr *= recipe.decay_factor
             if recipe.decay_at is None:
@@ -122,6 +137,8 @@ def fit(net: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe: EvalRecipe, *,
             else:
                 for group in opt.param_groups:
                     group["lr"] = lr
+        if on_epoch is not None:
+            on_epoch(net, epoch, loss)
         if progress is not None:
             progress(epoch + 1, recipe.passes, f"epoch, loss {loss:.3f}")
     return net
@@ -144,12 +161,34 @@ def seeded(seed: int, build: Callable[[], nn.Module]) -> nn.Module:
         return build()
 
 
+def constant_lr(epochs: int, lr: float, momentum: float, weight_decay: float, batch_size: int,
+                augment: Literal["dsa", "none"] = "none") -> EvalRecipe:
+    """The recipe expert stages train on real data with: plain SGD at a constant lr for exactly `epochs` passes."""
+    return EvalRecipe(epochs=epochs, lr=lr, momentum=momentum, weight_decay=weight_decay, batch_size=batch_size,
+                      augment=augment, decay_at=(), extra_epoch=False)
+
+
+def train_fresh(build: Callable[[], nn.Module], x: torch.Tensor, y: torch.Tensor, recipe: EvalRecipe, *,
+                seed: int, dsa_strategy: str, device: torch.device, generator: torch.Generator | None = None,
+                progress: Progress | None = None,
+                on_batch: Callable[[torch.Tensor, torch.Tensor], None] | None = None,
+                on_epoch: OnEpoch | None = None) -> nn.Module:
+    """A fresh network, initialised from `seed`, trained on (x, y) with the recipe (`fit`).
+
+    Shuffling and augmentation draw from `generator`, by default a new one seeded with `seed + 1`;
+    a caller training several networks from one stream passes its own.
+    """
+    net = seeded(seed, build).to(device)
+    fit(net, x.to(device), y.to(device), recipe, dsa_strategy=dsa_strategy,
+        generator=generator if generator is not None else torch.Generator().manual_seed(seed + 1),
+        progress=progress, on_batch=on_batch, on_epoch=on_epoch)
+    return net
+
+
 def evaluate_synset(build: Callable[[], nn.Module], x: torch.Tensor, y: torch.Tensor,
                     x_test: torch.Tensor, y_test: torch.Tensor, recipe: EvalRecipe, *, seed: int,
                     dsa_strategy: str, device: torch.device, progress: Progress | None = None) -> float:
     """Train a fresh network (initialised from `seed`) on (x, y); return final-epoch test accuracy (%)."""
-    net = seeded(seed, build).to(device)
-    generator = torch.Generator().manual_seed(seed + 1)
-    fit(net, x.to(device), y.to(device), recipe, dsa_strategy=dsa_strategy, generator=generator,
-        progress=progress)
+    net = train_fresh(build, x, y, recipe, seed=seed, dsa_strategy=dsa_strategy, device=device,
+                      progress=progress)
     return accuracy(net, x_test.to(device), y_test.to(device), recipe.test_batch_size)

@@ -23,7 +23,7 @@ import torch
 from bench.experts import ExpertContext, ExpertSpec, register_expert
 from bench.methods.base import DistillContext, Method, Params, SyntheticSet, class_labels
 from bench.methods.registry import register
-from bench.train import accuracy, seeded, train_epoch
+from bench.train import accuracy, constant_lr, train_fresh
 
 FEATURE_NET = "feature_net"
 
@@ -71,13 +71,11 @@ def build_feature_net(ctx: ExpertContext) -> dict[str, torch.Tensor]:
     p = ctx.spec.params
     ds = ctx.dataset
     x, y = ds.x_train.to(ctx.device), ds.y_train.to(ctx.device)
-    net = seeded(p["seed"], ctx.make_net).to(ctx.device)
-    generator = torch.Generator().manual_seed(p["seed"] + 1)
-    opt = torch.optim.SGD(net.parameters(), lr=p["lr"], momentum=p["momentum"], weight_decay=p["weight_decay"])
     counter = ForgettingCounter(y)
-    for epoch in range(p["epochs"]):
-        loss = train_epoch(net, x, y, opt, batch_size=p["batch_size"], generator=generator, on_batch=counter)
-        ctx.progress(epoch + 1, p["epochs"], f"epoch, loss {loss:.3f}")
+    net = train_fresh(ctx.make_net, x, y, constant_lr(p["epochs"], p["lr"], p["momentum"], p["weight_decay"],
+                                                      p["batch_size"]),
+                      seed=p["seed"], dsa_strategy=ctx.dsa_strategy, device=ctx.device, progress=ctx.progress,
+                      on_batch=counter)
     net.eval()
     with torch.no_grad():
         features = torch.cat([net.embed(x[i:i + p["batch_size"]]) for i in range(0, len(x), p["batch_size"])])

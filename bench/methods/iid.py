@@ -47,7 +47,7 @@ from bench.methods.registry import register
 from bench.nets.alexnet import AlexNet
 from bench.nets.convnet import ConvNet
 from bench.nets.vgg import VGG11
-from bench.train import accuracy, seeded, train_epoch
+from bench.train import accuracy, constant_lr, part_progress, seeded, train_fresh
 
 BANK = "pretrained_bank"
 STATE_PREFIX = "state."  # bank tensors: "state.<state-dict key>" stacked over the bank, plus "accuracy"
@@ -188,15 +188,13 @@ def build_bank(ctx: ExpertContext) -> dict[str, torch.Tensor]:
     p = ctx.spec.params
     ds = ctx.dataset
     x, y = ds.x_train.to(ctx.device), ds.y_train.to(ctx.device)
-    generator = torch.Generator().manual_seed(p["seed"])
+    generator = torch.Generator().manual_seed(p["seed"])  # one stream: each member's init seed, then its batches
+    recipe = constant_lr(p["epochs"], p["lr"], p["momentum"], p["weight_decay"], p["batch_size"])
     states, accuracies = [], []
     for member in range(p["size"]):
-        net = seeded(int(torch.randint(2**31 - 1, (1,), generator=generator)), ctx.make_net).to(ctx.device)
-        opt = torch.optim.SGD(net.parameters(), lr=p["lr"], momentum=p["momentum"], weight_decay=p["weight_decay"])
-        for epoch in range(p["epochs"]):
-            loss = train_epoch(net, x, y, opt, batch_size=p["batch_size"], generator=generator)
-            ctx.progress(member * p["epochs"] + epoch + 1, p["size"] * p["epochs"],
-                         f"epoch (net {member + 1}/{p['size']}), loss {loss:.3f}")
+        net = train_fresh(ctx.make_net, x, y, recipe, seed=int(torch.randint(2**31 - 1, (1,), generator=generator)),
+                          dsa_strategy=ctx.dsa_strategy, device=ctx.device, generator=generator,
+                          progress=part_progress(ctx.progress, member, p["size"], "net"))
         accuracies.append(accuracy(net, ds.x_test.to(ctx.device), ds.y_test.to(ctx.device)))
         states.append({k: v.detach().cpu() for k, v in net.state_dict().items()})
     tensors = {STATE_PREFIX + k: torch.stack([s[k] for s in states]) for k in states[0]}

@@ -28,7 +28,7 @@ from bench.experts import ExpertContext, ExpertSpec, register_expert
 from bench.methods.base import DistillContext, Params, SyntheticSet, class_labels, initial_images
 from bench.methods.loop import IterativeMethod, LoopState
 from bench.methods.registry import register
-from bench.train import accuracy, seeded, train_epoch
+from bench.train import accuracy, constant_lr, part_progress, seeded, train_fresh
 
 Forward = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 """forward(x, flat_params) -> logits: a network evaluated at a flat parameter vector."""
@@ -74,20 +74,17 @@ def build_trajectories(ctx: ExpertContext) -> dict[str, torch.Tensor]:
     """
     p = ctx.spec.params
     x, y = ctx.dataset.x_train.to(ctx.device), ctx.dataset.y_train.to(ctx.device)
-    strategy = ctx.dsa_strategy if p["dsa"] else "none"
-    num, epochs = p["num_experts"], p["train_epochs"]
+    num = p["num_experts"]
+    recipe = constant_lr(p["train_epochs"], p["lr_teacher"], 0.0, 0.0, p["batch_train"],
+                         "dsa" if p["dsa"] else "none")
     trajectories, accuracies = [], []
     for e in range(num):
         seed = p["seed"] + e
-        net = seeded(seed, ctx.make_net).to(ctx.device)
-        generator = torch.Generator().manual_seed(seed)
-        opt = torch.optim.SGD(net.parameters(), lr=p["lr_teacher"], momentum=0.0, weight_decay=0.0)
-        snapshots = [flatten_params(net).cpu()]
-        for epoch in range(epochs):
-            loss = train_epoch(net, x, y, opt, batch_size=p["batch_train"], generator=generator,
-                               dsa_strategy=strategy)
-            snapshots.append(flatten_params(net).cpu())
-            ctx.progress(e * epochs + epoch + 1, num * epochs, f"epoch, expert {e + 1}/{num}, loss {loss:.3f}")
+        snapshots = [flatten_params(seeded(seed, ctx.make_net)).cpu()]  # the initialisation train_fresh starts from
+        net = train_fresh(ctx.make_net, x, y, recipe, seed=seed, dsa_strategy=ctx.dsa_strategy, device=ctx.device,
+                          generator=torch.Generator().manual_seed(seed),
+                          progress=part_progress(ctx.progress, e, num, "expert"),
+                          on_epoch=lambda net, epoch, loss: snapshots.append(flatten_params(net).cpu()))
         trajectories.append(torch.stack(snapshots))
         accuracies.append(accuracy(net, ctx.dataset.x_test.to(ctx.device), ctx.dataset.y_test.to(ctx.device)))
     return {"trajectories": torch.stack(trajectories), "test_accuracy": torch.tensor(accuracies)}
