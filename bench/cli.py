@@ -127,14 +127,16 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     site, suite = _load(args)
-    from bench.plan import make_plan
+    from bench.plan import expected_cells, make_plan, report_options
     from bench.report.aggregate import aggregate
+    from bench.report.inputs import RECORD_FIELDS, record_keys
     from bench.report.render import write_report
     from bench.store import Store
 
-    cells = aggregate(make_plan(suite), Store(site.store))
+    expected = expected_cells(make_plan(suite))
+    cells = aggregate(expected, Store(site.store).read_fields(record_keys(expected), RECORD_FIELDS))
     out_dir = site.reports / suite.name
-    print(write_report(suite, cells, out_dir))
+    print(write_report(report_options(suite), cells, out_dir))
     incomplete = cells["n"] < cells["n_expected"]  # result cells and whole-dataset rows alike
     missing, whole = int(incomplete[cells["group"] != "whole"].sum()), int(incomplete[cells["group"] == "whole"].sum())
     todo = ", ".join(([f"{missing} of {int((cells['group'] != 'whole').sum())} cells incomplete"] if missing else [])

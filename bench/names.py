@@ -1,9 +1,15 @@
-"""'Did you mean' for every registry (methods, data sets, architectures, presets)."""
+"""Names a suite may write that are checked without importing what they name, and 'did you mean' for every
+registry (methods, data sets, architectures, presets, views)."""
 
 from __future__ import annotations
 
 import difflib
 from typing import Iterable
+
+# The views a suite may name under `report: {views: [...]}`, in the order a report shows them. The report's
+# registry, bench.report.views.VIEWS, has exactly these keys (tests/test_report_views.py checks), so config
+# validates view names without importing the report.
+VIEW_NAMES = ("paper_table", "cross_arch", "curve", "ablation", "reported", "cost")
 
 
 def did_you_mean(name: str, known: Iterable[str]) -> str:

@@ -1,4 +1,5 @@
-"""The results store: one JSON record per evaluation run, one file per artifact, under one folder.
+"""The results store: one JSON record per evaluation run (and per whole-dataset run), one file per artifact,
+under one folder. What a record and an artifact's metadata hold is defined in `bench.records`.
 
 Every file is written to a temporary name in its final folder and renamed into place, so a reader
 (or a rerun after kill -9, a crash or a preempted job) sees either the whole file or nothing, on a
@@ -16,9 +17,11 @@ import os
 import uuid
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Callable, Iterable
 
 import torch
+
+from bench.records import ArtifactMeta, Record, field_reader
 
 
 def atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None:
@@ -39,9 +42,9 @@ def atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None
 PARALLEL_READ = 10_000
 
 
-def _read_json(path: str) -> dict[str, Any] | None:
-    """One record file (one os.open/os.read pair, no pathlib), or None where there is none. A record is
-    always whole (written by rename), so a file that exists parses."""
+def _read_file(path: str) -> bytes | None:
+    """One record file's bytes (one os.open/os.read pair, no pathlib), or None where there is none. A record
+    is always whole (written by rename), so a file that exists parses."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
@@ -52,16 +55,17 @@ def _read_json(path: str) -> dict[str, Any] | None:
             chunks.append(chunk)
     finally:
         os.close(fd)
-    return json.loads(b"".join(chunks))
+    return b"".join(chunks)
 
 
 def _read_fields(base: str, keys: list[str], fields: tuple[str, ...]) -> list[tuple]:
     """`Store.read_fields` for one batch of keys (in a worker process, or in the caller's)."""
+    read = field_reader(fields)
     rows = []
     for key in keys:
-        record = _read_json(os.path.join(base, key[:2], f"{key}.json"))
-        if record is not None:
-            rows.append(tuple(record.get(f) for f in fields))
+        text = _read_file(os.path.join(base, key[:2], f"{key}.json"))
+        if text is not None:
+            rows.append(read(json.loads(text)))
     return rows
 
 
@@ -77,24 +81,21 @@ class Store:
     def has_record(self, key: str) -> bool:
         return self._path("records", key, ".json").exists()
 
-    def write_record(self, record: dict[str, Any]) -> None:
-        text = json.dumps(record, sort_keys=True, indent=1).encode()
-        atomic_write(self._path("records", record["key"], ".json"), lambda f: f.write(text))
+    def write_record(self, record: Record) -> None:
+        text = record.to_json().encode()
+        atomic_write(self._path("records", record.key, ".json"), lambda f: f.write(text))
 
-    def read_record(self, key: str) -> dict[str, Any] | None:
-        try:
-            return json.loads(self._path("records", key, ".json").read_bytes())
-        except FileNotFoundError:
-            return None
+    def read_record(self, key: str) -> Record | None:
+        text = _read_file(str(self._path("records", key, ".json")))
+        return None if text is None else Record.from_json(text)
 
-    def read_records(self, keys: Iterable[str]) -> list[dict[str, Any]]:
+    def read_records(self, keys: Iterable[str]) -> list[Record]:
         """The records of `keys` that exist, in order."""
-        base = os.path.join(self.root, "records")
-        return [r for r in (_read_json(os.path.join(base, k[:2], f"{k}.json")) for k in keys) if r is not None]
+        return [r for r in map(self.read_record, keys) if r is not None]
 
     def read_fields(self, keys: Iterable[str], fields: tuple[str, ...]) -> list[tuple]:
-        """`fields` of the records of `keys` that exist, in key order, one tuple per record (None for a field
-        the record lacks).
+        """`fields` (names of `Record` fields) of the records of `keys` that exist, in key order, one tuple per
+        record; a field a record predates has its default, as `Record.from_json` gives it.
 
         What a report needs from a suite's 100,000 records. Parsing the JSON is the cost, so a large batch is
         split over one worker process per available core (forked, where the OS can fork), each sending back
@@ -115,19 +116,20 @@ class Store:
     def has_artifact(self, key: str) -> bool:
         return self._path("artifacts", key, ".pt").exists()
 
-    def save_artifact(self, key: str, tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    def save_artifact(self, tensors: dict[str, torch.Tensor], meta: ArtifactMeta) -> None:
         """Artifacts are written once: an existing one is never replaced.
 
         `meta` is stored as JSON text, so it is plain data and loads with `weights_only=True`.
         """
+        key = meta.key
         if not self.has_artifact(key):
-            payload = {"tensors": tensors, "meta": json.dumps(meta, sort_keys=True)}
+            payload = {"tensors": tensors, "meta": meta.to_json()}
             atomic_write(self._path("artifacts", key, ".pt"), lambda f: torch.save(payload, f))
 
     def checkpoint_path(self, key: str) -> Path:
         """Where a distillation task keeps its resumable state until its artifact is saved."""
         return self._path("checkpoints", key, ".pt")
 
-    def load_artifact(self, key: str) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    def load_artifact(self, key: str) -> tuple[dict[str, torch.Tensor], ArtifactMeta]:
         payload = torch.load(self._path("artifacts", key, ".pt"), map_location="cpu", weights_only=True)
-        return payload["tensors"], json.loads(payload["meta"])
+        return payload["tensors"], ArtifactMeta.from_json(payload["meta"])

@@ -4,8 +4,8 @@ Fabricates a suite of 40 methods x 5 data sets x 5 IPCs x 4 evaluation architect
 5 distillation x 5 evaluation seeds each, writes one record per run into a temporary store with the
 same fields `bench run` writes, then times, side by side:
 
-  new       Store.read_fields (JSON parsed in one worker process per core, only the needed fields sent
-            back) + the vectorised `aggregate`
+  new       the suite's expected cells, Store.read_fields (JSON parsed in one worker process per core, only
+            the needed fields sent back) + the vectorised `aggregate`
   baseline  the per-record path bench used before: for each cell, `Store.read_record` on each of its keys
             (pathlib read + json) and one pandas Series per cell
             (each timed twice, interleaved, best of two)
@@ -32,8 +32,10 @@ from unittest import mock
 import pandas as pd
 
 from bench.config import load_suite
-from bench.plan import Plan, content_key, make_plan
+from bench.plan import Plan, content_key, expected_cells, make_plan, report_options
+from bench.records import Record
 from bench.report.aggregate import DDOF, aggregate
+from bench.report.inputs import RECORD_FIELDS, record_keys
 from bench.report.render import write_report
 from bench.store import Store
 
@@ -61,18 +63,24 @@ def fabricate(plan: Plan, store: Store) -> None:
         for e in plan.evaluate:
             d = e.distill
             base = 20 + 10 * math.log10(d.ipc) + (15 if d.method.cls.name == "dm" else 0)
-            store.write_record({
-                "key": e.key, "suite": plan.suite.name, "method": d.method.cls.name,
-                "method_label": d.method.label, "method_version": 1, "params": d.identity["params"],
-                "params_hash": content_key(d.identity["params"]), "dataset": d.dataset, "ipc": d.ipc,
-                "distill_arch": d.arch, "distill_seed": d.seed, "distill_key": d.key,
-                "artifact_bytes": d.ipc * 10 * 3 * 32 * 32 * 4, "train_bytes": 50_000 * 3 * 32 * 32 * 4,
-                "distill_time_s": rng.uniform(1, 100), "expert_time_s": 0.0, "zca": False,
-                "artifact_format": "images", "eval_arch": e.arch, "recipe": e.recipe.as_dict(),
-                "recipe_hash": content_key(e.recipe.as_dict()), "lr_used": 0.01, "eval_seed": e.seed,
-                "accuracy": base + rng.gauss(0, 1), "wall_time_s": rng.uniform(10, 60),
-                "created": "2025-01-01T00:00:00+00:00", "device": "NVIDIA H100", "versions": versions,
-                "git_commit": "0" * 40, "job_id": "123456_7", "host": "node01"})
+            store.write_record(Record(
+                key=e.key, suite=plan.suite.name, group=d.method.cls.group, method=d.method.cls.name,
+                method_label=d.method.label, method_version=1, params=d.identity["params"],
+                params_hash=content_key(d.identity["params"]), dataset=d.dataset, ipc=d.ipc,
+                distill_arch=d.arch, distill_seed=d.seed, distill_key=d.key,
+                artifact_bytes=d.ipc * 10 * 3 * 32 * 32 * 4, train_bytes=50_000 * 3 * 32 * 32 * 4,
+                distill_time_s=rng.uniform(1, 100), expert_time_s=0.0, zca=False,
+                artifact_format="images", eval_arch=e.arch, recipe=e.recipe.as_dict(),
+                recipe_hash=content_key(e.recipe.as_dict()), lr_used=0.01, eval_seed=e.seed,
+                accuracy=base + rng.gauss(0, 1), wall_time_s=rng.uniform(10, 60),
+                created="2025-01-01T00:00:00+00:00", device="NVIDIA H100", versions=versions,
+                git_commit="0" * 40, job_id="123456_7", host="node01"))
+
+
+def new_aggregate(plan: Plan, store: Store) -> pd.DataFrame:
+    """What `bench report` does: the suite's expected cells, their records' fields, the vectorised aggregate."""
+    cells = expected_cells(plan)
+    return aggregate(cells, store.read_fields(record_keys(cells), RECORD_FIELDS))
 
 
 def baseline_aggregate(plan: Plan, store: Store) -> pd.DataFrame:
@@ -83,14 +91,14 @@ def baseline_aggregate(plan: Plan, store: Store) -> pd.DataFrame:
     rows = []
     for cell in plan.cells:
         records = [r for r in map(store.read_record, dict.fromkeys(keys[cell])) if r is not None]
-        acc = pd.Series([r["accuracy"] for r in records], dtype=float)
-        per_artifact = list({r["distill_key"]: r for r in records}.values())
+        acc = pd.Series([r.accuracy for r in records], dtype=float)
+        per_artifact = list({r.distill_key: r for r in records}.values())
         rows.append({"method": cell.method, "dataset": cell.dataset, "ipc": cell.ipc, "arch": cell.arch,
                      "mean": acc.mean(), "std": acc.std(ddof=DDOF), "n": len(acc),
                      "n_expected": len(set(keys[cell])),
-                     "artifact_bytes": records[0]["artifact_bytes"] if records else None,
-                     "ratio_pct": 100 * records[0]["artifact_bytes"] / records[0]["train_bytes"] if records else None,
-                     "distill_time_s": sum(r["distill_time_s"] for r in per_artifact) / max(len(per_artifact), 1)})
+                     "artifact_bytes": records[0].artifact_bytes if records else None,
+                     "ratio_pct": 100 * records[0].artifact_bytes / records[0].train_bytes if records else None,
+                     "distill_time_s": sum(r.distill_time_s for r in per_artifact) / max(len(per_artifact), 1)})
     return pd.DataFrame(rows)
 
 
@@ -136,14 +144,14 @@ def main() -> int:
         # gains from finding the page cache warmed by the other.
         runs: dict[str, list[tuple[float, float]]] = {"new": [], "old": []}
         for _ in range(2):
-            frame, *t = timed("aggregate, new (field reads in workers)", aggregate, plan, store)
+            frame, *t = timed("aggregate, new (field reads in workers)", new_aggregate, plan, store)
             runs["new"].append(tuple(t))
             old, *t = timed("aggregate, baseline (per-record, per-cell)", baseline_aggregate, plan, store)
             runs["old"].append(tuple(t))
         t_new, t_old = min(runs["new"]), min(runs["old"])
         check = frame[frame["group"] != "whole"].reset_index(drop=True)
         assert (check["n"] == old["n"]).all() and ((check["mean"] - old["mean"]).abs() < 1e-9).all()
-        _, *t_render = timed("render all views, all formats", write_report, suite, frame,
+        _, *t_render = timed("render all views, all formats", write_report, report_options(suite), frame,
                              root / "reports" / suite.name)
         _, *t_cli = timed("`bench report` in a fresh process, end to end", run_cli, root)
         print(f"\naggregate: new {t_new[0]:.2f} s wall ({t_new[1]:.2f} s CPU), baseline {t_old[0]:.2f} s wall "

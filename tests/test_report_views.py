@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from html.parser import HTMLParser
 
 import pandas as pd
 import pytest
 
+from bench.names import VIEW_NAMES
+from bench.records import FIELDS
 from bench.reference import PAPERS, parse_value
 from bench.report import latex, markdown
 from bench.report.aggregate import COLUMNS, reference_frame
 from bench.report.html import render_html
+from bench.report.inputs import RECORD_FIELDS
 from bench.report.model import Report, Section
-from bench.report.views import ablation_table, cross_arch_table, fmt_acc, fmt_ratio, paper_table
+from bench.report.views import VIEWS, ablation_table, cross_arch_table, fmt_acc, fmt_ratio, paper_table
+from conftest import REPO
 
 # IID (CVPR 2024) Table 1 as printed in the paper (the PDF's "±\pm±" written as "±"); the test reads it
 # independently of bench/reference/iid2024.yaml, so it also checks the transcription.
@@ -195,3 +201,26 @@ def test_formatting_helpers() -> None:
         "0.0014", "0.14", "0.7", "1", "2", "10", "100"]
     assert latex.tex("a_b 50% & #1 ~x^2 {y} ± –") == (
         r"a\_b 50\% \& \#1 \textasciitilde{}x\textasciicircum{}2 \{y\} $\pm$ --")
+
+
+def test_the_view_registry_has_the_names_config_accepts() -> None:
+    assert tuple(VIEWS) == VIEW_NAMES and set(RECORD_FIELDS) <= FIELDS
+
+
+def modules_after(code: str) -> set[str]:
+    """The bench modules a fresh interpreter has imported after running `code`."""
+    code += "\nimport sys; print(' '.join(m for m in sys.modules if m.startswith('bench')))"
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    return set(done.stdout.split())
+
+
+def test_report_imports_nothing_above_it_and_config_imports_no_report() -> None:
+    """The report's inputs are records and plain data: not config, plan, store, training code or methods."""
+    report = modules_after("import bench.report.render, bench.report.aggregate, bench.report.plots")
+    above = ("bench.config", "bench.plan", "bench.store", "bench.train", "bench.whole", "bench.methods",
+             "bench.experts", "bench.executors")
+    assert not {m for m in report if m.startswith(above)}, report
+    config = modules_after("from bench.config import load_suite; load_suite(__import__('pathlib').Path("
+                           "'suites/demo.yaml'))")
+    assert not {m for m in config if m.startswith("bench.report")}, config

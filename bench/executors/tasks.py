@@ -1,5 +1,5 @@
 """The task functions, the unit of work of every executor: build an expert, distill one artifact,
-evaluate one network.
+evaluate one network, train one on the whole data set.
 
 Each reads its inputs from the store, computes, and writes its output to the store atomically. A
 task that fails leaves nothing behind, and a task whose output exists already does nothing, so a
@@ -29,8 +29,10 @@ from bench.experts import EXPERT_BUILDERS, ExpertContext
 from bench.methods import DistillContext
 from bench.methods.base import SYNSET_FORMATS, Checkpoint
 from bench.plan import DistillTask, EvalTask, ExpertTask, Plan, content_key
+from bench.records import ArtifactMeta, Record
 from bench.store import Store, atomic_write
 from bench.train import Progress, evaluate_synset
+from bench.whole import KIND as WHOLE_KIND
 
 Task = ExpertTask | DistillTask | EvalTask
 
@@ -39,7 +41,7 @@ class MissingInput(RuntimeError):
     """A task's input is not in the store: the task that makes it failed, was cancelled or never ran."""
 
 
-def _load_input(store: Store, key: str, what: str) -> tuple[dict[str, torch.Tensor], dict]:
+def _load_input(store: Store, key: str, what: str) -> tuple[dict[str, torch.Tensor], ArtifactMeta]:
     if not store.has_artifact(key):
         raise MissingInput(f"this task needs {what} [{key}], which is not in the store {store.root}: the task "
                            f"that makes it failed, was cancelled or has not run. `bench status` shows why; "
@@ -107,16 +109,45 @@ def _builder(arch: str, spec: data.DatasetSpec):
     return lambda: nets.get_network(arch, spec.channels, spec.num_classes, spec.image_size)
 
 
-def run_expert(task: ExpertTask, store: Store, datasets: DatasetCache, device: torch.device,
-               progress: Progress) -> None:
+def _build_expert(task: ExpertTask, datasets: DatasetCache, device: torch.device,
+                  progress: Progress) -> tuple[dict[str, torch.Tensor], float]:
+    """The expert builder's tensors, and the seconds it took."""
     spec = task.spec
     dataset = datasets(spec.dataset, spec.zca)
     ctx = ExpertContext(spec=spec, dataset=dataset, device=device, make_net=_builder(spec.arch, dataset.spec),
                         dsa_strategy=dataset.spec.dsa_strategy, progress=progress)
     start = time.perf_counter()
     tensors = EXPERT_BUILDERS[spec.kind].build(ctx)
-    meta = {**task.identity, "key": task.key, "time_s": time.perf_counter() - start, **provenance(device)}
-    store.save_artifact(task.key, {k: v.detach().cpu() for k, v in tensors.items()}, meta)
+    return tensors, time.perf_counter() - start
+
+
+def run_expert(task: ExpertTask, store: Store, datasets: DatasetCache, device: torch.device,
+               progress: Progress) -> None:
+    tensors, seconds = _build_expert(task, datasets, device, progress)
+    store.save_artifact({k: v.detach().cpu() for k, v in tensors.items()},
+                        ArtifactMeta(task.key, task.identity, seconds, provenance(device)))
+
+
+def run_whole(task: ExpertTask, store: Store, datasets: DatasetCache, device: torch.device,
+              progress: Progress, suite: str) -> float:
+    """A run of the Whole Dataset row (the whole-dataset builder), stored as a record of kind "whole".
+
+    A bench that stored these runs as artifacts left their accuracy in the store: it is kept, not recomputed."""
+    if store.has_artifact(task.key):
+        tensors, meta = store.load_artifact(task.key)
+        seconds, where = meta.time_s, meta.provenance
+    else:
+        tensors, seconds = _build_expert(task, datasets, device, progress)
+        where = provenance(device)
+    spec, acc = task.spec, float(tensors["accuracy"])
+    recipe = spec.params["recipe"]
+    store.write_record(Record(
+        key=task.key, kind="whole", group="whole", suite=suite, method=spec.kind,
+        method_version=task.identity["version"], dataset=spec.dataset, zca=spec.zca, eval_arch=spec.arch,
+        eval_seed=spec.params["seed"], recipe=recipe, recipe_hash=content_key(recipe), lr_used=recipe["lr"],
+        train_bytes=_train_bytes(datasets(spec.dataset, spec.zca)), accuracy=acc, wall_time_s=seconds,
+        created=_now(), **where))
+    return acc
 
 
 def run_distill(task: DistillTask, store: Store, datasets: DatasetCache, device: torch.device,
@@ -135,10 +166,10 @@ def run_distill(task: DistillTask, store: Store, datasets: DatasetCache, device:
                          experts={kind: tensors for kind, (tensors, _) in inputs.items()}, checkpoint=checkpoint)
     start = time.perf_counter()
     synset = method.distill(ctx)
-    meta = {**task.identity, "key": task.key, **synset.storage(task.ipc, dataset),
-            "distill_time_s": time.perf_counter() - start,
-            "expert_time_s": sum(meta["time_s"] for _, meta in inputs.values()), **provenance(device)}
-    store.save_artifact(task.key, {k: v.detach().cpu() for k, v in synset.tensors().items()}, meta)
+    meta = ArtifactMeta(task.key, task.identity, time.perf_counter() - start, provenance(device),
+                        expert_time_s=sum(meta.time_s for _, meta in inputs.values()),
+                        **synset.storage(task.ipc, dataset))
+    store.save_artifact({k: v.detach().cpu() for k, v in synset.tensors().items()}, meta)
     checkpoint.path.unlink(missing_ok=True)
 
 
@@ -146,7 +177,7 @@ def run_evaluate(task: EvalTask, store: Store, datasets: DatasetCache, device: t
                  progress: Progress, suite: str) -> float:
     dataset = datasets(task.distill.dataset, task.distill.zca)
     tensors, meta = _load_input(store, task.distill.key, f"the artifact of `{task.distill.describe()}`")
-    synset = SYNSET_FORMATS[meta["format"]].from_tensors(tensors)
+    synset = SYNSET_FORMATS[meta.format].from_tensors(tensors)
     x, y = synset.training_data()
     recipe = replace(task.recipe, lr=synset.eval_lr(task.recipe.lr))
     start = time.perf_counter()
@@ -154,20 +185,26 @@ def run_evaluate(task: EvalTask, store: Store, datasets: DatasetCache, device: t
                           seed=task.seed, dsa_strategy=dataset.spec.dsa_strategy, device=device,
                           progress=progress)
     d = task.distill
-    store.write_record({
-        "key": task.key, "suite": suite, "method": d.method.cls.name, "method_label": d.method.label,
-        "method_version": d.method.cls.version, "params": d.identity["params"],
-        "params_hash": content_key(d.identity["params"]), "dataset": d.dataset, "ipc": d.ipc,
-        "distill_arch": d.arch, "distill_seed": d.seed, "distill_key": d.key, "artifact_bytes": meta["bytes"],
-        "budget_bytes": meta.get("budget_bytes"), "over_budget": meta.get("over_budget", False),
-        "train_bytes": sum(t.nelement() * t.element_size() for t in (dataset.x_train, dataset.y_train)),
-        "distill_time_s": meta["distill_time_s"], "expert_time_s": meta["expert_time_s"], "zca": d.zca,
-        "artifact_format": meta["format"], "eval_arch": task.arch, "recipe": task.recipe.as_dict(),
-        "recipe_hash": content_key(task.recipe.as_dict()), "lr_used": recipe.lr, "eval_seed": task.seed,
-        "accuracy": acc,
-        "wall_time_s": time.perf_counter() - start,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"), **provenance(device)})
+    store.write_record(Record(
+        key=task.key, suite=suite, group=d.method.cls.group, method=d.method.cls.name, method_label=d.method.label,
+        method_version=d.method.cls.version, params=d.identity["params"],
+        params_hash=content_key(d.identity["params"]), dataset=d.dataset, ipc=d.ipc, distill_arch=d.arch,
+        distill_seed=d.seed, distill_key=d.key, artifact_bytes=meta.bytes, budget_bytes=meta.budget_bytes,
+        over_budget=meta.over_budget, train_bytes=_train_bytes(dataset), distill_time_s=meta.time_s,
+        expert_time_s=meta.expert_time_s, zca=d.zca, artifact_format=meta.format, eval_arch=task.arch,
+        recipe=task.recipe.as_dict(), recipe_hash=content_key(task.recipe.as_dict()), lr_used=recipe.lr,
+        eval_seed=task.seed, accuracy=acc, wall_time_s=time.perf_counter() - start, created=_now(),
+        **provenance(device)))
     return acc
+
+
+def _train_bytes(dataset: data.Dataset) -> int:
+    """Bytes of the full training set as the same tensors a synthetic set stores (images and labels)."""
+    return sum(t.nelement() * t.element_size() for t in (dataset.x_train, dataset.y_train))
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 @dataclass
@@ -194,7 +231,7 @@ def pending(plan: Plan, store: Store) -> Pending:
     distill = [d for d in plan.distill if d.key in needed and not store.has_artifact(d.key)]
     needed_experts = {e.key for d in distill for e in d.experts}
     experts = [e for e in plan.experts if e.key in needed_experts and not store.has_artifact(e.key)]
-    experts += [w for w in plan.whole if not store.has_artifact(w.key)]  # whole-dataset rows: needed by none
+    experts += [w for w in plan.whole if not store.has_record(w.key)]  # whole-dataset rows: needed by none
     total = len(evals) + len(plan.distill) + len(plan.experts) + len(plan.whole)
     return Pending(experts, distill, todo, total - len(todo) - len(distill) - len(experts), total)
 
@@ -220,15 +257,24 @@ def check_data(tasks: list[Task], datasets: DatasetCache) -> None:
             raise ConfigError(f"{exc} (data_root is set in bench.yaml, or `--config` names another one.)") from None
 
 
+def _is_whole(task: Task) -> bool:
+    return isinstance(task, ExpertTask) and task.spec.kind == WHOLE_KIND
+
+
 def is_done(task: Task, store: Store) -> bool:
-    return store.has_record(task.key) if isinstance(task, EvalTask) else store.has_artifact(task.key)
+    """Evaluations and whole-dataset runs leave a record, the other tasks an artifact."""
+    recorded = isinstance(task, EvalTask) or _is_whole(task)
+    return store.has_record(task.key) if recorded else store.has_artifact(task.key)
 
 
 def run_task(task: Task, store: Store, datasets: DatasetCache, device: torch.device, progress: Progress,
              suite: str, checkpoint_every: int = 100) -> float | None:
-    """Run one task of any kind; the accuracy for an evaluation. A task already done is not redone."""
+    """Run one task of any kind; the accuracy for an evaluation or a whole-dataset run. A task already done
+    is not redone."""
     if is_done(task, store):
         return None
+    if _is_whole(task):
+        return run_whole(task, store, datasets, device, progress, suite)
     if isinstance(task, ExpertTask):
         return run_expert(task, store, datasets, device, progress)
     if isinstance(task, DistillTask):

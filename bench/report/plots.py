@@ -20,7 +20,7 @@ from matplotlib.figure import Figure as MplFigure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import NullLocator
 
-from bench.report.aggregate import WHOLE
+from bench.report.inputs import WHOLE
 from bench.report.model import Figure
 
 STYLE = {"svg.hashsalt": "bench-report", "svg.fonttype": "none", "font.size": 9, "axes.grid": True,

@@ -8,8 +8,8 @@ reports/<suite>/
   results.csv, .json   the aggregated numbers (one row per cell, plus Whole Dataset rows)
   references.bib       BibTeX of the papers compared with (when `report: {compare_to: ...}`)
 
-Every file is a function of the store's records alone (no dates, fixed SVG ids), so the same store gives
-byte-identical files.
+Every file is a function of the records and the suite's expected cells alone (no dates, fixed SVG ids), so the
+same store gives byte-identical files.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from pathlib import Path
 import pandas as pd
 from tabulate import tabulate
 
-from bench.config import Suite
 from bench.report.aggregate import DDOF
 from bench.report.html import render_html, render_index
+from bench.report.inputs import ReportOptions
 from bench.report.latex import render_latex, slug
 from bench.report.markdown import render_markdown
 from bench.report.model import Report, Table
@@ -57,10 +57,10 @@ def terminal_table(t: Table) -> str:
     return f"{t.title}\n{tabulate(rows, headers=headers, tablefmt='simple', disable_numparse=True)}"
 
 
-def write_report(suite: Suite, frame: pd.DataFrame, out_dir: Path) -> str:
+def write_report(options: ReportOptions, frame: pd.DataFrame, out_dir: Path) -> str:
     """Write every format of the suite's report into out_dir and refresh the index one level up; return the
     terminal rendering (results tables, comparison and cost)."""
-    report = build_report(suite, frame)
+    report = build_report(options, frame)
     out_dir.mkdir(parents=True, exist_ok=True)
     # Figures and LaTeX fragments are named after views; drop the previous run's so none are left stale.
     shutil.rmtree(out_dir / "latex", ignore_errors=True)

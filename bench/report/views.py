@@ -1,4 +1,4 @@
-"""Views: each turns the one aggregated DataFrame into tables (and figures) of the report model.
+"""Views: each turns the one aggregated DataFrame into a section (tables, figures) of the report model.
 
 paper_table   methods (grouped) x data set/IPC, Ratio (%) header row, Whole Dataset row, best in bold
 cross_arch    methods x evaluation architectures for one data set/IPC, with the largest drop
@@ -6,22 +6,22 @@ curve         accuracy against IPC and against stored bytes (bench.report.plots)
 ablation      variants of one method, with the difference to the first (the baseline)
 reported      published numbers beside reproduced ones, flagged outside a tolerance
 cost          stored size and seconds per synthetic set
+
+`VIEWS` is the registry {name: view}, in the order a report shows them; a suite names views by its keys.
 """
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
-from typing import Iterable
+from typing import Any, Callable, Iterable
 
 import pandas as pd
 
-from bench.config import Suite
 from bench.reference import PAPERS
-from bench.report import VIEWS
-from bench.report.aggregate import DDOF, GROUP_TITLES, WHOLE
+from bench.report.aggregate import DDOF, GROUP_TITLES
+from bench.report.inputs import WHOLE, ReportOptions
 from bench.report.model import MISSING, Cell, Group, Report, Row, Section, Table
-from bench.train import EvalRecipe
 
 
 def _nan(x) -> bool:
@@ -178,7 +178,7 @@ def ablation_table(frame: pd.DataFrame, labels: list[str], arch: str, key: str, 
                  spans=_spans(columns), groups=(Group("", tuple(rows)),))
 
 
-def reported_table(frame: pd.DataFrame, suite: Suite) -> Table:
+def reported_table(frame: pd.DataFrame, options: ReportOptions) -> Table:
     """Each reproduced cell beside the published numbers it reproduces, with the difference; a difference
     larger than the suite's tolerance is flagged.
 
@@ -186,10 +186,9 @@ def reported_table(frame: pd.DataFrame, suite: Suite) -> Table:
     one the paper row names (`bench:` in the reference file) or the one `report: {match: ...}` maps to it.
     Whole-dataset rows are compared with the papers' Whole Dataset numbers.
     """
-    spec = suite.report
-    names = {m.label: m.cls.name for m in suite.methods}
+    names = {m.label: m.name for m in options.methods}
     published = defaultdict(list)
-    for ref in (v for p in spec.compare_to for v in PAPERS[p].values()):
+    for ref in (v for p in options.compare_to for v in PAPERS[p].values()):
         published[ref.dataset, ref.arch].append(ref)
     rows, used = [], {}
     for r in frame.itertuples(index=False):
@@ -197,13 +196,14 @@ def reported_table(frame: pd.DataFrame, suite: Suite) -> Table:
             if r.group == "whole":
                 if ref.group != "whole":
                     continue
-            elif ref.ipc != r.ipc or not (ref.bench == names.get(r.method) or spec.match.get(r.method) == ref.method):
+            elif ref.ipc != r.ipc or not (ref.bench == names.get(r.method)
+                                          or options.match.get(r.method) == ref.method):
                 continue
             source = f"{PAPERS[ref.paper].short}, {ref.source.split(' ', 1)[1]}"  # "IID (CVPR 2024), Table 1"
             used[source] = PAPERS[ref.paper].tables[ref.table].notes
             delta = None if _nan(r.mean) else r.mean - ref.mean
-            outside = delta is not None and abs(delta) > spec.tolerance
-            status = MISSING if delta is None else (f"outside ±{spec.tolerance:g}" if outside else "ok")
+            outside = delta is not None and abs(delta) > options.tolerance
+            status = MISSING if delta is None else (f"outside ±{options.tolerance:g}" if outside else "ok")
             rows.append(Row((r.method,), (
                 Cell(r.dataset), Cell("" if _nan(r.ipc) else str(r.ipc), None if _nan(r.ipc) else float(r.ipc)),
                 Cell(r.arch), _acc_cell(r), Cell(ref.text.replace("±", " ± "), ref.mean, note=ref.method),
@@ -239,19 +239,20 @@ def cost_table(frame: pd.DataFrame) -> Table:
                  spans=_spans(columns), groups=groups)
 
 
-def recipe_text(preset: str, r: EvalRecipe) -> str:
-    lr = "the learned lr stored with the set" if r.lr == "learned" else f"lr {r.lr}"
-    decays = ", ".join(str(e + 1) for e in r.decay_epochs)
-    extras = (["DSA applied as IDC's DiffAug"] if r.dsa_mode == "idc" else []) + \
-        ([f"CutMix on {r.cutmix_prob:g} of the batches (beta {r.cutmix_beta:g})"] if r.cutmix_prob else [])
-    return (f"preset '{preset}': {r.epochs} epochs ({r.passes} passes over the set), SGD {lr}, momentum "
-            f"{r.momentum}, weight decay {r.weight_decay}, batch {r.batch_size}, lr x{r.decay_factor} after pass "
-            f"{decays}, augmentation {r.augment}" + "".join(f", {e}" for e in extras))
+def recipe_text(preset: str, r: dict[str, Any]) -> str:
+    """`r`: a `MethodOptions.recipe` (the recipe's fields, its passes and 0-based decay epochs)."""
+    lr = "the learned lr stored with the set" if r["lr"] == "learned" else f"lr {r['lr']}"
+    decays = ", ".join(str(e + 1) for e in r["decay_epochs"])
+    extras = (["DSA applied as IDC's DiffAug"] if r["dsa_mode"] == "idc" else []) + \
+        ([f"CutMix on {r['cutmix_prob']:g} of the batches (beta {r['cutmix_beta']:g})"] if r["cutmix_prob"] else [])
+    return (f"preset '{preset}': {r['epochs']} epochs ({r['passes']} passes over the set), SGD {lr}, momentum "
+            f"{r['momentum']}, weight decay {r['weight_decay']}, batch {r['batch_size']}, lr x{r['decay_factor']} "
+            f"after pass {decays}, augmentation {r['augment']}" + "".join(f", {e}" for e in extras))
 
 
-def notes(suite: Suite) -> list[str]:
+def notes(options: ReportOptions) -> list[str]:
     recipes: dict[str, list[str]] = {}
-    for m in suite.methods:
+    for m in options.methods:
         recipes.setdefault(recipe_text(m.preset, m.recipe), []).append(m.label)
     if len(recipes) == 1:
         evaluation = [f"Evaluation {next(iter(recipes))}."]
@@ -259,12 +260,12 @@ def notes(suite: Suite) -> list[str]:
         evaluation = [f"Evaluation of {', '.join(labels)}: {text}." for text, labels in recipes.items()]
     whole = ([f"{WHOLE}: the evaluation architecture trained on the full training set with the same recipe and "
               f"evaluation seeds (a learned lr, which real data does not have, is replaced by the standard "
-              f"preset's){_whole_deviation(suite.whole_dataset)}."] if suite.whole_dataset else [])
+              f"preset's){_whole_deviation(options)}."] if options.whole_dataset else [])
     return [
         "Accuracy (%) is the test accuracy after the last training epoch of a network trained from scratch on "
         "the synthetic set (never the best epoch).",
-        f"Cells show mean ± std over the runs of the cell (distill seeds {list(suite.distill_seeds)} x "
-        f"evaluation seeds {list(suite.seeds)}); std is the population standard deviation (ddof={DDOF}), as "
+        f"Cells show mean ± std over the runs of the cell (distill seeds {list(options.distill_seeds)} x "
+        f"evaluation seeds {list(options.seeds)}); std is the population standard deviation (ddof={DDOF}), as "
         "np.std in the reference code. Bold: the best mean of its column.",
         "Ratio (%): bytes stored for the synthetic set (images, labels, and any decoder or learned lr) over the "
         "bytes of the full training set as the same tensors, so parametrised sets are counted as stored. A "
@@ -276,94 +277,108 @@ def notes(suite: Suite) -> list[str]:
     ]
 
 
-def applicable(suite: Suite) -> list[str]:
+def applicable(options: ReportOptions) -> list[str]:
     """The views a suite gets when it names none: every one that has something to show."""
     views = ["paper_table"]
-    if len(suite.eval_archs) > 1:
+    if len(options.eval_archs) > 1:
         views.append("cross_arch")
-    if len(suite.ipcs) > 1:
+    if len(options.ipcs) > 1:
         views.append("curve")
-    if ablation_sets(suite):
+    if ablation_sets(options):
         views.append("ablation")
-    if suite.report.compare_to:
+    if options.compare_to:
         views.append("reported")
     return views + ["cost"]
 
 
-def ablation_sets(suite: Suite) -> list[list[str]]:
+def ablation_sets(options: ReportOptions) -> list[list[str]]:
     """The method labels each ablation table compares: the suite's `report: {ablation: [...]}`, else every
-    group of entries that share a method class (e.g. IID's baseline / +CC / +CM / both)."""
-    if suite.report.ablation:
-        return [list(suite.report.ablation)]
-    by_class: dict[str, list[str]] = defaultdict(list)
-    for m in suite.methods:
-        by_class[m.cls.name].append(m.label)
-    return [labels for labels in by_class.values() if len(labels) > 1]
+    group of entries that share a method (e.g. IID's baseline / +CC / +CM / both)."""
+    if options.ablation:
+        return [list(options.ablation)]
+    by_name: dict[str, list[str]] = defaultdict(list)
+    for m in options.methods:
+        by_name[m.name].append(m.label)
+    return [labels for labels in by_name.values() if len(labels) > 1]
 
 
-def reference_arch(suite: Suite) -> str:
+def reference_arch(options: ReportOptions) -> str:
     """The architecture curves and ablations are shown for: the distillation one if evaluated, else the first."""
-    return suite.distill_arch if suite.distill_arch in suite.eval_archs else suite.eval_archs[0]
+    return options.distill_arch if options.distill_arch in options.eval_archs else options.eval_archs[0]
 
 
-def build_report(suite: Suite, frame: pd.DataFrame) -> Report:
-    """The suite's views over its aggregated frame (its `report: {views: [...]}`, else every applicable one)."""
+def paper_table_view(frame: pd.DataFrame, options: ReportOptions) -> Section:
+    tables = tuple(paper_table(frame, a, f"paper_table-{a}", f"Evaluated on {a}") for a in options.eval_archs)
+    return Section("paper_table", "Results", tables=tables)
+
+
+def cross_arch_view(frame: pd.DataFrame, options: ReportOptions) -> Section:
+    title, arch = "Cross-architecture generalisation", options.distill_arch
+    if len(options.eval_archs) < 2:
+        return Section("cross_arch", title, intro="Needs at least two `eval_archs`; this suite has one.")
+    tables = tuple(cross_arch_table(frame, d, i, arch, f"cross_arch-{d}-ipc{i}", f"{d}, IPC {i}, distilled on {arch}")
+                   for d in options.datasets for i in options.ipcs)
+    return Section("cross_arch", title, tables=tables)
+
+
+def curve_view(frame: pd.DataFrame, options: ReportOptions) -> Section:
     from bench.report import plots
-    wanted = list(suite.report.views) if suite.report.views is not None else applicable(suite)
-    arch = reference_arch(suite)
-    sections = []
-    for view in (v for v in VIEWS if v in wanted):
-        if view == "paper_table":
-            tables = tuple(paper_table(frame, a, f"paper_table-{a}", f"Evaluated on {a}") for a in suite.eval_archs)
-            sections.append(Section(view, "Results", tables=tables))
-        elif view == "cross_arch":
-            if len(suite.eval_archs) < 2:
-                sections.append(Section(view, "Cross-architecture generalisation",
-                                        intro="Needs at least two `eval_archs`; this suite has one."))
-                continue
-            tables = tuple(cross_arch_table(frame, d, i, suite.distill_arch, f"cross_arch-{d}-ipc{i}",
-                                            f"{d}, IPC {i}, distilled on {suite.distill_arch}")
-                           for d in suite.datasets for i in suite.ipcs)
-            sections.append(Section(view, "Cross-architecture generalisation", tables=tables))
-        elif view == "curve":
-            figures = tuple(plots.curve(frame, d, arch, f"curve-{d}-{arch}") for d in suite.datasets)
-            sections.append(Section(view, "Compression-ratio curves", figures=figures,
-                                    intro=f"Accuracy on {arch} against IPC and against the bytes stored, mean ± std "
-                                          f"band over the runs" + (f"; dashed: {WHOLE}." if suite.whole_dataset
-                                                                   else ".")))
-        elif view == "ablation":
-            sets = ablation_sets(suite)
-            tables = tuple(ablation_table(frame, labels, arch, f"ablation-{i}", f"{labels[0]} and its variants, "
-                                          f"evaluated on {arch}") for i, labels in enumerate(sets))
-            sections.append(Section(view, "Ablation", tables=tables, intro="" if sets else (
-                "No ablation: name the variants with `report: {ablation: [baseline, variant, ...]}` or add "
-                "several entries of one method with distinct labels.")))
-        elif view == "reported":
-            if not suite.report.compare_to:
-                sections.append(Section(view, "Reproduced vs reported", intro=(
-                    "Name the paper(s) to compare with: `report: {compare_to: iid2024, tolerance: 1.0}`.")))
-                continue
-            table = reported_table(frame, suite)
-            papers = ", ".join(PAPERS[p].short for p in suite.report.compare_to)
-            intro = (f"Published numbers from {papers}; Δ = reproduced − reported; flagged when |Δ| > "
-                     f"{suite.report.tolerance:g} accuracy points.")
-            if not table.groups[0].rows:
-                intro += " No cell of this suite matches a published number (same method, data set, IPC, architecture)."
-            sections.append(Section(view, "Reproduced vs reported", intro=intro, tables=(table,)))
-        elif view == "cost":
-            sections.append(Section(view, "Cost", tables=(cost_table(frame),)))
+    arch = reference_arch(options)
+    figures = tuple(plots.curve(frame, d, arch, f"curve-{d}-{arch}") for d in options.datasets)
+    return Section("curve", "Compression-ratio curves", figures=figures,
+                   intro=f"Accuracy on {arch} against IPC and against the bytes stored, mean ± std band over the runs"
+                         + (f"; dashed: {WHOLE}." if options.whole_dataset else "."))
+
+
+def ablation_view(frame: pd.DataFrame, options: ReportOptions) -> Section:
+    arch, sets = reference_arch(options), ablation_sets(options)
+    tables = tuple(ablation_table(frame, labels, arch, f"ablation-{i}", f"{labels[0]} and its variants, evaluated on "
+                                  f"{arch}") for i, labels in enumerate(sets))
+    return Section("ablation", "Ablation", tables=tables, intro="" if sets else (
+        "No ablation: name the variants with `report: {ablation: [baseline, variant, ...]}` or add several entries "
+        "of one method with distinct labels."))
+
+
+def reported_view(frame: pd.DataFrame, options: ReportOptions) -> Section:
+    title = "Reproduced vs reported"
+    if not options.compare_to:
+        return Section("reported", title, intro=(
+            "Name the paper(s) to compare with: `report: {compare_to: iid2024, tolerance: 1.0}`."))
+    table = reported_table(frame, options)
+    papers = ", ".join(PAPERS[p].short for p in options.compare_to)
+    intro = (f"Published numbers from {papers}; Δ = reproduced − reported; flagged when |Δ| > "
+             f"{options.tolerance:g} accuracy points.")
+    if not table.groups[0].rows:
+        intro += " No cell of this suite matches a published number (same method, data set, IPC, architecture)."
+    return Section("reported", title, intro=intro, tables=(table,))
+
+
+def cost_view(frame: pd.DataFrame, options: ReportOptions) -> Section:
+    return Section("cost", "Cost", tables=(cost_table(frame),))
+
+
+# Every view a suite may name, in the order a report shows them (bench.names.VIEW_NAMES lists the same names).
+VIEWS: dict[str, Callable[[pd.DataFrame, ReportOptions], Section]] = {
+    "paper_table": paper_table_view, "cross_arch": cross_arch_view, "curve": curve_view,
+    "ablation": ablation_view, "reported": reported_view, "cost": cost_view}
+
+
+def build_report(options: ReportOptions, frame: pd.DataFrame) -> Report:
+    """The suite's views over its aggregated frame (its `report: {views: [...]}`, else every applicable one)."""
+    wanted = list(options.views) if options.views is not None else applicable(options)
+    sections = tuple(view(frame, options) for name, view in VIEWS.items() if name in wanted)
     data = frame[frame["group"] != "whole"]
     complete = int(((data["n"] == data["n_expected"]) & (data["n"] > 0)).sum())
-    return Report(name=suite.name, description=" ".join(suite.description.split()), sections=tuple(sections),
-                  notes=tuple(notes(suite) + _budget_note(frame)),
-                  citations=tuple(PAPERS[p].citation for p in suite.report.compare_to),
+    return Report(name=options.name, description=" ".join(options.description.split()), sections=sections,
+                  notes=tuple(notes(options) + _budget_note(frame)),
+                  citations=tuple(PAPERS[p].citation for p in options.compare_to),
                   complete=complete, total=len(data))
 
 
-def _whole_deviation(whole) -> str:
+def _whole_deviation(options: ReportOptions) -> str:
     """The suite's named deviation from the protocol for the Whole Dataset row, said in the notes."""
-    parts = ([f"{whole.epochs} epochs"] if whole.epochs else []) + \
-        ([f"seeds {', '.join(map(str, whole.seeds))}"] if whole.seeds else [])
+    parts = ([f"{options.whole_epochs} epochs"] if options.whole_epochs else []) + \
+        ([f"seeds {', '.join(map(str, options.whole_seeds))}"] if options.whole_seeds else [])
     return f", except: {' and '.join(parts)}, as the suite sets" if parts else ""
 
 
