@@ -1,13 +1,21 @@
-"""A method from outside the package: by dotted path in a suite, and by a `bench.methods` entry point."""
+"""A method from outside the package: by dotted path in a suite, and by a `bench.methods` entry point; an
+iterative plugin killed mid-run resumes from the harness's checkpoint to the same set, bit for bit."""
 
 from __future__ import annotations
 
 import csv
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import pytest
+import torch
+
+from bench import data
+from bench.methods.base import Checkpoint, DistillContext
 from conftest import REPO, cli_env, write
 
 EXAMPLE = REPO / "examples" / "my_method"
@@ -68,3 +76,62 @@ def test_broken_plugin_path_is_a_clear_error(workdir: Path) -> None:
     done = bench(["validate", "s.yaml"], workdir, workdir)
     assert done.returncode == 2 and "line 5, key 'methods[0].entry'" in done.stderr
     assert "cannot load method plugin 'no_such_module:Thing'" in done.stderr and "PYTHONPATH" in done.stderr
+
+
+# The child distils with the example's iterative method, a checkpoint every 4 iterations, and stops to wait
+# (as if slow) once iteration 6 is done: the checkpoint of iteration 4 is on disk, iteration 6's work is not.
+KILLED_CHILD = """
+import sys, threading
+from pathlib import Path
+import torch
+from bench.data import load_dataset
+from bench.methods.base import Checkpoint, DistillContext
+from my_method import ProjectedMeans, ProjectedMeansParams
+
+def wait_at_6(step, total, detail):
+    if step == 6:
+        Path(sys.argv[2]).touch()
+        threading.Event().wait()
+
+ds = load_dataset("digits", ".")
+ctx = DistillContext(ds, 2, 3, torch.device("cpu"), lambda: None, ds.spec.dsa_strategy, progress=wait_at_6,
+                     checkpoint=Checkpoint(Path(sys.argv[1]), every=4))
+ProjectedMeans(ProjectedMeansParams(iterations=10)).distill(ctx)
+"""
+
+
+def test_iterative_plugin_killed_mid_run_resumes_to_the_same_set(digits: data.Dataset, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch, capfd) -> None:
+    monkeypatch.syspath_prepend(str(EXAMPLE))
+    from my_method import ProjectedMeans, ProjectedMeansParams
+
+    def context(checkpoint: Checkpoint) -> DistillContext:
+        return DistillContext(digits, 2, 3, torch.device("cpu"), lambda: None, digits.spec.dsa_strategy,
+                              checkpoint=checkpoint)
+
+    params = ProjectedMeansParams(iterations=10)
+    uninterrupted = ProjectedMeans(params).distill(context(Checkpoint()))
+    path, waiting = tmp_path / "ckpt.pt", tmp_path / "waiting"
+    child = subprocess.Popen([sys.executable, "-c", KILLED_CHILD, str(path), str(waiting)], cwd=tmp_path,
+                             env={**cli_env(), "PYTHONPATH": str(EXAMPLE)}, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 600  # a safety net for a stuck child, not a speed requirement
+        while not waiting.exists():
+            assert child.poll() is None, child.stderr.read()
+            assert time.monotonic() < deadline, "the child never reached iteration 6"
+            time.sleep(0.05)
+        child.send_signal(signal.SIGKILL)
+        assert child.wait() == -signal.SIGKILL
+    finally:
+        child.kill()
+        child.stderr.close()
+    assert torch.load(path, weights_only=True)["iteration"] == 4
+
+    capfd.readouterr()
+    resumed = ProjectedMeans(params).distill(context(Checkpoint(path, every=4)))
+    assert "resuming from checkpoint ckpt.pt at iteration 4" in capfd.readouterr().out
+    assert uninterrupted.tensors().keys() == resumed.tensors().keys()
+    for name, tensor in uninterrupted.tensors().items():
+        assert torch.equal(tensor, resumed.tensors()[name]), name
+    fresh = ProjectedMeans(params.model_copy(update={"iterations": 4})).distill(context(Checkpoint()))
+    assert not torch.equal(fresh.images, resumed.images)  # so resuming is not trivially the same set
