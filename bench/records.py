@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import MISSING, asdict, dataclass, fields
+from functools import cache
 from typing import Any, Callable
 
 SCHEMA_VERSION = 2
@@ -75,7 +76,13 @@ class Record:
         return cls(**_checked(cls, json.loads(text)))
 
 
-FIELDS = frozenset(f.name for f in fields(Record))
+@cache
+def _names(cls: type) -> frozenset[str]:
+    """The field names of a stored type (cached: every file read is checked against them)."""
+    return frozenset(f.name for f in fields(cls))
+
+
+FIELDS = _names(Record)
 # What a record file without a field holds: the field's default (a file without a version is version 1).
 _ABSENT = {f.name: f.default for f in fields(Record) if f.default is not MISSING} | {"schema_version": UNVERSIONED}
 
@@ -86,7 +93,7 @@ def _checked(cls: type, raw: dict[str, Any]) -> dict[str, Any]:
     if version > SCHEMA_VERSION:
         raise RecordError(f"{cls.__name__} '{raw.get('key')}' has schema version {version}; this bench reads up "
                           f"to {SCHEMA_VERSION}. Update bench to read this store.")
-    unknown = raw.keys() - {f.name for f in fields(cls)}
+    unknown = raw.keys() - _names(cls)
     if unknown:
         raise RecordError(f"{cls.__name__} '{raw.get('key')}' has fields no schema version has: "
                           f"{', '.join(sorted(unknown))}.")
