@@ -132,7 +132,10 @@ class Checkpoint:
 
 @dataclass
 class DistillContext:
-    """Everything a method may use. Randomness must come from `seed` (no clock, no global RNG)."""
+    """Everything a method may use. Randomness must come from `seed` (no clock, no global RNG).
+
+    `progress` and `checkpoint` are the harness's: its loop (`bench.methods.loop.run`) reports and
+    checkpoints an iterative method's iterations, so a method has no call to make on them."""
 
     dataset: Dataset
     ipc: int

@@ -74,6 +74,7 @@ class IterativeMethod(Method):
         """The synthetic set the final state stands for (on the CPU)."""
 
     def distill(self, ctx: DistillContext) -> SyntheticSet:
+        """The harness's loop over `init` / `step` / `finish` (not to be overridden)."""
         return run(self, ctx)
 
 
