@@ -19,7 +19,7 @@ from bench.methods import Method, Params, get_method
 from bench.methods.presets import preset_files, resolve_params
 from bench.methods.registry import PluginError, UnknownMethod, load_entry
 from bench.names import VIEW_NAMES, did_you_mean
-from bench.train import PRESETS, EvalRecipe
+from bench.recipes import PRESETS, EvalRecipe
 from bench.yamlio import Path_, YamlError, line_of, load_yaml
 
 
@@ -252,7 +252,7 @@ def load_suite(path: Path) -> Suite:
         spec = data.DATASETS[name]
         for at, arch in archs:
             try:
-                nets.get_network(arch, spec.channels, spec.num_classes, spec.image_size)
+                nets.check_input(arch, spec.channels, spec.num_classes, spec.image_size)
             except nets.IncompatibleInput as exc:
                 fail(at, f"{exc} Pick another architecture for data set '{name}'.")
 

@@ -16,7 +16,7 @@ from typing import Any
 from bench.config import MethodEntry, Suite
 from bench.experts import ExpertSpec
 from bench.methods import Params
-from bench.train import EvalRecipe
+from bench.recipes import EvalRecipe
 from bench.report.inputs import WHOLE, ExpectedCell, MethodOptions, ReportOptions
 from bench.whole import whole_recipe, whole_spec
 

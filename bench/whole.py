@@ -12,7 +12,8 @@ from dataclasses import replace
 import torch
 
 from bench.experts import ExpertContext, ExpertSpec, register_expert
-from bench.train import PRESETS, EvalRecipe, evaluate_synset
+from bench.recipes import PRESETS, EvalRecipe
+from bench.train import evaluate_synset
 
 KIND = "whole_dataset"
 
