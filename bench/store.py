@@ -6,22 +6,35 @@ Every file is written to a temporary name in its final folder and renamed into p
 local disk as on NFS/Lustre where many SLURM jobs write at once. Files are named by their task's
 content key, so two writers of the same task cannot create a duplicate: the last rename wins with
 an equivalent file.
+
+Every file is verified when read: a record by its checksum (or, written by an older bench, field by field), an
+artifact by loading it and checking its metadata and the checksum of its tensors, a checkpoint by loading it. A
+file that fails (a disk error, a copy cut short, a hand edit) is moved to `quarantine/` under the same relative
+path, with `<name>.reason.txt` beside it, and a warning names it: its task then counts as not done, so
+`bench run` recomputes it, and a report shows what remains.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
-import json
 import multiprocessing
 import os
+import socket
+import sys
 import uuid
+import warnings
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import torch
 
-from bench.records import ArtifactMeta, Record, field_reader
+from bench.records import CHECKSUMMED, ArtifactMeta, DamagedFile, Record, field_reader, load_record
+
+QUARANTINE = "quarantine"
 
 
 def atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None:
@@ -38,13 +51,43 @@ def atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None
         tmp.unlink(missing_ok=True)
 
 
+@dataclass(frozen=True)
+class Quarantined:
+    """A damaged file, moved from `path` to `moved_to` (with `<name>.reason.txt` beside it)."""
+
+    path: Path
+    moved_to: Path
+    reason: str
+
+    def __str__(self) -> str:
+        return (f"{self.path} is damaged: {self.reason}. It was moved to {self.moved_to} (the reason is beside it); "
+                f"its task counts as not done, and `bench run` recomputes it.")
+
+
+def quarantine(root: Path, path: Path, reason: str) -> Quarantined | None:
+    """Move the damaged `path` (under the store `root`) to root/quarantine/ under the same relative path and
+    write why and when beside it; None where another process moved it first."""
+    relative = path.relative_to(root)
+    moved_to = root / QUARANTINE / relative
+    moved_to.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.replace(path, moved_to)
+    except FileNotFoundError:
+        return None
+    when = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    note = (f"{relative}: {reason}.\nQuarantined {when} by bench on {socket.gethostname()} (pid {os.getpid()}). "
+            f"Its task counts as not done: `bench run` recomputes it. Delete this file and the one beside it once "
+            f"you have looked.\n")
+    atomic_write(moved_to.with_name(f"{moved_to.name}.reason.txt"), lambda f: f.write(note.encode()))
+    return Quarantined(path, moved_to, reason)
+
+
 # Records per read_fields worker below which a worker process costs more than it saves.
 PARALLEL_READ = 10_000
 
 
 def _read_file(path: str) -> bytes | None:
-    """One record file's bytes (one os.open/os.read pair, no pathlib), or None where there is none. A record
-    is always whole (written by rename), so a file that exists parses."""
+    """One file's bytes (one os.open/os.read pair, no pathlib), or None where there is none."""
     try:
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
@@ -58,78 +101,228 @@ def _read_file(path: str) -> bytes | None:
     return b"".join(chunks)
 
 
-def _read_fields(base: str, keys: list[str], fields: tuple[str, ...]) -> list[tuple]:
-    """`Store.read_fields` for one batch of keys (in a worker process, or in the caller's)."""
+def _load_record(root: str, key: str, moved: list[Quarantined]) -> dict[str, Any] | None:
+    """The verified fields of the record of `key`, or None where there is none, or where it is damaged: then it
+    is quarantined and appended to `moved`."""
+    path = os.path.join(root, "records", key[:2], f"{key}.json")
+    data = _read_file(path)
+    if data is None:
+        return None
+    try:
+        raw = load_record(data)
+        if raw["key"] != key:
+            raise DamagedFile(f"it holds the record of key '{raw['key']}', not that of its file name")
+        return raw
+    except DamagedFile as exc:
+        if q := quarantine(Path(root), Path(path), str(exc)):
+            moved.append(q)
+        return None
+
+
+def _read_fields(root: str, keys: list[str], fields: tuple[str, ...]) -> tuple[list[tuple], list[Quarantined]]:
+    """`Store.read_fields` for one batch of keys (in a worker process, or in the caller's), and what it
+    quarantined."""
     read = field_reader(fields)
-    rows = []
+    rows: list[tuple] = []
+    moved: list[Quarantined] = []
     for key in keys:
-        text = _read_file(os.path.join(base, key[:2], f"{key}.json"))
-        if text is not None:
-            rows.append(read(json.loads(text)))
-    return rows
+        raw = _load_record(root, key, moved)
+        if raw is not None:
+            rows.append(read(raw))
+    return rows, moved
+
+
+def _digest(tensors: dict[str, torch.Tensor], meta: str) -> str:
+    """SHA-256 of an artifact's metadata text and of each tensor's name, dtype, shape and bytes."""
+    h = hashlib.sha256(meta.encode())
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous()
+        h.update(f"\0{name}\0{t.dtype}\0{tuple(t.shape)}\0".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy())
+    return h.hexdigest()
+
+
+def _torch_load(data: bytes) -> Any:
+    """What torch.save wrote, from a file's bytes; `DamagedFile` where the bytes are not a torch file."""
+    if not data:
+        raise DamagedFile("it is empty (zero bytes)")
+    try:
+        with warnings.catch_warnings():  # a damaged pickle can make torch warn before it fails: the error says it
+            warnings.simplefilter("ignore")
+            return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as exc:  # on damaged bytes torch raises anything: EOFError, OSError, IndexError, ...
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else "no message"
+        raise DamagedFile(f"torch cannot load it, it was cut short or is not a torch file "
+                          f"({type(exc).__name__}: {first})") from None
+
+
+def _artifact(data: bytes, key: str) -> tuple[dict[str, torch.Tensor], ArtifactMeta]:
+    """An artifact file's tensors and metadata, verified: its layout, its metadata's fields and key, and the
+    checksum of metadata and tensors (an artifact of a bench before checksums has none)."""
+    payload = _torch_load(data)
+    if not (isinstance(payload, dict) and isinstance(payload.get("tensors"), dict)
+            and isinstance(payload.get("meta"), str) and payload.keys() <= {"tensors", "meta", "checksum"}):
+        raise DamagedFile("it is not an artifact (a dict of 'tensors', 'meta' and 'checksum')")
+    tensors = payload["tensors"]
+    if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in tensors.items()):
+        raise DamagedFile("its 'tensors' are not a dict of named tensors")
+    meta = ArtifactMeta.from_json(payload["meta"])
+    if meta.key != key:
+        raise DamagedFile(f"it holds the artifact of key '{meta.key}', not that of its file name")
+    if "checksum" in payload:
+        if payload["checksum"] != _digest(tensors, payload["meta"]):
+            raise DamagedFile("its checksum does not match its tensors (the file was changed after it was written)")
+    elif meta.schema_version >= CHECKSUMMED:
+        raise DamagedFile(f"its metadata has schema version {meta.schema_version} but it has no checksum")
+    return tensors, meta
 
 
 class Store:
-    """records/<k[:2]>/<key>.json and artifacts/<k[:2]>/<key>.pt under `root`."""
+    """records/<k[:2]>/<key>.json, artifacts/<k[:2]>/<key>.pt and checkpoints/<k[:2]>/<key>.pt under `root`;
+    damaged files under quarantine/."""
 
     def __init__(self, root: Path):
         self.root = Path(root)
+        self.quarantined: list[Quarantined] = []  # what this Store (and its read workers) moved, in order
+        self._sound: set[str] = set()  # artifacts verified here: written once, they need no second check
 
     def _path(self, kind: str, key: str, suffix: str) -> Path:
         return self.root / kind / key[:2] / f"{key}{suffix}"
 
+    def _moved(self, moved: Iterable[Quarantined]) -> None:
+        """Keep and announce (on stderr, one paragraph each) the files just quarantined."""
+        for q in moved:
+            self.quarantined.append(q)
+            print(f"warning: {q}", file=sys.stderr, flush=True)
+
+    def _quarantine(self, path: Path, reason: str) -> Quarantined | None:
+        q = quarantine(self.root, path, reason)
+        self._moved([q] if q else [])
+        return q
+
+    def _record(self, key: str) -> dict[str, Any] | None:
+        moved: list[Quarantined] = []
+        raw = _load_record(str(self.root), key, moved)
+        self._moved(moved)
+        return raw
+
     def has_record(self, key: str) -> bool:
-        return self._path("records", key, ".json").exists()
+        """Whether the store holds a record of `key` that verifies (a damaged one is quarantined: not done)."""
+        return self._record(key) is not None
 
     def write_record(self, record: Record) -> None:
         text = record.to_json().encode()
         atomic_write(self._path("records", record.key, ".json"), lambda f: f.write(text))
 
     def read_record(self, key: str) -> Record | None:
-        text = _read_file(str(self._path("records", key, ".json")))
-        return None if text is None else Record.from_json(text)
+        raw = self._record(key)
+        return None if raw is None else Record(**raw)
 
     def read_records(self, keys: Iterable[str]) -> list[Record]:
-        """The records of `keys` that exist, in order."""
+        """The records of `keys` that exist and verify, in order."""
         return [r for r in map(self.read_record, keys) if r is not None]
 
     def read_fields(self, keys: Iterable[str], fields: tuple[str, ...]) -> list[tuple]:
-        """`fields` (names of `Record` fields) of the records of `keys` that exist, in key order, one tuple per
-        record; a field a record predates has its default, as `Record.from_json` gives it.
+        """`fields` (names of `Record` fields) of the records of `keys` that exist and verify, in key order, one
+        tuple per record; a field a record predates has its default, as `Record.from_json` gives it.
 
-        What a report needs from a suite's 100,000 records. Parsing the JSON is the cost, so a large batch is
-        split over one worker process per available core (forked, where the OS can fork), each sending back
-        only these fields; elsewhere, and for small batches, it is read here.
+        What a report needs from a suite's 100,000 records. Parsing the JSON is the cost (a record's checksum is
+        a hash of its bytes, a fraction of that), so a large batch is split over one worker process per
+        available core (forked, where the OS can fork), each sending back only these fields and what it
+        quarantined; elsewhere, and for small batches, it is read here.
         """
         keys = list(keys)
-        base = os.path.join(self.root, "records")
+        root = str(self.root)
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
         workers = min(cores, 8, len(keys) // PARALLEL_READ)
         if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
-            return _read_fields(base, keys, fields)
-        size = -(-len(keys) // workers)
-        chunks = [keys[i:i + size] for i in range(0, len(keys), size)]
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-            parts = pool.map(_read_fields, [base] * len(chunks), chunks, [fields] * len(chunks))
-            return [row for part in parts for row in part]
+            parts = [_read_fields(root, keys, fields)]
+        else:
+            size = -(-len(keys) // workers)
+            chunks = [keys[i:i + size] for i in range(0, len(keys), size)]
+            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+                parts = list(pool.map(_read_fields, [root] * len(chunks), chunks, [fields] * len(chunks)))
+        for _, moved in parts:
+            self._moved(moved)
+        return [row for rows, _ in parts for row in rows]
+
+    def _artifact(self, key: str) -> tuple[dict[str, torch.Tensor], ArtifactMeta] | None:
+        """The verified artifact of `key`, or None where there is none; `DamagedFile` (after quarantining it)
+        where it does not verify."""
+        path = self._path("artifacts", key, ".pt")
+        data = _read_file(str(path))
+        if data is None:
+            return None
+        try:
+            loaded = _artifact(data, key)
+        except DamagedFile as exc:
+            q = self._quarantine(path, str(exc))
+            raise DamagedFile(str(q) if q else f"{path} is damaged: {exc}. `bench run` recomputes it.") from None
+        self._sound.add(key)
+        return loaded
 
     def has_artifact(self, key: str) -> bool:
-        return self._path("artifacts", key, ".pt").exists()
+        """Whether the store holds an artifact of `key` that verifies (a damaged one is quarantined: not done).
+        Verified once per Store: an artifact is never replaced."""
+        if key in self._sound:
+            return True
+        try:
+            return self._artifact(key) is not None
+        except DamagedFile:
+            return False
 
     def save_artifact(self, tensors: dict[str, torch.Tensor], meta: ArtifactMeta) -> None:
-        """Artifacts are written once: an existing one is never replaced.
+        """Artifacts are written once: an existing one that verifies is never replaced.
 
-        `meta` is stored as JSON text, so it is plain data and loads with `weights_only=True`.
+        `meta` is stored as JSON text, so it is plain data and loads with `weights_only=True`; the checksum covers
+        that text and the tensors' bytes.
         """
         key = meta.key
         if not self.has_artifact(key):
-            payload = {"tensors": tensors, "meta": meta.to_json()}
+            text = meta.to_json()
+            payload = {"tensors": tensors, "meta": text, "checksum": _digest(tensors, text)}
             atomic_write(self._path("artifacts", key, ".pt"), lambda f: torch.save(payload, f))
-
-    def checkpoint_path(self, key: str) -> Path:
-        """Where a distillation task keeps its resumable state until its artifact is saved."""
-        return self._path("checkpoints", key, ".pt")
+            self._sound.add(key)
 
     def load_artifact(self, key: str) -> tuple[dict[str, torch.Tensor], ArtifactMeta]:
-        payload = torch.load(self._path("artifacts", key, ".pt"), map_location="cpu", weights_only=True)
-        return payload["tensors"], ArtifactMeta.from_json(payload["meta"])
+        """The artifact's tensors and metadata, verified; `DamagedFile` (naming the file, now quarantined) where
+        it does not verify."""
+        loaded = self._artifact(key)
+        if loaded is None:
+            raise FileNotFoundError(f"no artifact {self._path('artifacts', key, '.pt')}: the task that makes it "
+                                    f"has not run; `bench run` runs it.")
+        return loaded
+
+    def checkpoint_path(self, key: str) -> Path:
+        """Where a distillation task keeps its resumable state until its artifact is saved. A checkpoint there
+        that does not load is quarantined first, with a warning, so the task starts from scratch instead of
+        failing on every rerun."""
+        path = self._path("checkpoints", key, ".pt")
+        data = _read_file(str(path))
+        if data is not None:
+            try:
+                if not isinstance(_torch_load(data), dict):
+                    raise DamagedFile("it is not a checkpoint (a dict of the loop's state)")
+            except DamagedFile as exc:
+                self._quarantine(path, f"{exc}; the distillation starts from scratch")
+        return path
+
+    def verify(self, keys: Iterable[str] | None = None) -> int:
+        """Verify the records, artifacts and checkpoints of `keys` (default: every one in the store), quarantining
+        each that fails (`self.quarantined` lists them); the number of files checked."""
+        keys = None if keys is None else list(keys)
+        found = {kind: self._keys(kind, suffix, keys)
+                 for kind, suffix in (("records", ".json"), ("artifacts", ".pt"), ("checkpoints", ".pt"))}
+        self.read_fields(found["records"], ("key",))
+        for key in found["artifacts"]:
+            self._sound.discard(key)
+            self.has_artifact(key)
+        for key in found["checkpoints"]:
+            self.checkpoint_path(key)
+        return sum(map(len, found.values()))
+
+    def _keys(self, kind: str, suffix: str, keys: list[str] | None) -> list[str]:
+        """The keys of `keys` (default: all) that have a file of `kind`."""
+        if keys is None:
+            return sorted(p.stem for p in (self.root / kind).glob(f"*/*{suffix}"))
+        return [k for k in dict.fromkeys(keys) if self._path(kind, k, suffix).exists()]

@@ -3,14 +3,16 @@ metadata read back through their types, including files written before schema ve
 
 from __future__ import annotations
 
+import hashlib
 import json
 import multiprocessing as mp
+import re
 from pathlib import Path
 
 import pytest
 import torch
 
-from bench.records import ArtifactMeta, Record, RecordError
+from bench.records import ArtifactMeta, DamagedFile, Record, RecordError
 from bench.store import Store, atomic_write
 from fakes import PROVENANCE, record
 
@@ -99,7 +101,7 @@ def test_a_record_written_before_schema_versions_reads_through_the_type(tmp_path
 
 def test_a_record_of_a_newer_bench_or_with_unknown_fields_is_refused(tmp_path: Path) -> None:
     newer = json.loads(record("k", 1.0).to_json()) | {"schema_version": 99}
-    with pytest.raises(RecordError, match="schema version 99; this bench reads up to 2. Update bench"):
+    with pytest.raises(RecordError, match="schema version 99; this bench reads up to 3. Update bench"):
         Record.from_json(json.dumps(newer))
     path = tmp_path / "records" / "k" / "k.json"
     path.parent.mkdir(parents=True)
@@ -122,3 +124,126 @@ def test_artifact_metadata_written_before_schema_versions_reads_through_the_type
     assert meta.identity == {"kind": "distill", "method": "dm", "version": 1, "dataset": "digits", "ipc": 1,
                              "arch": "ConvNet", "seed": 0, "experts": [], "params": meta.identity["params"]}
     assert ArtifactMeta.from_json(meta.to_json()) == meta
+
+
+def _damage_record(path: Path, fault: str) -> None:
+    """Damage a sealed record file as a disk, a cut-short copy or a careless edit would."""
+    text = path.read_bytes()
+    raw = json.loads(text)
+    unsealed = json.dumps({k: v for k, v in raw.items() if k != "checksum"} | {"schema_version": 2}).encode()
+    damaged = {
+        "truncated": text[:len(text) // 2], "zero_bytes": b"", "empty_object": b"{}", "list": b"[]",
+        "not_utf8": unsealed.replace(b'"digits"', b'"d\xffgits"'),
+        "accuracy_string": text.replace(b'"accuracy": 1.5', b'"accuracy": "1.5"'),
+        "accuracy_string_unsealed": unsealed.replace(b'"accuracy": 1.5', b'"accuracy": "1.5"'),
+        "checksum_cut": json.dumps({k: v for k, v in raw.items() if k != "checksum"}).encode(),
+        "other_key": text.replace(b'"key": "abc1"', b'"key": "abc2"'),
+    }[fault]
+    path.write_bytes(damaged)
+
+
+@pytest.mark.parametrize("fault, reason", [
+    ("truncated", "not valid JSON, or it was cut short"), ("zero_bytes", "empty (zero bytes)"),
+    ("empty_object", "lacks the Record field(s) accuracy, created"), ("list", "holds a list, not a JSON object"),
+    ("not_utf8", "not UTF-8 text"), ("accuracy_string", "checksum does not match"),
+    ("accuracy_string_unsealed", "field 'accuracy' is a string"), ("checksum_cut", "no checksum at its end"),
+    ("other_key", "checksum does not match"),
+])
+def test_a_damaged_record_is_quarantined_with_its_reason_and_counts_as_missing(
+        tmp_path: Path, capsys: pytest.CaptureFixture, fault: str, reason: str) -> None:
+    store = Store(tmp_path)
+    store.write_record(record("abc1", 1.5))
+    store.write_record(record("abc0", 2.5))
+    path = tmp_path / "records" / "ab" / "abc1.json"
+    _damage_record(path, fault)
+    assert store.read_fields(["abc0", "abc1"], ("key", "accuracy")) == [("abc0", 2.5)]
+    moved = tmp_path / "quarantine" / "records" / "ab" / "abc1.json"
+    assert not path.exists() and moved.exists()
+    note = (tmp_path / "quarantine" / "records" / "ab" / "abc1.json.reason.txt").read_text()
+    assert note.startswith("records/ab/abc1.json: it") and reason in note and "Quarantined 20" in note
+    err = capsys.readouterr().err
+    assert f"warning: {path} is damaged: " in err and reason in err and str(moved) in err and "bench run" in err
+    assert [q.path for q in store.quarantined] == [path] and not store.has_record("abc1")
+    assert store.has_record("abc0") and store.read_record("abc1") is None
+
+
+def test_a_record_that_is_not_in_its_own_file_is_refused(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    store.write_record(record("abc1", 1.5))
+    (tmp_path / "records" / "ab" / "abc2.json").write_bytes((tmp_path / "records" / "ab" / "abc1.json").read_bytes())
+    assert not store.has_record("abc2") and store.has_record("abc1")
+    assert "holds the record of key 'abc1', not that of its file name" in store.quarantined[0].reason
+
+
+def test_a_written_record_ends_with_the_checksum_of_the_text_before_it(tmp_path: Path) -> None:
+    text = record("abc", 1.0).to_json()
+    body, tail = text.rsplit(',\n "checksum": "', 1)
+    assert tail == hashlib.sha256((body + "\n}").encode()).hexdigest() + '"\n}'
+    with pytest.raises(DamagedFile, match="field 'accuracy' is a string"):
+        record("abc", "1.0").to_json()  # refused at write time: it would not read back
+
+
+def _artifact_file(store: Store, key: str) -> Path:
+    meta = ArtifactMeta(key, {"kind": "distill"}, 1.0, PROVENANCE, format="images", bytes=40)
+    store.save_artifact({"images": torch.arange(600.0).view(20, 30), "labels": torch.arange(20)}, meta)
+    return store.root / "artifacts" / key[:2] / f"{key}.pt"
+
+
+@pytest.mark.parametrize("fault, reason", [
+    ("zero_bytes", "empty (zero bytes)"), ("truncated", "torch cannot load it"),
+    ("a_tensor", "is not an artifact"), ("flipped", "checksum does not match its tensors"),
+])
+def test_a_damaged_artifact_is_quarantined_and_counts_as_missing(tmp_path: Path, fault: str, reason: str) -> None:
+    path = _artifact_file(Store(tmp_path), "k1")
+    data = path.read_bytes()
+    if fault == "flipped":  # one bit of the images, whose bytes are stored raw in the zip
+        at = data.index(torch.arange(600.0).view(20, 30).numpy().tobytes()[400:416]) + 3
+        data = data[:at] + bytes([data[at] ^ 1]) + data[at + 1:]
+    elif fault == "a_tensor":
+        torch.save(torch.ones(3), path)
+        data = path.read_bytes()
+    path.write_bytes({"zero_bytes": b"", "truncated": data[:len(data) // 2]}.get(fault, data))
+    store = Store(tmp_path)
+    message = f"{re.escape(str(path))} is damaged: .*{re.escape(reason)}.*moved to .*quarantine.*`bench run`"
+    with pytest.raises(DamagedFile, match=message):
+        store.load_artifact("k1")
+    assert (tmp_path / "quarantine" / "artifacts" / "k1" / "k1.pt.reason.txt").exists() and not path.exists()
+    assert not Store(tmp_path).has_artifact("k1")
+    _artifact_file(store, "k1")  # a rerun writes it again
+    assert Store(tmp_path).has_artifact("k1")
+
+
+def test_an_artifact_written_before_checksums_still_loads(tmp_path: Path) -> None:
+    """tests/fixtures/whole_v1.pt has no checksum: it is verified by its layout and metadata alone."""
+    store = Store(tmp_path)
+    key = json.loads(torch.load(FIXTURES / "whole_v1.pt", weights_only=True)["meta"])["key"]
+    path = tmp_path / "artifacts" / key[:2] / f"{key}.pt"
+    path.parent.mkdir(parents=True)
+    path.write_bytes((FIXTURES / "whole_v1.pt").read_bytes())
+    tensors, meta = store.load_artifact(key)
+    assert meta.schema_version == 1 and float(tensors["accuracy"]) > 0 and store.has_artifact(key)
+
+
+def test_a_damaged_checkpoint_is_discarded_with_a_warning(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    store = Store(tmp_path)
+    path = store.checkpoint_path("k1")
+    atomic_write(path, lambda f: torch.save({"format": 2, "iteration": 5, "state": {}}, f))
+    assert store.checkpoint_path("k1") == path and path.exists()  # a sound one is kept
+    path.write_bytes(path.read_bytes()[:100])
+    assert store.checkpoint_path("k1") == path and not path.exists()
+    err = capsys.readouterr().err
+    assert f"warning: {path} is damaged: torch cannot load it" in err and "starts from scratch" in err
+    assert (tmp_path / "quarantine" / "checkpoints" / "k1" / "k1.pt.reason.txt").exists()
+
+
+def test_verify_checks_every_file_of_the_store_or_of_some_keys(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    for i in range(3):
+        store.write_record(record(f"r{i}", 1.0))
+    _artifact_file(store, "a0")
+    _artifact_file(store, "a1").write_bytes(b"")
+    (tmp_path / "records" / "r2" / "r2.json").write_bytes(b"{")
+    assert Store(tmp_path).verify(["r0", "a0", "absent"]) == 2
+    fresh = Store(tmp_path)
+    assert fresh.verify() == 5 and sorted(q.path.name for q in fresh.quarantined) == ["a1.pt", "r2.json"]
+    assert Store(tmp_path).verify() == 3 and not Store(tmp_path).quarantined
