@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-FAMILIES = ("color", "crop", "cutout", "flip", "scale", "rotate")
+from bench.recipes import FAMILIES
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,12 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bench.config import ConfigError, Site, Suite, load_site, load_suite
+
+if TYPE_CHECKING:
+    from bench.plan import Plan
 
 
 def _suite_path(name: str) -> Path:
@@ -23,8 +27,8 @@ def _load(args: argparse.Namespace) -> tuple[Site, Suite]:
     return load_site(args.config), load_suite(_suite_path(args.suite))
 
 
-def _print_refused(suite: Suite) -> None:
-    for r in suite.refused:
+def _print_refused(plan: Plan) -> None:
+    for r in plan.refused:
         print(f"  left out: {r.label} {r.dataset} ipc={r.ipc}: {r.reason}")
 
 
@@ -43,7 +47,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         plan = make_plan(suite)
         print(f"{path}: ok ({len(plan.cells)} cells, {len(plan.experts) + len(plan.whole)} expert + "
               f"{len(plan.distill)} distill + {len({e.key for e in plan.evaluate})} evaluate tasks)")
-        _print_refused(suite)
+        _print_refused(plan)
     return 0
 
 
@@ -59,7 +63,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"suite '{suite.name}' ({suite.path}): {len(plan.cells)} cells -> {todo.total} tasks, "
           f"{todo.done} already in the store {site.store}, {todo.total - todo.done} to run "
           f"({len(todo.experts)} expert, {len(todo.distill)} distill, {len(todo.evaluate)} evaluate)")
-    _print_refused(suite)
+    _print_refused(plan)
     if args.dry_run:
         for m in suite.methods:
             print(f"  {m.label} ({m.cls.name}) is evaluated with preset '{m.preset}': "
@@ -148,6 +152,29 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    site = load_site(args.config)
+    from bench.store import Store
+
+    store, scope = Store(site.store), f"store {site.store}"
+    keys = None
+    if args.suite:
+        from bench.executors.tasks import plan_tasks
+        from bench.plan import make_plan
+        suite = load_suite(_suite_path(args.suite))
+        keys, scope = [t.key for t in plan_tasks(make_plan(suite))], f"suite '{suite.name}' in {scope}"
+    checked = store.verify(keys)
+    if not store.quarantined:
+        print(f"verified {checked} file(s) of {scope}: all sound.")
+        return 0
+    print(f"verified {checked} file(s) of {scope}: {len(store.quarantined)} damaged, moved to "
+          f"{store.root / 'quarantine'} with the reason beside each (<name>.reason.txt):")
+    for q in store.quarantined:
+        print(f"  {q.path}: {q.reason}")
+    print(f"Their tasks count as not done: `bench run {args.suite or 'SUITE'}` recomputes them.")
+    return 1
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     if args.what == "methods":
         from bench.methods.presets import preset_files
@@ -206,6 +233,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", help="check suite files (or bench.yaml) without running anything")
     p.add_argument("files", nargs="+")
     p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("verify", help="check every record, artifact and checkpoint (of a suite, or the whole "
+                                      "store); quarantine the damaged ones")
+    p.add_argument("suite", nargs="?", help="check only this suite's files (default: the whole store)")
+    p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("list", help="what a suite can name")
     p.add_argument("what", choices=["methods", "datasets", "archs", "presets"])

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bench import data, nets
-from bench.methods import Method, Params, get_method
+from bench.methods import MethodSpec, Params, get_method
 from bench.methods.presets import preset_files, resolve_params
 from bench.methods.registry import PluginError, UnknownMethod, load_entry
 from bench.names import VIEW_NAMES, did_you_mean
@@ -151,10 +151,11 @@ class MethodEntry:
     """A method of a suite. Its settings depend on the cell: preset (dataset, IPC) <- suite params."""
 
     label: str
-    cls: type[Method]
+    cls: type[MethodSpec]
     user_params: dict[str, Any]
     preset: str
     recipe: EvalRecipe
+    origin: str = ""  # where the suite declares it ("file, line N, key 'methods[i]'"), for later messages
 
     def params_for(self, dataset: str, ipc: int) -> Params:
         return resolve_params(self.cls, dataset, ipc, self.user_params)
@@ -181,16 +182,6 @@ class WholeDataset:
 
 
 @dataclass(frozen=True)
-class Refusal:
-    """A cell of the grid that its method declines, and the method's reason."""
-
-    label: str
-    dataset: str
-    ipc: int
-    reason: str
-
-
-@dataclass(frozen=True)
 class Suite:
     name: str
     path: Path
@@ -203,10 +194,6 @@ class Suite:
     seeds: tuple[int, ...]
     distill_seeds: tuple[int, ...]
     profile: str | None = None
-    refused: tuple[Refusal, ...] = ()  # cells a method declines (Method.check_cell), left out of the plan
-
-    def is_refused(self, label: str, dataset: str, ipc: int) -> bool:
-        return any((r.label, r.dataset, r.ipc) == (label, dataset, ipc) for r in self.refused)
     whole_dataset: WholeDataset | None = None  # also train each eval arch on the full training set
     report: ReportSpec = field(default_factory=ReportSpec)
 
@@ -256,27 +243,22 @@ def load_suite(path: Path) -> Suite:
             except nets.IncompatibleInput as exc:
                 fail(at, f"{exc} Pick another architecture for data set '{name}'.")
 
-    methods, labels, refused = [], {}, []
+    methods, labels = [], {}
     for i, m in enumerate(s.methods):
         cls = _method_class(m, ("methods", i), fail)
         preset, recipe = _recipe(cls, s.eval, m.eval, ("methods", i, "eval", "preset"), fail)
-        entry = MethodEntry(m.label or cls.name, cls, m.params, preset, recipe)
-        refusals = []
+        entry = MethodEntry(m.label or cls.name, cls, m.params, preset, recipe,
+                            _message(path, lines, ("methods", i), "").rstrip(": "))
         for dataset in s.datasets:
             for ipc in s.ipc:
                 try:
-                    params = entry.params_for(dataset, ipc)
+                    entry.params_for(dataset, ipc)
                 except ValidationError as exc:
                     err = min(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
                     origin = "" if err["loc"][0] in m.params else (
                         f" This value comes from {preset_files(cls.presets)} for {dataset} at IPC {ipc}; set it "
                         f"under `params:` to override.")
                     fail(("methods", i, "params") + tuple(err["loc"]), _explain(cls.Params, err) + origin)
-                if (reason := cls.check_cell(dataset, ipc, params)) is not None:
-                    refusals.append(Refusal(m.label or cls.name, dataset, ipc, reason))
-        if len(refusals) == len(s.datasets) * len(s.ipc):
-            fail(("methods", i), f"'{cls.name}' refuses every cell of this suite: {refusals[0].reason}")
-        refused.extend(refusals)
         label = entry.label
         if label in labels:
             fail(("methods", i), f"two method entries are both called '{label}' (entries {labels[label] + 1} and "
@@ -292,7 +274,7 @@ def load_suite(path: Path) -> Suite:
     return Suite(name=s.name or path.stem, path=path, description=s.description, datasets=tuple(s.datasets),
                  ipcs=tuple(s.ipc), eval_archs=tuple(s.eval_archs), distill_arch=s.distill_arch,
                  methods=tuple(methods), seeds=tuple(s.seeds), distill_seeds=tuple(s.distill_seeds),
-                 profile=s.profile, refused=tuple(refused), whole_dataset=_whole(s.whole_dataset),
+                 profile=s.profile, whole_dataset=_whole(s.whole_dataset),
                  report=_report(s.report, labels, fail))
 
 
@@ -334,7 +316,7 @@ def _whole(schema: bool | WholeSchema) -> WholeDataset | None:
     return WholeDataset(schema.epochs, tuple(schema.seeds) if schema.seeds else None)
 
 
-def _recipe(cls: type[Method], suite_eval: EvalSchema, method_eval: EvalSchema | None, at: Path_,
+def _recipe(cls: type[MethodSpec], suite_eval: EvalSchema, method_eval: EvalSchema | None, at: Path_,
             fail) -> tuple[str, EvalRecipe]:
     """The method's evaluation recipe: its preset (the method's own default, or the one the suite or
     the method entry names), then the suite's `eval:` fields, then the entry's own `eval:` fields."""
@@ -349,7 +331,7 @@ def _recipe(cls: type[Method], suite_eval: EvalSchema, method_eval: EvalSchema |
     return preset, recipe
 
 
-def _method_class(m: MethodSchema, at: Path_, fail) -> type[Method]:
+def _method_class(m: MethodSchema, at: Path_, fail) -> type[MethodSpec]:
     """The class a method entry names: a registered `name`, or a plugin's dotted `entry` path."""
     if m.entry is not None:
         try:

@@ -4,32 +4,39 @@ Examples: MTT's expert trajectories, the feature network the coresets select wit
 declares the experts it needs (`Method.experts`); the plan turns each distinct `ExpertSpec`
 into one task, keyed by its content, so every cell of the same data set and architecture reuses
 it. A builder returns tensors; the store keeps them like any artifact.
+
+The spec is plain data (planning needs no torch); builders, which do, register themselves with
+`register_expert` from the modules that define them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-import torch
-import torch.nn as nn
+if TYPE_CHECKING:
+    import torch
+    import torch.nn as nn
 
-from bench.data import Dataset
-from bench.train import Progress
+    from bench.data import Dataset
+    from bench.train import Progress
 
 
 @dataclass(frozen=True)
 class ExpertSpec:
-    """What to build: `kind` names a registered builder; `params` must be JSON-able (it is hashed)."""
+    """What to build: `kind` names a registered builder; `params` must be JSON-able (it is hashed).
+
+    Bump `version` where a builder's output changes, so old cached experts are not reused."""
 
     kind: str
     dataset: str
     arch: str
     params: dict[str, Any] = field(default_factory=dict, hash=False)
     zca: bool = False
+    version: int = 1
 
     def identity(self) -> dict[str, Any]:
-        return {"kind": "expert", "expert": self.kind, "version": EXPERT_BUILDERS[self.kind].version,
+        return {"kind": "expert", "expert": self.kind, "version": self.version,
                 "dataset": self.dataset, "arch": self.arch, "params": self.params, "zca": self.zca}
 
 
@@ -43,21 +50,13 @@ class ExpertContext:
     progress: Progress = field(default=lambda step, total, detail: None)
 
 
-@dataclass(frozen=True)
-class ExpertBuilder:
-    build: Callable[[ExpertContext], dict[str, torch.Tensor]]
-    version: int
+Builder = Callable[[ExpertContext], "dict[str, torch.Tensor]"]
+EXPERT_BUILDERS: dict[str, Builder] = {}
 
 
-EXPERT_BUILDERS: dict[str, ExpertBuilder] = {}
-
-
-def register_expert(kind: str, version: int = 1):
-    """Decorator: `fn(ctx: ExpertContext) -> dict[str, Tensor]` builds experts of `kind`.
-
-    Bump `version` when the builder's output changes, so old cached experts are not reused.
-    """
-    def wrap(fn: Callable[[ExpertContext], dict[str, torch.Tensor]]):
-        EXPERT_BUILDERS[kind] = ExpertBuilder(fn, version)
+def register_expert(kind: str):
+    """Decorator: `fn(ctx: ExpertContext) -> dict[str, Tensor]` builds experts of `kind`."""
+    def wrap(fn: Builder) -> Builder:
+        EXPERT_BUILDERS[kind] = fn
         return fn
     return wrap

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import cache
 from typing import Any
 
-from bench.config import MethodEntry, Suite
+from bench.config import ConfigError, MethodEntry, Suite
 from bench.experts import ExpertSpec
-from bench.methods import Params
-from bench.recipes import EvalRecipe
+from bench.methods.specs import Params
+from bench.recipes import PRESETS, EvalRecipe
 from bench.report.inputs import WHOLE, ExpectedCell, MethodOptions, ReportOptions
-from bench.whole import whole_recipe, whole_spec
 
 # Bump when the evaluation loop changes what it computes: old records then no longer match.
 EVAL_LOOP_VERSION = 1
@@ -118,6 +117,16 @@ class EvalTask:
 
 
 @dataclass(frozen=True)
+class Refusal:
+    """A cell of the grid that its method declines (`MethodSpec.check_cell`), and the method's reason."""
+
+    label: str
+    dataset: str
+    ipc: int
+    reason: str
+
+
+@dataclass(frozen=True)
 class Plan:
     suite: Suite
     cells: tuple[Cell, ...]
@@ -126,6 +135,20 @@ class Plan:
     evaluate: tuple[EvalTask, ...]
     # Whole-dataset stages (suite `whole_dataset: true`): one per data set x eval arch x recipe x seed.
     whole: tuple[ExpertTask, ...] = ()
+    refused: tuple[Refusal, ...] = ()  # cells left out, with their method's reason
+
+
+WHOLE_KIND = "whole_dataset"  # the stage that trains on the full training set (`bench.whole` computes it)
+
+
+def whole_recipe(recipe: EvalRecipe) -> EvalRecipe:
+    """The recipe the full training set is trained with: the method's own, except that a learned lr
+    (MTT's, stored with its synthetic set) does not exist for real data, so the standard preset's lr is used."""
+    return replace(recipe, lr=PRESETS["standard"].lr) if recipe.lr == "learned" else recipe
+
+
+def whole_spec(dataset: str, arch: str, recipe: EvalRecipe, seed: int) -> ExpertSpec:
+    return ExpertSpec(WHOLE_KIND, dataset, arch, params={"recipe": whole_recipe(recipe).as_dict(), "seed": seed})
 
 
 def whole_dataset_recipe(suite: Suite, recipe: EvalRecipe) -> EvalRecipe:
@@ -135,12 +158,17 @@ def whole_dataset_recipe(suite: Suite, recipe: EvalRecipe) -> EvalRecipe:
 
 
 def make_plan(suite: Suite) -> Plan:
-    """Expand the suite's grid, in a stable order (datasets, methods, IPCs, then archs and seeds)."""
+    """Expand the suite's grid, in a stable order (datasets, methods, IPCs, then archs and seeds).
+
+    Cells a method declines are left out and listed; a method entry that declines every cell is a
+    configuration error."""
+    refused = refusals(suite)
+    left_out = {(r.label, r.dataset, r.ipc) for r in refused}
     cells, distill, evaluate = [], {}, []
     for dataset in suite.datasets:
         for method in suite.methods:
             for ipc in suite.ipcs:
-                if suite.is_refused(method.label, dataset, ipc):
+                if (method.label, dataset, ipc) in left_out:
                     continue
                 for arch in suite.eval_archs:
                     cells.append(Cell(method.label, dataset, ipc, arch))
@@ -161,7 +189,19 @@ def make_plan(suite: Suite) -> Plan:
                         task = ExpertTask.make(whole_spec(dataset, arch, recipe, seed))
                         whole.setdefault(task.key, task)
     return Plan(suite, tuple(cells), tuple(experts.values()), tuple(distill.values()), tuple(evaluate),
-                tuple(whole.values()))
+                tuple(whole.values()), refused)
+
+
+def refusals(suite: Suite) -> tuple[Refusal, ...]:
+    """The cells each method entry declines, with its reason."""
+    found = []
+    for m in suite.methods:
+        own = [Refusal(m.label, dataset, ipc, reason) for dataset in suite.datasets for ipc in suite.ipcs
+               if (reason := m.cls.check_cell(dataset, ipc, m.params_for(dataset, ipc))) is not None]
+        if len(own) == len(suite.datasets) * len(suite.ipcs):
+            raise ConfigError(f"{m.origin}: '{m.cls.name}' refuses every cell of this suite: {own[0].reason}")
+        found += own
+    return tuple(found)
 
 
 def expected_cells(plan: Plan) -> list[ExpectedCell]:

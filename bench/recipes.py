@@ -9,6 +9,9 @@ import math
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Literal
 
+FAMILIES = ("color", "crop", "cutout", "flip", "scale", "rotate")
+"""DSA's operation families; a strategy joins some with '_' (e.g. "color_crop_cutout")."""
+
 DSAMode = Literal["single", "idc"]
 """How a DSA strategy is applied: "single" draws one op family per call (DatasetCondensation's mode
 'S'); "idc" is IDC's DiffAug, where flip, colour and cutout always apply and one op is drawn from the rest."""

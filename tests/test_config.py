@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from bench.config import ConfigError, load_site, load_suite
-from conftest import TINY_SUITE, write
+from conftest import REPO, SAFETY_TIMEOUT_S, TINY_SUITE, cli_env, write
 
 
 def error_for(tmp_path: Path, text: str) -> str:
@@ -134,3 +136,16 @@ def test_shipped_suites_and_site_config_are_valid() -> None:
     for path in (REPO / "suites").glob("*.yaml"):
         load_suite(path)
     load_site(REPO / "bench.yaml")
+
+
+def test_validate_checks_and_plans_a_suite_without_importing_torch() -> None:
+    """Config and plan are plain data: `bench validate` reads, checks and plans the demo suite (params,
+    presets, refused cells, experts) with no torch in the process (`-X importtime` lists every import)."""
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "bench.cli", "validate", "suites/demo.yaml",
+                           "suites/iid-table1.yaml"], cwd=REPO, env=cli_env(), capture_output=True, text=True,
+                          timeout=SAFETY_TIMEOUT_S)
+    assert done.returncode == 0 and "suites/demo.yaml: ok" in done.stdout, done.stderr[-2000:]
+    assert "left out: iid-dm" in done.stdout  # iid-dm's IPC-1 refusal is decided without torch too
+    imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+    assert "bench.config" in imported and "bench.plan" in imported
+    assert not {m for m in imported if m == "torch" or m.startswith("torch.")}

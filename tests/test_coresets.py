@@ -8,8 +8,9 @@ import torch
 from bench import data, nets
 from bench.experts import EXPERT_BUILDERS, ExpertContext
 from bench.methods.base import DistillContext
-from bench.methods.coresets import (FEATURE_NET, CoresetParams, Forgetting, ForgettingCounter, Herding, KCenter,
-                                    herding, k_center_greedy, most_forgotten)
+from bench.methods.coresets import (Forgetting, ForgettingCounter, Herding, KCenter, herding, k_center_greedy,
+                                    most_forgotten)
+from bench.methods.specs import FEATURE_NET, CoresetParams
 
 TINY = CoresetParams(feature_epochs=2)
 
@@ -65,7 +66,7 @@ def make_net(ds: data.Dataset):
 def build(ds: data.Dataset, params: CoresetParams) -> dict[str, torch.Tensor]:
     spec, = Herding(params).experts("digits", "ConvNet")
     ctx = ExpertContext(spec, ds, torch.device("cpu"), make_net(ds), ds.spec.dsa_strategy)
-    return EXPERT_BUILDERS[spec.kind].build(ctx)
+    return EXPERT_BUILDERS[spec.kind](ctx)
 
 
 @pytest.fixture(scope="module")

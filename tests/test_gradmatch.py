@@ -13,10 +13,10 @@ from pydantic import ValidationError
 from bench import data, nets
 from bench.methods import gradmatch
 from bench.methods.base import DistillContext
-from bench.methods.gradmatch import (DC, DSA, DCParams, DSAMethodParams, freeze_batchnorm, layer_distance, loops,
-                                     match_distance, matching_loss)
+from bench.methods.gradmatch import DC, DSA, freeze_batchnorm, layer_distance, loops, match_distance, matching_loss
 from bench.methods.presets import preset_params
 from bench.methods.registry import get_method
+from bench.methods.specs import DCParams, DSAMethodParams
 from bench.train import seeded
 
 FAST_ARCH = "ConvNetW32"  # same algorithm, a quarter of the width: keeps the CPU tests short
@@ -69,7 +69,8 @@ def test_loops_follow_the_reference_table_and_the_preset() -> None:
     # IPCs outside the reference table take the entry of the largest table IPC below them.
     assert [loops(ipc) for ipc in (2, 9, 15, 100)] == [(1, 1), (1, 1), (10, 50), (50, 10)]
     assert preset_params("dc", "cifar10", 10) == {"outer_loop": 10, "inner_loop": 50}
-    assert get_method("dc") is DC and get_method("dsa") is DSA and DC.presets == DSA.presets == "dc"
+    assert get_method("dc").implementation() is DC and get_method("dsa").implementation() is DSA
+    assert DC.presets == DSA.presets == "dc"
     assert DCParams().init == "noise" and DSAMethodParams().init == "real"
     with pytest.raises(ValidationError):
         DCParams(outer_loop=0)

@@ -8,9 +8,9 @@ import torch.nn.functional as F
 from bench import data, nets
 from bench.methods.base import SYNSET_FORMATS, DistillContext, SyntheticSet
 from bench.methods.dm import distribution_matching_loss
-from bench.methods.idm import (IDM, IDMParams, QuadrantSet, class_loss, expand, new_queue_net, pack,
-                              train_queue_net)
+from bench.methods.idm import IDM, QuadrantSet, class_loss, expand, new_queue_net, pack, train_queue_net
 from bench.methods.presets import preset_params
+from bench.methods.specs import IDMParams
 from bench.train import seeded
 
 TINY = dict(batch_real=12, net_num=4, net_generate_interval=3, model_train_steps=1, trained_bs=16)

@@ -13,11 +13,12 @@ import torch
 from bench import data, nets
 from bench.experts import ExpertContext, ExpertSpec
 from bench.methods.base import Checkpoint, DistillContext
-from bench.methods.dm import DM, DMParams, distribution_matching_loss
-from bench.methods.idm import IDM, IDMParams, QuadrantSet, class_loss
-from bench.methods.iid import (BANK, IIDDM, IIDIDM, FeatureTap, IIDDMParams, IIDIDMParams, PretrainedBank,
-                               build_bank, centralization_loss, covariance_matching_loss, local_covariance)
+from bench.methods.dm import DM, distribution_matching_loss
+from bench.methods.idm import IDM, QuadrantSet, class_loss
+from bench.methods.iid import (IIDDM, IIDIDM, FeatureTap, PretrainedBank, build_bank, centralization_loss,
+                               covariance_matching_loss, local_covariance)
 from bench.methods.presets import preset_params
+from bench.methods.specs import BANK, DMParams, IDMParams, IIDDMParams, IIDIDMParams
 from bench.train import seeded
 from conftest import write
 

@@ -7,8 +7,9 @@ import torch
 
 from bench import data, nets
 from bench.methods import METHODS, DistillContext, get_method
-from bench.methods.dm import DM, DMParams, distribution_matching_loss
+from bench.methods.dm import DM, distribution_matching_loss
 from bench.methods.random import Random
+from bench.methods.specs import DMParams
 from bench.train import seeded
 
 

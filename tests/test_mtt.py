@@ -13,9 +13,9 @@ import torch.nn.functional as F
 from bench import data, nets
 from bench.experts import EXPERT_BUILDERS, ExpertContext
 from bench.methods.base import DistillContext
-from bench.methods.mtt import (MTT, MTTParams, build_trajectories, flat_forward, flatten_params,
-                               trajectory_matching_loss, trajectory_spec)
+from bench.methods.mtt import MTT, build_trajectories, flat_forward, flatten_params, trajectory_matching_loss
 from bench.methods.presets import load_preset, preset_params
+from bench.methods.specs import MTTParams, trajectory_spec
 from bench.train import seeded
 
 ARCH = "ConvNetW32"

@@ -17,15 +17,14 @@ from bench import data, nets
 from bench.config import load_suite
 from bench.methods.base import SYNSET_FORMATS, Checkpoint, DistillContext
 from bench.methods.budget import storage_budget_bytes, storage_budget_values
-from bench.methods.mtt import (MTTParams, build_trajectories, flat_forward, flatten_params, trajectory_matching_loss,
-                               trajectory_spec)
+from bench.methods.mtt import build_trajectories, flat_forward, flatten_params, trajectory_matching_loss
 from bench.experts import ExpertContext
 from bench.methods import nsd
-from bench.methods.nsd import (NSD, DCTSet, HaarSet, NSDParams, SpectralSet, band_mask, dct_basis, decode,
-                               guided_loss, haar_basis, hosvd, initialise, matching_distance, plan_layout,
-                               stored_set, unroll_student)
+from bench.methods.nsd import (NSD, DCTSet, HaarSet, SpectralSet, band_mask, dct_basis, decode, guided_loss, haar_basis,
+                               hosvd, initialise, matching_distance, plan_layout, stored_set, unroll_student)
 from bench.methods.presets import load_preset, preset_params
 from bench.methods.registry import get_method
+from bench.methods.specs import MTTParams, NSDParams, trajectory_spec
 from bench.recipes import PRESETS
 from bench.train import evaluate_synset, seeded
 
@@ -288,9 +287,11 @@ def test_guided_loss_is_real_cross_entropy_at_the_student_end_point() -> None:
 
 
 def test_distill_through_the_public_api_and_evaluate(digits: data.Dataset, experts: dict) -> None:
-    cls = get_method("nsd")
-    assert cls is NSD  # the same cached trajectories as MTT
-    assert cls(NSDParams()).experts("digits", ARCH) == get_method("mtt")(MTTParams()).experts("digits", ARCH)
+    spec = get_method("nsd")
+    cls = spec.implementation()
+    assert cls is NSD and issubclass(NSD, spec)  # the registry holds the spec; the maths subclass it
+    # the same cached trajectories as MTT
+    assert spec(NSDParams()).experts("digits", ARCH) == get_method("mtt")(MTTParams()).experts("digits", ARCH)
     params = cls.Params.model_validate({**preset_params("nsd", "digits", 1), **TINY})
     seen = []
     ctx = context(digits, experts, ipc=1)
@@ -362,14 +363,15 @@ def test_presets_validate_and_fit_the_budget() -> None:
 @pytest.mark.parametrize("name", ["nsd-ablation-digits", "nsd-variants-digits", "nsd-table1"])
 def test_suites_load(name: str) -> None:
     suite = load_suite(REPO / "suites" / f"{name}.yaml")
-    assert any(m.cls is NSD for m in suite.methods)
+    assert any(m.cls.implementation() is NSD for m in suite.methods)
 
 
 @pytest.mark.parametrize("decomposition", ["learned", "dct", "dwt", "svd"])
 def test_the_harness_budget_check_counts_nsd_within_budget(decomposition: str) -> None:
     """`image_nbytes` (what the harness compares with Eq. 3) equals the parameter count in bytes."""
     from bench.methods.budget import storage_budget_bytes
-    from bench.methods.nsd import NSD, NSDParams
+    from bench.methods.nsd import NSD
+    from bench.methods.specs import NSDParams
     from bench.methods.base import DistillContext
     from bench.data import load_dataset
     from bench.nets import get_network

@@ -231,7 +231,7 @@ def test_plan_has_one_whole_dataset_task_per_dataset_arch_recipe_seed(workdir: P
 
 def test_whole_recipe_of_learned_lr() -> None:
     from bench.recipes import PRESETS
-    from bench.whole import whole_recipe, whole_spec
+    from bench.plan import whole_recipe, whole_spec
     assert whole_recipe(PRESETS["mtt"]).lr == PRESETS["standard"].lr
     assert whole_spec("digits", "ConvNet", PRESETS["mtt"], 0) == whole_spec("digits", "ConvNet", PRESETS["standard"], 0)
 

@@ -116,7 +116,7 @@ def test_distillation_resumed_from_a_checkpoint_equals_an_uninterrupted_one(tmp_
     from bench.nets import get_network
 
     dataset = load_dataset("digits", tmp_path)
-    cls = get_method(method)
+    cls = get_method(method).implementation()
 
     def distill(iterations: int, checkpoint: Checkpoint) -> torch.Tensor:
         ctx = DistillContext(dataset=dataset, ipc=2, seed=3, device=torch.device("cpu"),
@@ -315,7 +315,8 @@ def _dm_iterations_for(seconds: float, params: dict) -> int:
     """How many DM iterations take about `seconds` here (measured, so the test works on any machine)."""
     from bench.data import load_dataset
     from bench.methods.base import DistillContext
-    from bench.methods.dm import DM, DMParams
+    from bench.methods.dm import DM
+    from bench.methods.specs import DMParams
     from bench.nets import get_network
     ctx = DistillContext(dataset=load_dataset("digits", Path(".")), ipc=10, seed=0, device=torch.device("cpu"),
                          make_net=lambda: get_network("ConvNet", 1, 10, 8), dsa_strategy="color_crop")

@@ -18,8 +18,9 @@ from bench.methods.base import Checkpoint, DistillContext, SyntheticSet
 from bench.methods.idm import QuadrantSet
 from bench.methods.presets import preset_params, resolve_params
 from bench.methods.registry import get_method
-from bench.methods.udd import (UDD, ClassCentres, UDDParams, candidate_boxes, cfc_loss, jitter_images, jitter_scores,
-                               lowest, region_means, response_maps, upsample_regions, vote)
+from bench.methods.specs import UDDParams
+from bench.methods.udd import (UDD, ClassCentres, candidate_boxes, cfc_loss, jitter_images, jitter_scores, lowest,
+                               region_means, response_maps, upsample_regions, vote)
 
 FAST_ARCH = "ConvNetW32"  # same algorithm, a quarter of the width: keeps the CPU tests short
 TINY = dict(iterations=2, inner_loop=1, batch_real=8, batch_syn_max=12, n_data=16, net_batch=16)
@@ -176,7 +177,7 @@ def test_cfc_loss_by_hand_and_the_moving_class_centres() -> None:
 
 
 def test_params_and_presets() -> None:
-    assert get_method("udd") is UDD and UDD.eval_preset == "idc" and UDD.presets == "udd"
+    assert get_method("udd").implementation() is UDD and UDD.eval_preset == "idc" and UDD.presets == "udd"
     p = UDDParams()
     assert (p.num_regions, p.num_jitters, p.tau, p.centre_momentum, len(p.region_scales) * 4) == (8, 2, 0.7, 0.5, 12)
     with pytest.raises(ValidationError):
@@ -193,7 +194,7 @@ def test_params_and_presets() -> None:
 
 @pytest.mark.parametrize("policy", ["activation", "gradient", "jitter", "voting"])
 def test_tiny_distillation_through_the_public_api(digits: data.Dataset, policy: str) -> None:
-    method = get_method("udd")
+    method = get_method("udd").implementation()
     params = resolve_params(method, "digits", 2, {**TINY, "policy": policy, "factor": 2})
     assert resolve_params(method, "digits", 2, {}).factor == 1  # the digits preset; factor 2 is IDC's
     seen = []

@@ -6,7 +6,7 @@ import torch
 
 from bench import data
 from bench.data.zca import EPS, apply_zca, fit_zca, unnormalise, whiten
-from bench.executors import DatasetCache
+from bench.executors.tasks import DatasetCache
 
 
 def test_fit_matches_the_formula_on_a_hand_sized_example() -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench.methods.mtt import MTTParams
 from bench.methods.presets import preset_params
+from bench.methods.specs import MTTParams
 from conftest import write
 
 TINY = {
@@ -86,12 +86,12 @@ def test_mtt_experts_are_reused_by_a_second_cell(bench, workdir: Path) -> None:
 
 
 def test_failed_expert_stage_skips_its_cells_and_keeps_the_rest(bench, workdir: Path, monkeypatch) -> None:
-    from bench.experts import EXPERT_BUILDERS, ExpertBuilder
+    from bench.experts import EXPERT_BUILDERS
 
     def broken(ctx):
         raise RuntimeError("no space left for trajectories")
 
-    monkeypatch.setitem(EXPERT_BUILDERS, "trajectories", ExpertBuilder(broken, EXPERT_BUILDERS["trajectories"].version))
+    monkeypatch.setitem(EXPERT_BUILDERS, "trajectories", broken)
     write(workdir / "z.yaml", suite({"random": "{}", "mtt": TINY["mtt"]}))
     code, _, err = bench("run", "z.yaml")
     assert code == 1 and "no space left for trajectories" in err and "skipping 4 task(s)" in err

@@ -25,16 +25,18 @@ import torch
 from bench import data, nets
 from bench.config import ConfigError
 from bench.data import zca as zca_module
-from bench.experts import EXPERT_BUILDERS, ExpertContext
-from bench.methods import DistillContext
-from bench.methods.base import SYNSET_FORMATS, Checkpoint
-from bench.plan import DistillTask, EvalTask, ExpertTask, Plan, content_key
+from bench.experts import EXPERT_BUILDERS, Builder, ExpertContext
+from bench.methods.base import SYNSET_FORMATS, Checkpoint, DistillContext
+from bench.methods.registry import load_builtin_maths
+from bench.plan import WHOLE_KIND, DistillTask, EvalTask, ExpertTask, Plan, content_key
 from bench.records import ArtifactMeta, Record
 from bench.store import Store, atomic_write
 from bench.train import Progress, evaluate_synset
-from bench.whole import KIND as WHOLE_KIND
+from bench.whole import train_whole_dataset
 
 Task = ExpertTask | DistillTask | EvalTask
+
+load_builtin_maths()  # their synthetic-set formats and expert builders, which the tasks look up by name
 
 
 class MissingInput(RuntimeError):
@@ -109,21 +111,21 @@ def _builder(arch: str, spec: data.DatasetSpec):
     return lambda: nets.get_network(arch, spec.channels, spec.num_classes, spec.image_size)
 
 
-def _build_expert(task: ExpertTask, datasets: DatasetCache, device: torch.device,
+def _build_expert(task: ExpertTask, build: Builder, datasets: DatasetCache, device: torch.device,
                   progress: Progress) -> tuple[dict[str, torch.Tensor], float]:
-    """The expert builder's tensors, and the seconds it took."""
+    """The builder's tensors for this stage, and the seconds it took."""
     spec = task.spec
     dataset = datasets(spec.dataset, spec.zca)
     ctx = ExpertContext(spec=spec, dataset=dataset, device=device, make_net=_builder(spec.arch, dataset.spec),
                         dsa_strategy=dataset.spec.dsa_strategy, progress=progress)
     start = time.perf_counter()
-    tensors = EXPERT_BUILDERS[spec.kind].build(ctx)
+    tensors = build(ctx)
     return tensors, time.perf_counter() - start
 
 
 def run_expert(task: ExpertTask, store: Store, datasets: DatasetCache, device: torch.device,
                progress: Progress) -> None:
-    tensors, seconds = _build_expert(task, datasets, device, progress)
+    tensors, seconds = _build_expert(task, EXPERT_BUILDERS[task.spec.kind], datasets, device, progress)
     store.save_artifact({k: v.detach().cpu() for k, v in tensors.items()},
                         ArtifactMeta(task.key, task.identity, seconds, provenance(device)))
 
@@ -137,7 +139,7 @@ def run_whole(task: ExpertTask, store: Store, datasets: DatasetCache, device: to
         tensors, meta = store.load_artifact(task.key)
         seconds, where = meta.time_s, meta.provenance
     else:
-        tensors, seconds = _build_expert(task, datasets, device, progress)
+        tensors, seconds = _build_expert(task, train_whole_dataset, datasets, device, progress)
         where = provenance(device)
     spec, acc = task.spec, float(tensors["accuracy"])
     recipe = spec.params["recipe"]
@@ -157,7 +159,7 @@ def run_distill(task: DistillTask, store: Store, datasets: DatasetCache, device:
     if task.ipc > smallest:
         raise ValueError(f"IPC {task.ipc} is larger than the smallest class of '{task.dataset}' under the data "
                          f"root ({smallest} images); use an IPC of at most {smallest}.")
-    method = task.method.cls(task.params)
+    method = task.method.cls.implementation()(task.params)
     inputs = {e.spec.kind: _load_input(store, e.key, e.describe()) for e in task.experts}
     checkpoint = Checkpoint(store.checkpoint_path(task.key), checkpoint_every)
     ctx = DistillContext(dataset=dataset, ipc=task.ipc, seed=task.seed, device=device,

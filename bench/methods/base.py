@@ -19,19 +19,12 @@ from typing import Any, Callable, ClassVar, Literal
 
 import torch
 import torch.nn as nn
-from pydantic import BaseModel, ConfigDict
 
 from bench.data import Dataset
-from bench.experts import ExpertSpec
 from bench.methods.budget import storage_budget_bytes
+from bench.methods.specs import MethodSpec
 from bench.store import atomic_write
 from bench.train import Progress
-
-
-class Params(BaseModel):
-    """Base for a method's parameters: typed, strict (no '1e-3' strings), unknown keys rejected."""
-
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
 @dataclass
@@ -156,36 +149,12 @@ class DistillContext:
         return [x[idx.to(self.device)] for idx in self.dataset.class_indices()]
 
 
-class Method(ABC):
-    """A distillation method. Subclasses set `name`, `description`, `Params` and implement `distill`
-    (or, for an iterative method, subclass `bench.methods.loop.IterativeMethod` instead).
-
-    Bump `version` whenever a change alters the artifacts a method produces: it is part of the
-    content hash, so stored artifacts of the old algorithm are not mistaken for the new one's.
+class Method(MethodSpec, ABC):
+    """A distillation method with its maths: a spec (`name`, `description`, `Params`, ...; see
+    `MethodSpec`) that implements `distill` (or, for an iterative method, subclasses
+    `bench.methods.loop.IterativeMethod` instead). Built-in methods subclass their spec in
+    `bench.methods.specs`; a plugin declares everything in one class.
     """
-
-    name: ClassVar[str]
-    description: ClassVar[str]
-    version: ClassVar[int] = 1
-    uses_network: ClassVar[bool] = True
-    Params: ClassVar[type[Params]] = Params
-    # bench/methods/presets/<presets>.yaml: published settings (several files merge in order, last wins)
-    presets: ClassVar[str | tuple[str, ...] | None] = None
-    eval_preset: ClassVar[str] = "standard"  # the evaluation protocol its paper uses (bench.train.PRESETS)
-    group: ClassVar[str] = "plugin"  # its rows in a report: "coreset", "distillation", or "plugin" (yours)
-
-    def __init__(self, params: Params):
-        self.params = params
-
-    @classmethod
-    def check_cell(cls, dataset: str, ipc: int, params: Params) -> str | None:
-        """Why this method cannot run a (data set, IPC) cell, or None. Refused cells are left out of
-        the plan and listed with their reason, instead of failing at run time."""
-        return None
-
-    def experts(self, dataset: str, arch: str) -> list[ExpertSpec]:
-        """Cached stages this method needs for `dataset`, distilling with `arch` (none by default)."""
-        return []
 
     @abstractmethod
     def distill(self, ctx: DistillContext) -> SyntheticSet:

@@ -20,24 +20,11 @@ from abc import abstractmethod
 
 import torch
 
-from bench.experts import ExpertContext, ExpertSpec, register_expert
-from bench.methods.base import DistillContext, Method, Params, SyntheticSet, class_labels
-from bench.methods.registry import register
+from bench.experts import ExpertContext, register_expert
+from bench.methods import specs
+from bench.methods.base import DistillContext, Method, SyntheticSet, class_labels
+from bench.methods.specs import FEATURE_NET
 from bench.train import accuracy, constant_lr, train_fresh
-
-FEATURE_NET = "feature_net"
-
-
-class CoresetParams(Params):
-    """The feature network's training recipe (shared by the three methods, so keep them equal)."""
-
-    feature_epochs: int = 40
-    feature_lr: float = 0.01
-    feature_momentum: float = 0.9
-    feature_weight_decay: float = 5e-4
-    feature_batch_size: int = 256
-    feature_seed: int = 0
-
 
 class ForgettingCounter:
     """Counts forgetting events: correct at a sample's previous presentation, incorrect now.
@@ -136,15 +123,6 @@ def most_forgotten(events: torch.Tensor, k: int) -> torch.Tensor:
 class _Coreset(Method):
     """Per class, select `ipc` real training images using the shared feature network."""
 
-    group = "coreset"
-    Params = CoresetParams
-
-    def experts(self, dataset: str, arch: str) -> list[ExpertSpec]:
-        p: CoresetParams = self.params
-        return [ExpertSpec(FEATURE_NET, dataset, arch, {
-            "epochs": p.feature_epochs, "lr": p.feature_lr, "momentum": p.feature_momentum,
-            "weight_decay": p.feature_weight_decay, "batch_size": p.feature_batch_size, "seed": p.feature_seed})]
-
     @abstractmethod
     def select(self, features: torch.Tensor, forgetting: torch.Tensor, k: int,
                generator: torch.Generator) -> torch.Tensor:
@@ -160,31 +138,19 @@ class _Coreset(Method):
         return SyntheticSet(images, class_labels(len(per_class), ctx.ipc))
 
 
-@register
-class Herding(_Coreset):
-    name = "herding"
-    description = "Herding coreset: real images whose running mean feature tracks the class mean."
-
+class Herding(specs.Herding, _Coreset):
     def select(self, features: torch.Tensor, forgetting: torch.Tensor, k: int,
                generator: torch.Generator) -> torch.Tensor:
         return herding(features, k)
 
 
-@register
-class KCenter(_Coreset):
-    name = "kcenter"
-    description = "K-Center coreset: greedy farthest-point real images per class (Sener & Savarese 2018)."
-
+class KCenter(specs.KCenter, _Coreset):
     def select(self, features: torch.Tensor, forgetting: torch.Tensor, k: int,
                generator: torch.Generator) -> torch.Tensor:
         return k_center_greedy(features, k, int(torch.randint(len(features), (1,), generator=generator)))
 
 
-@register
-class Forgetting(_Coreset):
-    name = "forgetting"
-    description = "Forgetting coreset: the real images forgotten most often while training (Toneva et al. 2019)."
-
+class Forgetting(specs.Forgetting, _Coreset):
     def select(self, features: torch.Tensor, forgetting: torch.Tensor, k: int,
                generator: torch.Generator) -> torch.Tensor:
         return most_forgotten(forgetting, k)

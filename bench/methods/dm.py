@@ -9,26 +9,17 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 import torch.nn as nn
 
 from bench.augment import dsa, siamese_generator
-from bench.methods.base import DistillContext, Params, SyntheticSet, class_labels, initial_images
+from bench.methods import specs
+from bench.methods.base import DistillContext, SyntheticSet, class_labels, initial_images
 from bench.methods.loop import IterativeMethod, LoopState
-from bench.methods.registry import register
+from bench.methods.specs import DMParams
 from bench.nets import has_batchnorm
 from bench.train import seeded
-
-
-class DMParams(Params):
-    iterations: int = 20000
-    lr_img: float = 1.0
-    momentum: float = 0.5
-    batch_real: int = 256
-    init: Literal["real", "noise"] = "real"
-    dsa: bool = True
 
 
 def mean_embedding_distance(real_features: torch.Tensor, syn_features: torch.Tensor) -> torch.Tensor:
@@ -113,13 +104,7 @@ class DMState(LoopState):
         return {"g": self.g, **term_generators(self.terms)}
 
 
-@register
-class DM(IterativeMethod):
-    name = "dm"
-    group = "distillation"
-    description = "Distribution Matching: match mean embeddings of random networks (Zhao & Bilen 2023)."
-    Params = DMParams
-
+class DM(specs.DM, IterativeMethod):
     def extra_losses(self, ctx: DistillContext) -> list[ExtraLoss]:
         """Terms added to DM's loss (`ExtraLoss`): none; a method built on DM returns its own."""
         return []

@@ -12,43 +12,23 @@ while matching, and per-sample augmentation in the inner loop.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from pydantic import Field
 
 from bench.augment import dsa, siamese_generator
 from bench.nets import has_batchnorm
-from bench.methods.base import DistillContext, Params, SyntheticSet, class_labels, initial_images
+from bench.methods import specs
+from bench.methods.base import DistillContext, SyntheticSet, class_labels, initial_images
 from bench.methods.loop import IterativeMethod, LoopState
 from bench.methods.presets import load_preset
-from bench.methods.registry import register
+from bench.methods.specs import DCParams, Metric
 from bench.train import seeded, train_epoch
 
 BN_REAL_PER_CLASS = 16  # real images per class that set BatchNorm's running statistics (reference BNSizePC)
 EPS = 1e-6  # the reference's guard in every cosine denominator
-
-Metric = Literal["ours", "mse", "cos"]
-
-
-class DCParams(Params):
-    iterations: int = 1000
-    lr_img: float = 0.1
-    momentum_img: float = 0.5
-    lr_net: float = 0.01
-    batch_real: int = 256
-    batch_train: int = 256
-    outer_loop: int | None = Field(default=None, ge=1)  # None: the reference get_loops table by IPC (`loops`)
-    inner_loop: int | None = Field(default=None, ge=0)
-    init: Literal["real", "noise"] = "noise"
-    dis_metric: Metric = "ours"
-
-
-class DSAMethodParams(DCParams):
-    init: Literal["real", "noise"] = "real"  # the DSA README runs use --init real
-
 
 def loops(ipc: int) -> tuple[int, int]:
     """(outer_loop, inner_loop) from the preset's `any:` table (the reference `get_loops`).
@@ -143,8 +123,6 @@ class GradientMatching(IterativeMethod):
     """Shared DC/DSA loop; subclasses choose `siamese_dsa` and their Params (the init default)."""
 
     siamese_dsa: ClassVar[bool]
-    presets = "dc"
-    group = "distillation"
 
     def init(self, ctx: DistillContext) -> GradientMatchingState:
         p: DCParams = self.params
@@ -204,18 +182,9 @@ class GradientMatching(IterativeMethod):
         return xr, xs
 
 
-@register
-class DC(GradientMatching):
-    name = "dc"
-    description = "Dataset Condensation: match real and synthetic training gradients (Zhao et al. 2021)."
-    Params = DCParams
+class DC(specs.DC, GradientMatching):
     siamese_dsa = False
-    eval_preset = "dc"
 
 
-@register
-class DSA(GradientMatching):
-    name = "dsa"
-    description = "Gradient matching with Differentiable Siamese Augmentation (Zhao & Bilen 2021)."
-    Params = DSAMethodParams
+class DSA(specs.DSA, GradientMatching):
     siamese_dsa = True

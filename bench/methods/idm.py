@@ -14,17 +14,18 @@ The synthetic images take one SGD step per class, as the reference does.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from bench.augment import dsa, siamese_generator
-from bench.methods.base import DistillContext, Params, SyntheticSet, class_labels, initial_images, register_format
+from bench.methods import specs
+from bench.methods.base import DistillContext, SyntheticSet, class_labels, initial_images, register_format
 from bench.methods.dm import ExtraLoss, mean_embedding_distance, term_generators, watch_all, with_terms
 from bench.methods.loop import IterativeMethod, LoopState
-from bench.methods.registry import register
+from bench.methods.specs import IDMParams
 from bench.train import seeded, train_epoch
 
 INITIAL_QUEUE = 3  # the reference builds 3 nets before its first iteration
@@ -76,30 +77,6 @@ class QuadrantSet(SyntheticSet):
 
     def training_data(self) -> tuple[torch.Tensor, torch.Tensor]:
         return expand(self.images), self.labels.repeat(4)
-
-
-class IDMParams(Params):
-    """Defaults are the published commands' values (uitrbn/IDM command.txt) where every command
-    sets a flag, else the code defaults of IDM_cifar10.py."""
-
-    iterations: int = 20000
-    lr_img: float = 0.2  # --lr_img 0.2 in every command (code default 1.0)
-    momentum: float = 0.5
-    batch_real: int = 256
-    init: Literal["real", "noise"] = "real"
-    dsa: bool = True
-    aug: bool = True  # partition and expansion; --aug in every command
-    ce_weight: float = 0.5  # --syn_ce --ce_weight 0.5 (0.1 / 0.8 / 3 in some commands; see the preset)
-    net_num: int = 100  # queue capacity
-    net_generate_interval: int = 30
-    train_net_num: int = 1  # nets matched per iteration; --train_net_num 1 in every command (code default 2)
-    fetch_net_num: int = 2  # queue nets trained per iteration
-    model_train_steps: int = 10
-    trained_bs: int = 256
-    lr_net: float = 0.01  # --net_decay: SGD(lr_net, momentum 0.9, weight decay 5e-4)
-    # The reference resets every net's accuracy meter at each evaluation point (--eval_interval),
-    # which zeroes the CE weight of nets not trained since; 0 never resets.
-    acc_reset_interval: int = 100
 
 
 @dataclass
@@ -203,13 +180,7 @@ class IDMState(LoopState):
         self.queue = [restore_queue_net(self.ctx, self.p, q) for q in saved["queue"]]
 
 
-@register
-class IDM(IterativeMethod):
-    name = "idm"
-    group = "distillation"
-    description = "Improved Distribution Matching: quadrant expansion, trained net queue, CE (Zhao et al. 2023)."
-    Params = IDMParams
-    presets = "idm"
+class IDM(specs.IDM, IterativeMethod):
 
     def extra_losses(self, ctx: DistillContext) -> list[ExtraLoss]:
         """Terms added to each class's loss (`bench.methods.dm.ExtraLoss`): none; a method built on IDM

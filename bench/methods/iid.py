@@ -33,74 +33,28 @@ lambda_cm: 0.03} to `iid-idm` to reproduce the code instead of the paper.
 
 from __future__ import annotations
 
-from typing import Callable, ClassVar
+from typing import Callable
 
 import torch
 import torch.nn as nn
 
 from bench import nets
-from bench.experts import ExpertContext, ExpertSpec, register_expert
-from bench.methods.base import DistillContext, Params
-from bench.methods.dm import DM, DMParams, ExtraLoss
-from bench.methods.idm import IDM, IDMParams
-from bench.methods.registry import register
+from bench.experts import ExpertContext, register_expert
+from bench.methods import specs
+from bench.methods.base import DistillContext
+from bench.methods.dm import DM, ExtraLoss
+from bench.methods.idm import IDM
+from bench.methods.specs import BANK, IIDTerms
 from bench.nets.alexnet import AlexNet
 from bench.nets.convnet import ConvNet
 from bench.nets.vgg import VGG11
 from bench.train import accuracy, constant_lr, part_progress, seeded, train_fresh
 
-BANK = "pretrained_bank"
 STATE_PREFIX = "state."  # bank tensors: "state.<state-dict key>" stacked over the bank, plus "accuracy"
 DRAWS_KEY = "iid_draws"  # IID's generator among the base method's checkpointed generators
 DRAWS_STREAM = 1 << 32  # IID's generator is seeded with seed + this, a stream apart from the base method's
 # Networks whose `embed` is `features(x).flatten(1)`: their feature map is what covariance matching reads.
 MAP_NETS = (ConvNet, AlexNet, VGG11)
-
-
-class IIDTerms(Params):
-    """The switches, weights and bank recipe IID adds to its base method's parameters.
-
-    Defaults and why:
-    * lambda_cc 0.05, lambda_cm 0.01: the paper's IPC 1/10 values (the presets set IPC 50's 0.003 / 0.01).
-    * cc_exp False, cc_beta 0: the reference code's linear form (it dropped the paper's exp, citing equal
-      results). cc_alpha None means 1 for the linear form and 0.02 for the exp form, the scale of the
-      reference's commented-out exp variant; the paper gives no alpha. Paper Table 5: beta <= 0.7 is best.
-    * bank_arch ResNet18, trained with the reference `pre_model.py` recipe (SGD lr 0.01, momentum 0.9,
-      weight decay 5e-4, batch 256, no augmentation, constant lr) for 30 epochs (paper Sec. 4.1; the
-      code trains 40). bank_size 5: the paper names one pretrained ResNet18, the code draws one of
-      1000 every iteration; 5 keeps the per-iteration draw at 0.5% of the code's pretraining cost.
-    """
-
-    cc: bool = True
-    cm: bool = True
-    lambda_cc: float = 0.05
-    lambda_cm: float = 0.01
-    cc_exp: bool = False
-    cc_alpha: float | None = None
-    cc_beta: float = 0.0
-    bank_arch: str = "ResNet18"
-    bank_size: int = 5
-    bank_epochs: int = 30
-    bank_lr: float = 0.01
-    bank_momentum: float = 0.9
-    bank_weight_decay: float = 5e-4
-    bank_batch_size: int = 256
-    bank_seed: int = 0
-
-    @property
-    def alpha(self) -> float:
-        if self.cc_alpha is not None:
-            return self.cc_alpha
-        return 0.02 if self.cc_exp else 1.0
-
-
-class IIDDMParams(IIDTerms, DMParams):
-    """DM's parameters (reference defaults: 20000 iterations, lr_img 1, batch_real 256) plus IID's."""
-
-
-class IIDIDMParams(IIDTerms, IDMParams):
-    """IDM's parameters (the published IDM commands; IID's README runs IDM+IID with the same flags,
-    lr_img 0.2) plus IID's. The paper's "learning rate of 1" is DM's; IDM keeps its 0.2."""
 
 
 def centralization_loss(features: torch.Tensor, alpha: float, beta: float, exp_form: bool) -> torch.Tensor:
@@ -240,35 +194,10 @@ class IIDLoss(ExtraLoss):
 
 
 class _IID:
-    """What `iid-dm` and `iid-idm` add to their base method (listed first in their bases): the bank
-    expert, the cells refused, and `IIDLoss` as the base method's extra loss."""
+    """What `iid-dm` and `iid-idm` add to their base method's maths (listed before it in their bases):
+    `IIDLoss` as the base method's extra loss, after refusing a cell it cannot run."""
 
-    name: ClassVar[str]
     params: IIDTerms
-
-    @classmethod
-    def check_cell(cls, dataset: str, ipc: int, params: Params) -> str | None:
-        """Why (dataset, IPC) cannot run with these params, or None. For config validation."""
-        samples = ipc * cls.samples_per_stored(params)
-        if samples > 1:
-            return None
-        return (f"{cls.name} cannot run at IPC {ipc} on {dataset}: class centralization and covariance "
-                f"matching compare the synthetic samples of a class with each other, so they need more than "
-                f"one per class (the IID paper reports no DM+IID result at IPC 1 for this reason). Use "
-                f"iid-idm, whose partition and expansion gives 4 samples per class at IPC 1.")
-
-    @classmethod
-    def samples_per_stored(cls, params: Params) -> int:
-        """Synthetic training samples per class that one stored image gives."""
-        return 1
-
-    def experts(self, dataset: str, arch: str) -> list[ExpertSpec]:
-        p = self.params
-        if not p.cc:
-            return []
-        return [ExpertSpec(BANK, dataset, p.bank_arch, {
-            "size": p.bank_size, "epochs": p.bank_epochs, "lr": p.bank_lr, "momentum": p.bank_momentum,
-            "weight_decay": p.bank_weight_decay, "batch_size": p.bank_batch_size, "seed": p.bank_seed})]
 
     def extra_losses(self, ctx: DistillContext) -> list[ExtraLoss]:
         """IID's two terms, after refusing a cell they cannot run."""
@@ -277,25 +206,9 @@ class _IID:
         return [IIDLoss(self.params, ctx)]
 
 
-@register
-class IIDDM(_IID, DM):
-    name = "iid-dm"
-    description = ("IID on DM: + class centralization on a pretrained ResNet18 bank and local-feature covariance "
-                   "matching (Deng et al. 2024); lambdas from the paper (0.05/0.01, IPC 50: 0.003/0.01). "
-                   "Refused at IPC 1.")
-    Params = IIDDMParams
-    presets = "iid"
+class IIDDM(specs.IIDDM, _IID, DM):
+    """DM's maths with IID's terms."""
 
 
-@register
-class IIDIDM(_IID, IDM):
-    name = "iid-idm"
-    description = ("IID on IDM: + class centralization on a pretrained ResNet18 bank and local-feature covariance "
-                   "matching (Deng et al. 2024); paper lambdas 0.05/0.01 (IPC 50: 0.003/0.01), the reference "
-                   "IDM code's are 0.01/0.03 (set lambda_cc/lambda_cm).")
-    Params = IIDIDMParams
-    presets = ("iid", "idm")  # IID's keys from iid.yaml; IDM's own settings from idm.yaml, which wins on shared keys
-
-    @classmethod
-    def samples_per_stored(cls, params: Params) -> int:
-        return 4 if params.aug else 1  # partition and expansion
+class IIDIDM(specs.IIDIDM, _IID, IDM):
+    """IDM's maths with IID's terms."""

@@ -15,48 +15,23 @@ evaluation trains with it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Literal
+from typing import Callable
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from pydantic import PositiveFloat, PositiveInt
 from torch.func import functional_call
 
 from bench.augment import dsa
-from bench.experts import ExpertContext, ExpertSpec, register_expert
-from bench.methods.base import DistillContext, Params, SyntheticSet, class_labels, initial_images
+from bench.experts import ExpertContext, register_expert
+from bench.methods import specs
+from bench.methods.base import DistillContext, SyntheticSet, class_labels, initial_images
 from bench.methods.loop import IterativeMethod, LoopState
-from bench.methods.registry import register
+from bench.methods.specs import MTTParams
 from bench.train import accuracy, constant_lr, part_progress, seeded, train_fresh
 
 Forward = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 """forward(x, flat_params) -> logits: a network evaluated at a flat parameter vector."""
-
-
-class TrajectoryParams(Params):
-    """The expert stage's settings (buffer.py defaults), shared by MTT-family methods.
-
-    `zca` is a data option: when true the harness whitens the data, and the experts are built on
-    the whitened data (a separate cached stage).
-    """
-
-    num_experts: PositiveInt = 100
-    expert_train_epochs: PositiveInt = 50
-    expert_lr: PositiveFloat = 0.01
-    expert_batch: PositiveInt = 256
-    expert_dsa: bool = True
-    expert_seed: int = 0
-    zca: bool = False
-
-
-def trajectory_spec(p: TrajectoryParams, dataset: str, arch: str) -> ExpertSpec:
-    """The one expert stage every MTT-family cell with these settings shares."""
-    return ExpertSpec("trajectories", dataset, arch,
-                      {"num_experts": p.num_experts, "train_epochs": p.expert_train_epochs,
-                       "lr_teacher": p.expert_lr, "batch_train": p.expert_batch, "dsa": p.expert_dsa,
-                       "seed": p.expert_seed},
-                      zca=p.zca)
 
 
 def flatten_params(net: nn.Module) -> torch.Tensor:
@@ -167,22 +142,6 @@ def trajectory_matching_loss(forward: Forward, start: torch.Tensor, target: torc
     return matching_distance(theta, start, target)
 
 
-class MTTParams(TrajectoryParams):
-    """Defaults are distill.py's argparse defaults (pix_init 'real' in the current version)."""
-
-    iterations: int = 5000
-    syn_steps: PositiveInt = 20
-    expert_epochs: PositiveInt = 3
-    max_start_epoch: PositiveInt = 25
-    lr_img: float = 1000.0
-    lr_lr: float = 1e-5
-    lr_teacher: PositiveFloat = 0.01  # the initial synthetic lr alpha, not the experts' lr
-    momentum: float = 0.5
-    batch_syn: PositiveInt | None = None  # None: the whole synthetic set in every step
-    init: Literal["real", "noise"] = "real"
-    dsa: bool = True
-
-
 @dataclass
 class MTTState(LoopState):
     ctx: DistillContext
@@ -214,18 +173,7 @@ class MTTState(LoopState):
         self.order = saved["order"].tolist()
 
 
-@register
-class MTT(IterativeMethod):
-    name = "mtt"
-    group = "distillation"
-    description = "Matching Training Trajectories: unrolled student steps match expert epochs (Cazenavette 2022)."
-    Params = MTTParams
-    presets = "mtt"
-    eval_preset = "mtt"  # distill.py evaluates with the learned synthetic lr
-
-    def experts(self, dataset: str, arch: str) -> list[ExpertSpec]:
-        return [trajectory_spec(self.params, dataset, arch)]
-
+class MTT(specs.MTT, IterativeMethod):
     def init(self, ctx: DistillContext) -> MTTState:
         p: MTTParams = self.params
         trajectories, g, forward = trajectory_student(ctx, p.max_start_epoch, p.expert_epochs)

@@ -72,17 +72,14 @@ from typing import ClassVar, Literal, Sequence
 
 import torch
 import torch.nn.functional as F
-from pydantic import Field, NonNegativeInt, PositiveFloat, PositiveInt
 
-from bench.experts import ExpertSpec
+from bench.methods import specs
 from bench.methods.base import DistillContext, SyntheticSet, register_format
 from bench.methods.budget import storage_budget_values
 from bench.methods.loop import IterativeMethod, LoopState
-from bench.methods.mtt import (Forward, TrajectoryParams, matching_distance, next_segment, trajectory_spec,
-                               trajectory_student, unroll_student)
-from bench.methods.registry import register
+from bench.methods.mtt import Forward, matching_distance, next_segment, trajectory_student, unroll_student
+from bench.methods.specs import NSDParams
 
-Decomposition = Literal["learned", "dct", "ldct", "svd", "lsvd", "dwt", "none"]
 Kind = Literal["stored", "fixed", "identity"]
 
 MODES = ("batch", "channel", "height", "width")
@@ -429,36 +426,6 @@ def guided_loss(forward: Forward, theta: torch.Tensor, x_real: torch.Tensor, y_r
 # The method
 
 
-class NSDParams(TrajectoryParams):
-    """Paper values where it gives them (Sec. 4.1: 10k iterations, SGD momentum 0.9, t2/t3/t4),
-    MTT's distill.py defaults for the trajectory settings, and documented choices elsewhere (module
-    docstring). Size overrides (`n_tensors`, `n_kernels`, `rank`, `spatial`) default to the automatic
-    Eq. 3 sizing."""
-
-    decomposition: Decomposition = "learned"
-    n_tensors: PositiveInt | None = None  # N_T per class; learned only
-    n_kernels: PositiveInt | None = None  # N_K; learned only
-    rank: PositiveInt | None = None  # t1
-    batch_ratio: PositiveInt = 2  # u1 = batch_ratio * t1 where the batch kernel is stored
-    spatial: PositiveInt | None = None  # t3 = t4
-    share_kernels: bool = True
-    band_drop: float = Field(0.5, ge=0.0, lt=1.0)  # dwt only
-    gamma: float = Field(1.0, ge=0.0)  # weight of the real-guided loss; 0 switches it off
-    guide_batch: PositiveInt = 256
-    iterations: NonNegativeInt = 10000
-    syn_steps: PositiveInt = 20
-    expert_epochs: PositiveInt = 3
-    max_start_epoch: PositiveInt = 25
-    lr_tensor: PositiveFloat = 10000.0  # 10 x MTT's lr_img (random init; see the presets)
-    lr_kernel: PositiveFloat = 3.0  # about lr_tensor / 3000 (see the presets)
-    real_init_lr_scale: PositiveFloat = 0.02  # both lrs' factor for the variants that start from real images
-    lr_lr: float = 1e-5
-    lr_teacher: PositiveFloat = 0.01  # the initial synthetic lr alpha
-    momentum: float = 0.9
-    batch_syn: PositiveInt | None = None  # None: IPC x classes decoded images per step (all when fewer)
-    dsa: bool = True
-
-
 def stored_set(layout: Layout, spectra: torch.Tensor, labels: torch.Tensor, kernels: list[torch.Tensor | None],
                lr: torch.Tensor, image_size: int) -> SpectralSet:
     """The set as stored: fixed bases are left out (recomputed from the image side)."""
@@ -506,20 +473,7 @@ class NSDState(LoopState):
         self.order = saved["order"].tolist()
 
 
-@register
-class NSD(IterativeMethod):
-    name = "nsd"
-    group = "distillation"
-    description = ("Neural Spectral Decomposition: spectrum tensors x separable kernels within Eq. 3's budget, "
-                   "MTT + real-guided loss (Yang et al. 2024); choices the paper leaves open are documented "
-                   "in bench/methods/nsd.py")
-    Params = NSDParams
-    presets = "nsd"
-    eval_preset = "standard"  # Sec. 4.1: lr 0.01, 1000 epochs, batch 256, momentum 0.9, wd 5e-4, DSA
-
-    def experts(self, dataset: str, arch: str) -> list[ExpertSpec]:
-        return [trajectory_spec(self.params, dataset, arch)]
-
+class NSD(specs.NSD, IterativeMethod):
     def init(self, ctx: DistillContext) -> NSDState:
         p: NSDParams = self.params
         spec = ctx.dataset.spec

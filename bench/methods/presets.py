@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from bench.yamlio import load_yaml
 
 if TYPE_CHECKING:
-    from bench.methods.base import Method, Params
+    from bench.methods.specs import MethodSpec, Params
 
 PRESET_DIR = Path(__file__).parent / "presets"
 
@@ -51,6 +51,6 @@ def preset_files(names: str | tuple[str, ...] | None) -> str:
     return " + ".join(f"presets/{n}.yaml" for n in ((names,) if isinstance(names, str) else names or ()))
 
 
-def resolve_params(cls: type[Method], dataset: str, ipc: int, user: dict[str, Any]) -> Params:
+def resolve_params(cls: type[MethodSpec], dataset: str, ipc: int, user: dict[str, Any]) -> Params:
     """Params defaults <- preset for (dataset, IPC) <- the suite's params; raises pydantic's ValidationError."""
     return cls.Params.model_validate({**preset_params(cls.presets, dataset, ipc), **user})

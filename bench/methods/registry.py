@@ -1,4 +1,8 @@
-"""Method registry: built-in methods, plugins by dotted path, and `bench.methods` entry points."""
+"""Method registry: built-in methods, plugins by dotted path, and `bench.methods` entry points.
+
+Built-in methods are registered by their specs (`bench.methods.specs`, no torch); a plugin by its
+one class, which holds its maths too.
+"""
 
 from __future__ import annotations
 
@@ -6,10 +10,10 @@ import importlib
 from functools import cache
 from importlib.metadata import entry_points
 
-from bench.methods.base import Method
+from bench.methods.specs import BUILTIN, MethodSpec
 from bench.names import did_you_mean
 
-METHODS: dict[str, type[Method]] = {}
+METHODS: dict[str, type[MethodSpec]] = {}
 ORIGIN: dict[str, str] = {}  # method name -> "built-in" or where the plugin came from
 
 
@@ -22,7 +26,7 @@ class PluginError(ImportError):
     """A plugin that cannot be imported or is not a Method; the message says what to fix."""
 
 
-def register(cls: type[Method], origin: str = "built-in") -> type[Method]:
+def register(cls: type[MethodSpec], origin: str = "built-in") -> type[MethodSpec]:
     """Class decorator that makes a method available to suites by its `name`."""
     if cls.name in METHODS and METHODS[cls.name] is not cls:
         raise PluginError(f"method name '{cls.name}' is registered twice ({ORIGIN[cls.name]}: "
@@ -32,7 +36,7 @@ def register(cls: type[Method], origin: str = "built-in") -> type[Method]:
     return cls
 
 
-def load_entry(path: str, origin: str | None = None) -> type[Method]:
+def load_entry(path: str, origin: str | None = None) -> type[MethodSpec]:
     """Import `package.module:Class`, check it is a Method, register it, return it."""
     module_name, _, attr = path.partition(":")
     if not module_name or not attr:
@@ -42,6 +46,7 @@ def load_entry(path: str, origin: str | None = None) -> type[Method]:
     except (ImportError, AttributeError) as exc:
         raise PluginError(f"cannot load method plugin '{path}': {exc}. Install the package that holds it "
                           f"(`pip install -e DIR`) or put it on PYTHONPATH (also in SLURM jobs).") from None
+    from bench.methods.base import Method  # a plugin brings torch with it anyway
     if not (isinstance(obj, type) and issubclass(obj, Method)):
         raise PluginError(f"'{path}' is not a subclass of bench.methods.Method.")
     return register(obj, origin or f"plugin {path}")
@@ -54,9 +59,23 @@ def load_entry_points() -> None:
         load_entry(ep.value, origin=f"entry point of {ep.dist.name if ep.dist else ep.name}")
 
 
-def get_method(name: str) -> type[Method]:
+def get_method(name: str) -> type[MethodSpec]:
+    """The spec of the method called `name`: a built-in one, else an installed plugin's."""
+    if name in METHODS:
+        return METHODS[name]
     load_entry_points()
     if name in METHODS:
         return METHODS[name]
     raise UnknownMethod(f"unknown method '{name}'.{did_you_mean(name, METHODS)} "
                         f"Known methods: {', '.join(sorted(METHODS))}.")
+
+
+def load_builtin_maths() -> None:
+    """Import every built-in method's maths, which registers the synthetic-set formats and expert
+    builders they define: what a process that runs tasks needs before it reads any artifact."""
+    for spec in BUILTIN:
+        spec.implementation()
+
+
+for _spec in BUILTIN:
+    register(_spec)

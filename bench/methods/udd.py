@@ -37,83 +37,21 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from pydantic import Field, field_validator, model_validator
 
-from bench.augment import FAMILIES, siamese_generator
-from bench.methods.base import DistillContext, Params, SyntheticSet, class_labels, sample_per_class
-from bench.methods.gradmatch import Metric, class_gradient, match_distance
+from bench.augment import siamese_generator
+from bench.methods import specs
+from bench.methods.base import DistillContext, SyntheticSet, class_labels, sample_per_class
+from bench.methods.gradmatch import class_gradient, match_distance
 from bench.methods.idm import QuadrantSet, expand, packed_real_init
 from bench.methods.loop import IterativeMethod, LoopState
-from bench.methods.registry import register
+from bench.methods.specs import Jitter, UDDParams
 from bench.train import idc_dsa, seeded, train_epoch
 
-Policy = Literal["activation", "gradient", "jitter", "voting"]
-Jitter = Literal["gaussian", "salt_pepper", "uniform"]
 Box = tuple[int, int, int, int]  # top, left, height, width
-
-
-class UDDParams(Params):
-    """Defaults: UDD Appendix A where it gives a value, IDC's `misc/reproduce.py` for the base it
-    inherits, else our choice (marked 'ours')."""
-
-    iterations: int = Field(default=2000, ge=0)  # outer iterations, one fresh network each (UDD App. A)
-    inner_loop: int = Field(default=100, ge=1)  # IDC: matching steps per network
-    lr_img: float = 5e-3  # UDD App. A (IDC's CIFAR/SVHN value), in pixel units [0, 1]
-    lr_img_ipc_scale: bool = True  # IDC tune_lr_img: lr_img x IPC/10
-    lr_img_decay_at: list[float] = [0.6, 0.8, 0.9]  # UDD: halved at 1200, 1600, 1800 of 2000 iterations
-    lr_img_decay_factor: float = 0.5
-    momentum_img: float = 0.5  # IDC mom_img
-    factor: Literal[1, 2] = 2  # IDC multi-formation (2 in every IDC command for these data sets)
-    metric: Metric = "mse"  # UDD Eq. 9 (IDC: mse for CIFAR/SVHN, l1 for MNIST/Fashion)
-    batch_real: int = Field(default=64, ge=1)  # IDC
-    batch_syn_max: int = Field(default=128, ge=1)  # IDC: synthetic training images per matching step
-    n_data: int = Field(default=500, ge=1)  # IDC: real images the network trains on per inner step
-    net_batch: int = Field(default=64, ge=1)  # IDC --batch_size
-    lr_net: float = 0.01  # IDC: SGD momentum 0.9, weight decay 5e-4
-    match_augment: str = "color_crop_cutout"  # IDC --aug_type (siamese, IDC's DiffAug)
-    net_augment: str = "color_crop"  # IDC: aug_type less cutout when the net update uses CutMix
-    net_cutmix_prob: float = Field(default=0.5, ge=0, le=1)  # IDC mix_p for CIFAR/SVHN/MNIST/Fashion
-    net_cutmix_beta: float = Field(default=1.0, gt=0)
-    # Underutilised regions (UDD Sec. 2.2-2.4, App. A: N = 12, M = 2, P = 8; main results use jitter).
-    policy: Policy = "jitter"
-    region_scales: list[float] = [1 / 3, 1 / 2, 2 / 3]  # N = 4 x len (App. B Table 5 varies it)
-    num_regions: int = Field(default=8, ge=0)  # P: lowest-scoring regions added per image; 0 = IDC
-    num_jitters: int = Field(default=2, ge=1)  # M
-    jitter: Jitter = "gaussian"  # UDD's default jitter function (Table 3 compares the three)
-    # ours: gaussian std, uniform with the same std (half-width sqrt(3) x), salt-and-pepper pixel fraction,
-    # all in pixel units [0, 1]; the paper gives no strength.
-    jitter_strength: float = Field(default=0.1, gt=0)
-    # ours: the response map is the input of this (0-based) convolution, i.e. the activated output of
-    # the block before it (ConvNet: layer 1 = block 1 after pooling, 16x16 for 32 px images).
-    response_layer: int = Field(default=1, ge=1)
-    # Category-wise feature contrastive loss (Sec. 2.5, App. A: tau 0.7, alpha 0.5; weight 1 by Eq. 10).
-    cfc: bool = True
-    cfc_weight: float = 1.0
-    tau: float = Field(default=0.7, gt=0)
-    centre_momentum: float = Field(default=0.5, ge=0, le=1)  # alpha of Eq. 8
-
-    @field_validator("match_augment", "net_augment")
-    @classmethod
-    def _known_ops(cls, value: str) -> str:
-        unknown = [op for op in value.split("_") if op not in FAMILIES]
-        if unknown and value != "none":
-            raise ValueError(f"unknown DSA ops {unknown}; use '_'-joined ops from {FAMILIES} or 'none'")
-        return value
-
-    @model_validator(mode="after")
-    def _consistent(self) -> UDDParams:
-        for key in ("region_scales", "lr_img_decay_at"):
-            if not all(0 < f <= 1 for f in getattr(self, key)):
-                raise ValueError(f"{key} holds fractions in (0, 1], got {getattr(self, key)}")
-        if self.num_regions > 4 * len(self.region_scales):
-            raise ValueError(f"num_regions {self.num_regions} exceeds the {4 * len(self.region_scales)} "
-                             f"candidate regions of region_scales {self.region_scales}")
-        return self
 
 
 def candidate_boxes(height: int, width: int, scales: list[float]) -> list[Box]:
@@ -284,16 +222,7 @@ class UDDState(LoopState):
         self.centres.load(saved["centres"], self.ctx.device)
 
 
-@register
-class UDD(IterativeMethod):
-    name = "udd"
-    group = "distillation"
-    description = ("Mining underutilised regions (activation/gradient/jitter policies) and a class-wise "
-                   "feature contrastive loss on IDC gradient matching (Wang et al. 2024).")
-    Params = UDDParams
-    presets = "udd"
-    eval_preset = "idc"
-
+class UDD(specs.UDD, IterativeMethod):
     def init(self, ctx: DistillContext) -> UDDState:
         p: UDDParams = self.params
         g = ctx.generator()

@@ -1,0 +1,504 @@
+"""Every built-in method as suites, the planner and the report know it, without its maths.
+
+A method has two halves. Its *spec* (here) is what can be said about it before anything runs: its
+name and description, its typed parameters and their published presets, the evaluation protocol of
+its paper, its report group, its version, the cached expert stages it needs and the cells it
+refuses. Its *maths* (`bench/methods/<module>.py`, which subclass these specs) is the torch code that
+distills. Specs import no torch, so `bench validate` and `bench run --dry-run` check and plan a suite
+in a fraction of a second; the maths are imported when a task runs (`MethodSpec.implementation`).
+
+A plugin is one class that is both (it subclasses `bench.methods.Method`, itself a `MethodSpec`).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import ClassVar, Literal
+
+from pydantic import (BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt, field_validator,
+                      model_validator)
+
+from bench.experts import ExpertSpec
+from bench.recipes import FAMILIES
+
+
+class Params(BaseModel):
+    """Base for a method's parameters: typed, strict (no '1e-3' strings), unknown keys rejected."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class MethodSpec:
+    """What a method is, apart from its maths. Subclasses set `name`, `description` and `Params`.
+
+    Bump `version` whenever a change alters the artifacts a method produces: it is part of the
+    content hash, so stored artifacts of the old algorithm are not mistaken for the new one's.
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    version: ClassVar[int] = 1
+    uses_network: ClassVar[bool] = True
+    Params: ClassVar[type[Params]] = Params
+    # bench/methods/presets/<presets>.yaml: published settings (several files merge in order, last wins)
+    presets: ClassVar[str | tuple[str, ...] | None] = None
+    eval_preset: ClassVar[str] = "standard"  # the evaluation protocol its paper uses (bench.recipes.PRESETS)
+    group: ClassVar[str] = "plugin"  # its rows in a report: "coreset", "distillation", or "plugin" (yours)
+    maths: ClassVar[str | None] = None  # "module:Class" of a spec's implementation, where it is kept apart
+
+    def __init__(self, params: Params):
+        self.params = params
+
+    @classmethod
+    def check_cell(cls, dataset: str, ipc: int, params: Params) -> str | None:
+        """Why this method cannot run a (data set, IPC) cell, or None. Refused cells are left out of
+        the plan and listed with their reason, instead of failing at run time."""
+        return None
+
+    def experts(self, dataset: str, arch: str) -> list[ExpertSpec]:
+        """Cached stages this method needs for `dataset`, distilling with `arch` (none by default)."""
+        return []
+
+    @classmethod
+    def implementation(cls) -> type:
+        """The class that distills: this one where it has the maths (a plugin), else the one `maths` names."""
+        if hasattr(cls, "distill"):
+            return cls
+        module, _, name = cls.maths.partition(":")
+        return getattr(importlib.import_module(module), name)
+
+
+# --------------------------------------------------------------------------------------- coresets
+
+FEATURE_NET = "feature_net"
+
+
+class CoresetParams(Params):
+    """The feature network's training recipe (shared by the three methods, so keep them equal)."""
+
+    feature_epochs: int = 40
+    feature_lr: float = 0.01
+    feature_momentum: float = 0.9
+    feature_weight_decay: float = 5e-4
+    feature_batch_size: int = 256
+    feature_seed: int = 0
+
+
+class Random(MethodSpec):
+    name = "random"
+    group = "coreset"
+    description = "Random real images per class (coreset baseline)."
+    uses_network = False
+    maths = "bench.methods.random:Random"
+
+
+class Coreset(MethodSpec):
+    """Per class, select `ipc` real training images using the shared feature network."""
+
+    group = "coreset"
+    Params = CoresetParams
+
+    def experts(self, dataset: str, arch: str) -> list[ExpertSpec]:
+        p: CoresetParams = self.params
+        return [ExpertSpec(FEATURE_NET, dataset, arch, {
+            "epochs": p.feature_epochs, "lr": p.feature_lr, "momentum": p.feature_momentum,
+            "weight_decay": p.feature_weight_decay, "batch_size": p.feature_batch_size, "seed": p.feature_seed})]
+
+
+class Herding(Coreset):
+    name = "herding"
+    description = "Herding coreset: real images whose running mean feature tracks the class mean."
+    maths = "bench.methods.coresets:Herding"
+
+
+class KCenter(Coreset):
+    name = "kcenter"
+    description = "K-Center coreset: greedy farthest-point real images per class (Sener & Savarese 2018)."
+    maths = "bench.methods.coresets:KCenter"
+
+
+class Forgetting(Coreset):
+    name = "forgetting"
+    description = "Forgetting coreset: the real images forgotten most often while training (Toneva et al. 2019)."
+    maths = "bench.methods.coresets:Forgetting"
+
+
+# ------------------------------------------------------------------------ gradient matching (DC, DSA)
+
+Metric = Literal["ours", "mse", "cos"]
+
+
+class DCParams(Params):
+    iterations: int = 1000
+    lr_img: float = 0.1
+    momentum_img: float = 0.5
+    lr_net: float = 0.01
+    batch_real: int = 256
+    batch_train: int = 256
+    outer_loop: int | None = Field(default=None, ge=1)  # None: the reference get_loops table by IPC (`loops`)
+    inner_loop: int | None = Field(default=None, ge=0)
+    init: Literal["real", "noise"] = "noise"
+    dis_metric: Metric = "ours"
+
+
+class DSAMethodParams(DCParams):
+    init: Literal["real", "noise"] = "real"  # the DSA README runs use --init real
+
+
+class GradientMatching(MethodSpec):
+    presets = "dc"
+    group = "distillation"
+
+
+class DC(GradientMatching):
+    name = "dc"
+    description = "Dataset Condensation: match real and synthetic training gradients (Zhao et al. 2021)."
+    Params = DCParams
+    eval_preset = "dc"
+    maths = "bench.methods.gradmatch:DC"
+
+
+class DSA(GradientMatching):
+    name = "dsa"
+    description = "Gradient matching with Differentiable Siamese Augmentation (Zhao & Bilen 2021)."
+    Params = DSAMethodParams
+    maths = "bench.methods.gradmatch:DSA"
+
+
+# ------------------------------------------------------------------------ distribution matching (DM, IDM)
+
+class DMParams(Params):
+    iterations: int = 20000
+    lr_img: float = 1.0
+    momentum: float = 0.5
+    batch_real: int = 256
+    init: Literal["real", "noise"] = "real"
+    dsa: bool = True
+
+
+class DM(MethodSpec):
+    name = "dm"
+    group = "distillation"
+    description = "Distribution Matching: match mean embeddings of random networks (Zhao & Bilen 2023)."
+    Params = DMParams
+    maths = "bench.methods.dm:DM"
+
+
+class IDMParams(Params):
+    """Defaults are the published commands' values (uitrbn/IDM command.txt) where every command
+    sets a flag, else the code defaults of IDM_cifar10.py."""
+
+    iterations: int = 20000
+    lr_img: float = 0.2  # --lr_img 0.2 in every command (code default 1.0)
+    momentum: float = 0.5
+    batch_real: int = 256
+    init: Literal["real", "noise"] = "real"
+    dsa: bool = True
+    aug: bool = True  # partition and expansion; --aug in every command
+    ce_weight: float = 0.5  # --syn_ce --ce_weight 0.5 (0.1 / 0.8 / 3 in some commands; see the preset)
+    net_num: int = 100  # queue capacity
+    net_generate_interval: int = 30
+    train_net_num: int = 1  # nets matched per iteration; --train_net_num 1 in every command (code default 2)
+    fetch_net_num: int = 2  # queue nets trained per iteration
+    model_train_steps: int = 10
+    trained_bs: int = 256
+    lr_net: float = 0.01  # --net_decay: SGD(lr_net, momentum 0.9, weight decay 5e-4)
+    # The reference resets every net's accuracy meter at each evaluation point (--eval_interval),
+    # which zeroes the CE weight of nets not trained since; 0 never resets.
+    acc_reset_interval: int = 100
+
+
+class IDM(MethodSpec):
+    name = "idm"
+    group = "distillation"
+    description = "Improved Distribution Matching: quadrant expansion, trained net queue, CE (Zhao et al. 2023)."
+    Params = IDMParams
+    presets = "idm"
+    maths = "bench.methods.idm:IDM"
+
+
+# ------------------------------------------------------------------------ IID (on DM and IDM)
+
+BANK = "pretrained_bank"
+
+
+class IIDTerms(Params):
+    """The switches, weights and bank recipe IID adds to its base method's parameters.
+
+    Defaults and why:
+    * lambda_cc 0.05, lambda_cm 0.01: the paper's IPC 1/10 values (the presets set IPC 50's 0.003 / 0.01).
+    * cc_exp False, cc_beta 0: the reference code's linear form (it dropped the paper's exp, citing equal
+      results). cc_alpha None means 1 for the linear form and 0.02 for the exp form, the scale of the
+      reference's commented-out exp variant; the paper gives no alpha. Paper Table 5: beta <= 0.7 is best.
+    * bank_arch ResNet18, trained with the reference `pre_model.py` recipe (SGD lr 0.01, momentum 0.9,
+      weight decay 5e-4, batch 256, no augmentation, constant lr) for 30 epochs (paper Sec. 4.1; the
+      code trains 40). bank_size 5: the paper names one pretrained ResNet18, the code draws one of
+      1000 every iteration; 5 keeps the per-iteration draw at 0.5% of the code's pretraining cost.
+    """
+
+    cc: bool = True
+    cm: bool = True
+    lambda_cc: float = 0.05
+    lambda_cm: float = 0.01
+    cc_exp: bool = False
+    cc_alpha: float | None = None
+    cc_beta: float = 0.0
+    bank_arch: str = "ResNet18"
+    bank_size: int = 5
+    bank_epochs: int = 30
+    bank_lr: float = 0.01
+    bank_momentum: float = 0.9
+    bank_weight_decay: float = 5e-4
+    bank_batch_size: int = 256
+    bank_seed: int = 0
+
+    @property
+    def alpha(self) -> float:
+        if self.cc_alpha is not None:
+            return self.cc_alpha
+        return 0.02 if self.cc_exp else 1.0
+
+
+class IIDDMParams(IIDTerms, DMParams):
+    """DM's parameters (reference defaults: 20000 iterations, lr_img 1, batch_real 256) plus IID's."""
+
+
+class IIDIDMParams(IIDTerms, IDMParams):
+    """IDM's parameters (the published IDM commands; IID's README runs IDM+IID with the same flags,
+    lr_img 0.2) plus IID's. The paper's "learning rate of 1" is DM's; IDM keeps its 0.2."""
+
+
+class IID(MethodSpec):
+    """What `iid-dm` and `iid-idm` declare beyond their base method (listed first in their bases): the
+    bank expert and the cells refused."""
+
+    @classmethod
+    def check_cell(cls, dataset: str, ipc: int, params: Params) -> str | None:
+        samples = ipc * cls.samples_per_stored(params)
+        if samples > 1:
+            return None
+        return (f"{cls.name} cannot run at IPC {ipc} on {dataset}: class centralization and covariance "
+                f"matching compare the synthetic samples of a class with each other, so they need more than "
+                f"one per class (the IID paper reports no DM+IID result at IPC 1 for this reason). Use "
+                f"iid-idm, whose partition and expansion gives 4 samples per class at IPC 1.")
+
+    @classmethod
+    def samples_per_stored(cls, params: Params) -> int:
+        """Synthetic training samples per class that one stored image gives."""
+        return 1
+
+    def experts(self, dataset: str, arch: str) -> list[ExpertSpec]:
+        p: IIDTerms = self.params
+        if not p.cc:
+            return []
+        return [ExpertSpec(BANK, dataset, p.bank_arch, {
+            "size": p.bank_size, "epochs": p.bank_epochs, "lr": p.bank_lr, "momentum": p.bank_momentum,
+            "weight_decay": p.bank_weight_decay, "batch_size": p.bank_batch_size, "seed": p.bank_seed})]
+
+
+class IIDDM(IID, DM):
+    name = "iid-dm"
+    description = ("IID on DM: + class centralization on a pretrained ResNet18 bank and local-feature covariance "
+                   "matching (Deng et al. 2024); lambdas from the paper (0.05/0.01, IPC 50: 0.003/0.01). "
+                   "Refused at IPC 1.")
+    Params = IIDDMParams
+    presets = "iid"
+    maths = "bench.methods.iid:IIDDM"
+
+
+class IIDIDM(IID, IDM):
+    name = "iid-idm"
+    description = ("IID on IDM: + class centralization on a pretrained ResNet18 bank and local-feature covariance "
+                   "matching (Deng et al. 2024); paper lambdas 0.05/0.01 (IPC 50: 0.003/0.01), the reference "
+                   "IDM code's are 0.01/0.03 (set lambda_cc/lambda_cm).")
+    Params = IIDIDMParams
+    presets = ("iid", "idm")  # IID's keys from iid.yaml; IDM's own settings from idm.yaml, which wins on shared keys
+    maths = "bench.methods.iid:IIDIDM"
+
+    @classmethod
+    def samples_per_stored(cls, params: Params) -> int:
+        return 4 if params.aug else 1  # partition and expansion
+
+
+# ------------------------------------------------------------------------ trajectory matching (MTT, NSD)
+
+class TrajectoryParams(Params):
+    """The expert stage's settings (buffer.py defaults), shared by MTT-family methods.
+
+    `zca` is a data option: when true the harness whitens the data, and the experts are built on
+    the whitened data (a separate cached stage).
+    """
+
+    num_experts: PositiveInt = 100
+    expert_train_epochs: PositiveInt = 50
+    expert_lr: PositiveFloat = 0.01
+    expert_batch: PositiveInt = 256
+    expert_dsa: bool = True
+    expert_seed: int = 0
+    zca: bool = False
+
+
+def trajectory_spec(p: TrajectoryParams, dataset: str, arch: str) -> ExpertSpec:
+    """The one expert stage every MTT-family cell with these settings shares."""
+    return ExpertSpec("trajectories", dataset, arch,
+                      {"num_experts": p.num_experts, "train_epochs": p.expert_train_epochs,
+                       "lr_teacher": p.expert_lr, "batch_train": p.expert_batch, "dsa": p.expert_dsa,
+                       "seed": p.expert_seed},
+                      zca=p.zca)
+
+
+class MTTParams(TrajectoryParams):
+    """Defaults are distill.py's argparse defaults (pix_init 'real' in the current version)."""
+
+    iterations: int = 5000
+    syn_steps: PositiveInt = 20
+    expert_epochs: PositiveInt = 3
+    max_start_epoch: PositiveInt = 25
+    lr_img: float = 1000.0
+    lr_lr: float = 1e-5
+    lr_teacher: PositiveFloat = 0.01  # the initial synthetic lr alpha, not the experts' lr
+    momentum: float = 0.5
+    batch_syn: PositiveInt | None = None  # None: the whole synthetic set in every step
+    init: Literal["real", "noise"] = "real"
+    dsa: bool = True
+
+
+class MTT(MethodSpec):
+    name = "mtt"
+    group = "distillation"
+    description = "Matching Training Trajectories: unrolled student steps match expert epochs (Cazenavette 2022)."
+    Params = MTTParams
+    presets = "mtt"
+    eval_preset = "mtt"  # distill.py evaluates with the learned synthetic lr
+    maths = "bench.methods.mtt:MTT"
+
+    def experts(self, dataset: str, arch: str) -> list[ExpertSpec]:
+        return [trajectory_spec(self.params, dataset, arch)]
+
+
+Decomposition = Literal["learned", "dct", "ldct", "svd", "lsvd", "dwt", "none"]
+
+
+class NSDParams(TrajectoryParams):
+    """Paper values where it gives them (Sec. 4.1: 10k iterations, SGD momentum 0.9, t2/t3/t4),
+    MTT's distill.py defaults for the trajectory settings, and documented choices elsewhere (module
+    docstring). Size overrides (`n_tensors`, `n_kernels`, `rank`, `spatial`) default to the automatic
+    Eq. 3 sizing."""
+
+    decomposition: Decomposition = "learned"
+    n_tensors: PositiveInt | None = None  # N_T per class; learned only
+    n_kernels: PositiveInt | None = None  # N_K; learned only
+    rank: PositiveInt | None = None  # t1
+    batch_ratio: PositiveInt = 2  # u1 = batch_ratio * t1 where the batch kernel is stored
+    spatial: PositiveInt | None = None  # t3 = t4
+    share_kernels: bool = True
+    band_drop: float = Field(0.5, ge=0.0, lt=1.0)  # dwt only
+    gamma: float = Field(1.0, ge=0.0)  # weight of the real-guided loss; 0 switches it off
+    guide_batch: PositiveInt = 256
+    iterations: NonNegativeInt = 10000
+    syn_steps: PositiveInt = 20
+    expert_epochs: PositiveInt = 3
+    max_start_epoch: PositiveInt = 25
+    lr_tensor: PositiveFloat = 10000.0  # 10 x MTT's lr_img (random init; see the presets)
+    lr_kernel: PositiveFloat = 3.0  # about lr_tensor / 3000 (see the presets)
+    real_init_lr_scale: PositiveFloat = 0.02  # both lrs' factor for the variants that start from real images
+    lr_lr: float = 1e-5
+    lr_teacher: PositiveFloat = 0.01  # the initial synthetic lr alpha
+    momentum: float = 0.9
+    batch_syn: PositiveInt | None = None  # None: IPC x classes decoded images per step (all when fewer)
+    dsa: bool = True
+
+
+class NSD(MethodSpec):
+    name = "nsd"
+    group = "distillation"
+    description = ("Neural Spectral Decomposition: spectrum tensors x separable kernels within Eq. 3's budget, "
+                   "MTT + real-guided loss (Yang et al. 2024); choices the paper leaves open are documented "
+                   "in bench/methods/nsd.py")
+    Params = NSDParams
+    presets = "nsd"
+    eval_preset = "standard"  # Sec. 4.1: lr 0.01, 1000 epochs, batch 256, momentum 0.9, wd 5e-4, DSA
+    maths = "bench.methods.nsd:NSD"
+
+    def experts(self, dataset: str, arch: str) -> list[ExpertSpec]:
+        return [trajectory_spec(self.params, dataset, arch)]
+
+
+# ------------------------------------------------------------------------ UDD (on IDC)
+
+Policy = Literal["activation", "gradient", "jitter", "voting"]
+Jitter = Literal["gaussian", "salt_pepper", "uniform"]
+
+
+class UDDParams(Params):
+    """Defaults: UDD Appendix A where it gives a value, IDC's `misc/reproduce.py` for the base it
+    inherits, else our choice (marked 'ours')."""
+
+    iterations: int = Field(default=2000, ge=0)  # outer iterations, one fresh network each (UDD App. A)
+    inner_loop: int = Field(default=100, ge=1)  # IDC: matching steps per network
+    lr_img: float = 5e-3  # UDD App. A (IDC's CIFAR/SVHN value), in pixel units [0, 1]
+    lr_img_ipc_scale: bool = True  # IDC tune_lr_img: lr_img x IPC/10
+    lr_img_decay_at: list[float] = [0.6, 0.8, 0.9]  # UDD: halved at 1200, 1600, 1800 of 2000 iterations
+    lr_img_decay_factor: float = 0.5
+    momentum_img: float = 0.5  # IDC mom_img
+    factor: Literal[1, 2] = 2  # IDC multi-formation (2 in every IDC command for these data sets)
+    metric: Metric = "mse"  # UDD Eq. 9 (IDC: mse for CIFAR/SVHN, l1 for MNIST/Fashion)
+    batch_real: int = Field(default=64, ge=1)  # IDC
+    batch_syn_max: int = Field(default=128, ge=1)  # IDC: synthetic training images per matching step
+    n_data: int = Field(default=500, ge=1)  # IDC: real images the network trains on per inner step
+    net_batch: int = Field(default=64, ge=1)  # IDC --batch_size
+    lr_net: float = 0.01  # IDC: SGD momentum 0.9, weight decay 5e-4
+    match_augment: str = "color_crop_cutout"  # IDC --aug_type (siamese, IDC's DiffAug)
+    net_augment: str = "color_crop"  # IDC: aug_type less cutout when the net update uses CutMix
+    net_cutmix_prob: float = Field(default=0.5, ge=0, le=1)  # IDC mix_p for CIFAR/SVHN/MNIST/Fashion
+    net_cutmix_beta: float = Field(default=1.0, gt=0)
+    # Underutilised regions (UDD Sec. 2.2-2.4, App. A: N = 12, M = 2, P = 8; main results use jitter).
+    policy: Policy = "jitter"
+    region_scales: list[float] = [1 / 3, 1 / 2, 2 / 3]  # N = 4 x len (App. B Table 5 varies it)
+    num_regions: int = Field(default=8, ge=0)  # P: lowest-scoring regions added per image; 0 = IDC
+    num_jitters: int = Field(default=2, ge=1)  # M
+    jitter: Jitter = "gaussian"  # UDD's default jitter function (Table 3 compares the three)
+    # ours: gaussian std, uniform with the same std (half-width sqrt(3) x), salt-and-pepper pixel fraction,
+    # all in pixel units [0, 1]; the paper gives no strength.
+    jitter_strength: float = Field(default=0.1, gt=0)
+    # ours: the response map is the input of this (0-based) convolution, i.e. the activated output of
+    # the block before it (ConvNet: layer 1 = block 1 after pooling, 16x16 for 32 px images).
+    response_layer: int = Field(default=1, ge=1)
+    # Category-wise feature contrastive loss (Sec. 2.5, App. A: tau 0.7, alpha 0.5; weight 1 by Eq. 10).
+    cfc: bool = True
+    cfc_weight: float = 1.0
+    tau: float = Field(default=0.7, gt=0)
+    centre_momentum: float = Field(default=0.5, ge=0, le=1)  # alpha of Eq. 8
+
+    @field_validator("match_augment", "net_augment")
+    @classmethod
+    def _known_ops(cls, value: str) -> str:
+        unknown = [op for op in value.split("_") if op not in FAMILIES]
+        if unknown and value != "none":
+            raise ValueError(f"unknown DSA ops {unknown}; use '_'-joined ops from {FAMILIES} or 'none'")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> UDDParams:
+        for key in ("region_scales", "lr_img_decay_at"):
+            if not all(0 < f <= 1 for f in getattr(self, key)):
+                raise ValueError(f"{key} holds fractions in (0, 1], got {getattr(self, key)}")
+        if self.num_regions > 4 * len(self.region_scales):
+            raise ValueError(f"num_regions {self.num_regions} exceeds the {4 * len(self.region_scales)} "
+                             f"candidate regions of region_scales {self.region_scales}")
+        return self
+
+
+class UDD(MethodSpec):
+    name = "udd"
+    group = "distillation"
+    description = ("Mining underutilised regions (activation/gradient/jitter policies) and a class-wise "
+                   "feature contrastive loss on IDC gradient matching (Wang et al. 2024).")
+    Params = UDDParams
+    presets = "udd"
+    eval_preset = "idc"
+    maths = "bench.methods.udd:UDD"
+
+
+BUILTIN: tuple[type[MethodSpec], ...] = (Random, Herding, KCenter, Forgetting, DC, DSA, DM, IDM, IIDDM, IIDIDM, MTT,
+                                         NSD, UDD)
