@@ -16,10 +16,12 @@ path, with `<name>.reason.txt` beside it, and a warning names it: its task then 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import multiprocessing
 import os
+import re
 import socket
 import sys
 import uuid
@@ -51,35 +53,44 @@ def atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None
         tmp.unlink(missing_ok=True)
 
 
+RECOMPUTED = "its task counts as not done, and `bench run` recomputes it"
+RESTARTED = "the distillation it belongs to starts from scratch"
+
+
 @dataclass(frozen=True)
 class Quarantined:
-    """A damaged file, moved from `path` to `moved_to` (with `<name>.reason.txt` beside it)."""
+    """A damaged file, moved from `path` to `moved_to` (with `<name>.reason.txt` beside it; None where the store
+    is read-only to this process), and what follows."""
 
     path: Path
-    moved_to: Path
+    moved_to: Path | None
     reason: str
+    then: str = RECOMPUTED
 
     def __str__(self) -> str:
-        return (f"{self.path} is damaged: {self.reason}. It was moved to {self.moved_to} (the reason is beside it); "
-                f"its task counts as not done, and `bench run` recomputes it.")
+        where = (f"It was moved to {self.moved_to} (the reason is beside it)" if self.moved_to else
+                 "It could not be moved to quarantine (the store is read-only here), so it is skipped")
+        return f"{self.path} is damaged: {self.reason}. {where}; {self.then}."
 
 
-def quarantine(root: Path, path: Path, reason: str) -> Quarantined | None:
+def quarantine(root: Path, path: Path, reason: str, then: str = RECOMPUTED) -> Quarantined:
     """Move the damaged `path` (under the store `root`) to root/quarantine/ under the same relative path and
-    write why and when beside it; None where another process moved it first."""
+    write why and when beside it (unless another process that found it damaged moved it first)."""
     relative = path.relative_to(root)
     moved_to = root / QUARANTINE / relative
-    moved_to.parent.mkdir(parents=True, exist_ok=True)
     try:
+        moved_to.parent.mkdir(parents=True, exist_ok=True)
         os.replace(path, moved_to)
     except FileNotFoundError:
-        return None
+        return Quarantined(path, moved_to, reason, then)
+    except OSError:
+        return Quarantined(path, None, reason, then)
     when = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    note = (f"{relative}: {reason}.\nQuarantined {when} by bench on {socket.gethostname()} (pid {os.getpid()}). "
-            f"Its task counts as not done: `bench run` recomputes it. Delete this file and the one beside it once "
-            f"you have looked.\n")
-    atomic_write(moved_to.with_name(f"{moved_to.name}.reason.txt"), lambda f: f.write(note.encode()))
-    return Quarantined(path, moved_to, reason)
+    note = (f"{relative}: {reason}.\nQuarantined {when} by bench on {socket.gethostname()} (pid {os.getpid()}): "
+            f"{then}. Delete this file and the one beside it once you have looked.\n")
+    with contextlib.suppress(OSError):  # a full disk: the warning still says why
+        atomic_write(moved_to.with_name(f"{moved_to.name}.reason.txt"), lambda f: f.write(note.encode()))
+    return Quarantined(path, moved_to, reason, then)
 
 
 # Records per read_fields worker below which a worker process costs more than it saves.
@@ -114,8 +125,7 @@ def _load_record(root: str, key: str, moved: list[Quarantined]) -> dict[str, Any
             raise DamagedFile(f"it holds the record of key '{raw['key']}', not that of its file name")
         return raw
     except DamagedFile as exc:
-        if q := quarantine(Path(root), Path(path), str(exc)):
-            moved.append(q)
+        moved.append(quarantine(Path(root), Path(path), str(exc)))
         return None
 
 
@@ -151,9 +161,9 @@ def _torch_load(data: bytes) -> Any:
             warnings.simplefilter("ignore")
             return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:  # on damaged bytes torch raises anything: EOFError, OSError, IndexError, ...
-        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else "no message"
-        raise DamagedFile(f"torch cannot load it, it was cut short or is not a torch file "
-                          f"({type(exc).__name__}: {first})") from None
+        said = re.split(r"(?<=\.)\s", str(exc).strip(), maxsplit=1)[0][:200] or "no message"
+        raise DamagedFile(f"torch cannot load it: it was cut short or is not a torch file "
+                          f"({type(exc).__name__}: {said})") from None
 
 
 def _artifact(data: bytes, key: str) -> tuple[dict[str, torch.Tensor], ArtifactMeta]:
@@ -195,9 +205,9 @@ class Store:
             self.quarantined.append(q)
             print(f"warning: {q}", file=sys.stderr, flush=True)
 
-    def _quarantine(self, path: Path, reason: str) -> Quarantined | None:
-        q = quarantine(self.root, path, reason)
-        self._moved([q] if q else [])
+    def _quarantine(self, path: Path, reason: str, then: str = RECOMPUTED) -> Quarantined:
+        q = quarantine(self.root, path, reason, then)
+        self._moved([q])
         return q
 
     def _record(self, key: str) -> dict[str, Any] | None:
@@ -256,8 +266,7 @@ class Store:
         try:
             loaded = _artifact(data, key)
         except DamagedFile as exc:
-            q = self._quarantine(path, str(exc))
-            raise DamagedFile(str(q) if q else f"{path} is damaged: {exc}. `bench run` recomputes it.") from None
+            raise DamagedFile(str(self._quarantine(path, str(exc)))) from None
         self._sound.add(key)
         return loaded
 
@@ -304,7 +313,7 @@ class Store:
                 if not isinstance(_torch_load(data), dict):
                     raise DamagedFile("it is not a checkpoint (a dict of the loop's state)")
             except DamagedFile as exc:
-                self._quarantine(path, f"{exc}; the distillation starts from scratch")
+                self._quarantine(path, str(exc), RESTARTED)
         return path
 
     def verify(self, keys: Iterable[str] | None = None) -> int:

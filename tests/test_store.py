@@ -247,3 +247,16 @@ def test_verify_checks_every_file_of_the_store_or_of_some_keys(tmp_path: Path) -
     fresh = Store(tmp_path)
     assert fresh.verify() == 5 and sorted(q.path.name for q in fresh.quarantined) == ["a1.pt", "r2.json"]
     assert Store(tmp_path).verify() == 3 and not Store(tmp_path).quarantined
+
+
+def test_a_damaged_file_in_a_store_read_only_here_is_skipped_with_a_warning(
+        tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = Store(tmp_path)
+    store.write_record(record("abc1", 1.5))
+    (tmp_path / "records" / "ab" / "abc1.json").write_bytes(b"")
+
+    def read_only(*args) -> None:
+        raise PermissionError(13, "Permission denied")
+    monkeypatch.setattr("bench.store.os.replace", read_only)
+    assert store.read_fields(["abc1"], ("accuracy",)) == [] and not store.has_record("abc1")
+    assert "could not be moved to quarantine (the store is read-only here), so it is skipped" in capsys.readouterr().err
