@@ -95,6 +95,19 @@ def trajectory_student(ctx: DistillContext, max_start_epoch: int, expert_epochs:
     return trajectories, g, flat_forward(net)
 
 
+class ExpertOrder:
+    """State mixin of the trajectory-matching methods: the queue of experts still to visit this round
+    (`next_segment`'s `order`, a field of the state), kept in the checkpoint as `extra`."""
+
+    order: list[int]
+
+    def extra(self) -> dict[str, torch.Tensor]:
+        return {"order": torch.tensor(self.order, dtype=torch.long)}
+
+    def load_extra(self, saved: dict[str, torch.Tensor]) -> None:
+        self.order = saved["order"].tolist()
+
+
 def next_segment(trajectories: torch.Tensor, order: list[int], max_start_epoch: int, expert_epochs: int,
                  generator: torch.Generator, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """The expert segment to match next, (start, target): every expert once per round in a fresh random
@@ -143,7 +156,7 @@ def trajectory_matching_loss(forward: Forward, start: torch.Tensor, target: torc
 
 
 @dataclass
-class MTTState(LoopState):
+class MTTState(ExpertOrder, LoopState):
     ctx: DistillContext
     trajectories: torch.Tensor
     forward: Forward
@@ -165,12 +178,6 @@ class MTTState(LoopState):
 
     def generators(self) -> dict[str, torch.Generator]:
         return {"g": self.g}
-
-    def extra(self) -> dict[str, torch.Tensor]:
-        return {"order": torch.tensor(self.order, dtype=torch.long)}
-
-    def load_extra(self, saved: dict[str, torch.Tensor]) -> None:
-        self.order = saved["order"].tolist()
 
 
 class MTT(specs.MTT, IterativeMethod):

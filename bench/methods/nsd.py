@@ -77,7 +77,7 @@ from bench.methods import specs
 from bench.methods.base import DistillContext, SyntheticSet, register_format
 from bench.methods.budget import storage_budget_values
 from bench.methods.loop import IterativeMethod, LoopState
-from bench.methods.mtt import Forward, matching_distance, next_segment, trajectory_student, unroll_student
+from bench.methods.mtt import ExpertOrder, Forward, matching_distance, next_segment, trajectory_student, unroll_student
 from bench.methods.specs import NSDParams
 
 Kind = Literal["stored", "fixed", "identity"]
@@ -438,7 +438,7 @@ def stored_set(layout: Layout, spectra: torch.Tensor, labels: torch.Tensor, kern
 
 
 @dataclass
-class NSDState(LoopState):
+class NSDState(ExpertOrder, LoopState):
     ctx: DistillContext
     layout: Layout
     trajectories: torch.Tensor
@@ -465,12 +465,6 @@ class NSDState(LoopState):
 
     def generators(self) -> dict[str, torch.Generator]:
         return {"g": self.g}
-
-    def extra(self) -> dict[str, torch.Tensor]:
-        return {"order": torch.tensor(self.order, dtype=torch.long)}
-
-    def load_extra(self, saved: dict[str, torch.Tensor]) -> None:
-        self.order = saved["order"].tolist()
 
 
 class NSD(specs.NSD, IterativeMethod):
