@@ -123,6 +123,7 @@ _ABSENT = {f.name: f.default for f in fields(Record) if f.default is not MISSING
 
 # A record file's text ends with `_CLOSE`; its checksum member replaces that ending: _SEAL + 64 hex + _SEAL_END.
 _CLOSE = "\n}"
+_CLOSE_BYTES = _CLOSE.encode()
 _SEAL, _SEAL_END = b',\n "checksum": "', b'"\n}'
 _SEALED_TAIL = len(_SEAL) + 64 + len(_SEAL_END)
 
@@ -174,18 +175,19 @@ def parse_json(data: str | bytes) -> Any:
 
 def _sealed(data: bytes) -> bool:
     """Whether a record file ends with a checksum member; `DamagedFile` where it does and it does not match."""
-    tail = data[-_SEALED_TAIL:]
-    if not (tail.startswith(_SEAL) and tail.endswith(_SEAL_END)):
+    if not (data.endswith(_SEAL_END) and data.startswith(_SEAL, len(data) - _SEALED_TAIL)):
         return False
-    text = data[:-_SEALED_TAIL] + _CLOSE.encode()
-    if hashlib.sha256(text).hexdigest().encode() != tail[len(_SEAL):-len(_SEAL_END)]:
+    digest = hashlib.sha256(data[:-_SEALED_TAIL])
+    digest.update(_CLOSE_BYTES)
+    if digest.hexdigest() != data[-64 - len(_SEAL_END):-len(_SEAL_END)].decode("ascii", "replace"):
         raise DamagedFile("its checksum does not match its content (the file was changed after it was written)")
     return True
 
 
-def load_record(data: str | bytes) -> dict[str, Any]:
-    """The fields of a record file, verified: its checksum where it has one (the text it covers was checked field by
-    field when written), else schema version, known and required fields and their JSON types."""
+def load_record(data: str | bytes, key: str | None = None) -> dict[str, Any]:
+    """The fields of a record file (of `key`, where given), verified: its checksum where it has one (the text it
+    covers was checked field by field when written), else schema version, known and required fields and their
+    JSON types."""
     data = data.encode() if isinstance(data, str) else data
     sealed = _sealed(data)
     raw = _checked(Record, parse_json(data), full=not sealed)
@@ -194,7 +196,24 @@ def load_record(data: str | bytes) -> dict[str, Any]:
     elif raw["schema_version"] >= CHECKSUMMED:
         raise DamagedFile(f"it has schema version {raw['schema_version']} but no checksum at its end (a record "
                           f"file of version {CHECKSUMMED} or later always ends with one)")
+    if key is not None and raw["key"] != key:
+        raise DamagedFile(_foreign(key))
     return raw
+
+
+def check_record(data: bytes, key: str) -> bool:
+    """True, or `DamagedFile` where `load_record(data, key)` would raise it (bar a newer schema version), without
+    parsing a checksummed file: the checksum shows the text is what was checked and written, and in that text
+    (sorted keys, one space of indent) the key is on a line of its own."""
+    if not _sealed(data):
+        load_record(data, key)
+    elif b'\n "key": %s,\n' % json.dumps(key).encode() not in data:
+        raise DamagedFile(_foreign(key))
+    return True
+
+
+def _foreign(key: str) -> str:
+    return f"it holds the record of another key than '{key}', the key in its file name"
 
 
 def field_reader(names: tuple[str, ...]) -> Callable[[dict[str, Any]], tuple]:

@@ -168,11 +168,15 @@ def test_a_damaged_record_is_quarantined_with_its_reason_and_counts_as_missing(
 
 
 def test_a_record_that_is_not_in_its_own_file_is_refused(tmp_path: Path) -> None:
+    """Whether it is checked without parsing (has_record) or parsed (read_fields)."""
     store = Store(tmp_path)
     store.write_record(record("abc1", 1.5))
-    (tmp_path / "records" / "ab" / "abc2.json").write_bytes((tmp_path / "records" / "ab" / "abc1.json").read_bytes())
-    assert not store.has_record("abc2") and store.has_record("abc1")
-    assert "holds the record of key 'abc1', not that of its file name" in store.quarantined[0].reason
+    folder = tmp_path / "records" / "ab"
+    for copy in ("abc2", "abc3"):
+        (folder / f"{copy}.json").write_bytes((folder / "abc1.json").read_bytes())
+    assert not store.has_record("abc2") and store.read_fields(["abc3"], ("key",)) == [] and store.has_record("abc1")
+    assert [q.reason for q in store.quarantined] == [
+        f"it holds the record of another key than '{k}', the key in its file name" for k in ("abc2", "abc3")]
 
 
 def test_a_written_record_ends_with_the_checksum_of_the_text_before_it(tmp_path: Path) -> None:
