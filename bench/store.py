@@ -1,7 +1,7 @@
 """The results store: one JSON record per evaluation run (and per whole-dataset run), one file per artifact,
 under one folder. What a record and an artifact's metadata hold is defined in `bench.records`.
 
-Every file is written to a temporary name in its final folder and renamed into place, so a reader
+Every file is written to a temporary name in its final folder and renamed into place (`bench.atomic`), so a reader
 (or a rerun after kill -9, a crash or a preempted job) sees either the whole file or nothing, on a
 local disk as on NFS/Lustre where many SLURM jobs write at once. Files are named by their task's
 content key, so two writers of the same task cannot create a duplicate: the last rename wins with
@@ -24,7 +24,6 @@ import os
 import re
 import socket
 import sys
-import uuid
 import warnings
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -34,27 +33,12 @@ from typing import Any, Callable, Iterable, TypeVar
 
 import torch
 
+from bench.atomic import atomic_write
 from bench.records import (CHECKSUMMED, ArtifactMeta, DamagedFile, Record, check_record, field_reader,
                            load_record)
 
 QUARANTINE = "quarantine"
 T = TypeVar("T")
-
-
-def atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None:
-    """Write `path` all at once: temp file in the same folder, fsync, rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 RECOMPUTED = "its task counts as not done, and `bench run` recomputes it"
 RESTARTED = "the distillation it belongs to starts from scratch"
 

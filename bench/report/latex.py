@@ -3,19 +3,49 @@
 from __future__ import annotations
 
 import re
+import unicodedata
+from functools import cache
 
 from bench.report.model import Cell, Report, Row, Table
 from bench.report.templating import latex_env
 
 _TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
-        "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "±": r"$\pm$", "–": "--", "—": "---",
-        "Δ": r"$\Delta$", "β": r"$\beta$", "’": "'", "†": r"\textdagger{}", "×": r"$\times$", "−": "-"}
+        "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "<": r"\textless{}", ">": r"\textgreater{}",
+        "|": r"\textbar{}", "\n": " ", "\r": " ", "\u00a0": "~", "±": r"$\pm$", "–": "--", "—": "---", "’": "'",
+        "†": r"\textdagger{}", "×": r"$\times$", "−": "-"}
+# Greek letters that LaTeX's math mode names (the others look like Latin capitals).
+_GREEK = frozenset("alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi pi rho sigma tau upsilon "
+                   "phi chi psi omega Gamma Delta Theta Lambda Xi Pi Sigma Upsilon Phi Psi Omega".split())
 WIDE = 8  # tables with more columns than this are scaled to the text width
 
 
 def tex(text: str) -> str:
-    """Escape LaTeX's special characters and spell the report's few non-ASCII symbols in ASCII LaTeX."""
-    return "".join(_TEX.get(ch, ch) for ch in str(text))
+    """Escape LaTeX's special characters and spell any other character so that pdflatex (T1, utf8) typesets it."""
+    return "".join(_TEX.get(ch) or (ch if _typeset(ch) else _unicode(ch)) for ch in str(text))
+
+
+def _typeset(ch: str) -> bool:
+    """Printable ASCII and Latin-1, which pdflatex typesets as they are with T1 and utf8 input."""
+    return " " <= ch <= "~" or "\u00a1" <= ch <= "\u00ff"
+
+
+@cache
+def _unicode(ch: str) -> str:
+    """A character pdflatex may have no glyph for: a control character as a space, a Greek letter as its math
+    symbol, a letter with marks LaTeX lacks as its plain letters (ő -> o, ﬁ -> fi), anything else as its code
+    point."""
+    if unicodedata.category(ch) == "Cc":
+        return " "
+    greek = re.fullmatch(r"GREEK (SMALL|CAPITAL) LETTER (\w+)", unicodedata.name(ch, ""))
+    if greek:
+        name = greek[2].replace("LAMDA", "LAMBDA")
+        name = name.lower() if greek[1] == "SMALL" else name.capitalize()
+        if name in _GREEK:
+            return f"$\\{name}$"
+    plain = "".join(c for c in unicodedata.normalize("NFKD", ch) if not unicodedata.combining(c))
+    if plain and all(map(_typeset, plain)):
+        return tex(plain)
+    return f"[U+{ord(ch):04X}]"
 
 
 def slug(key: str) -> str:

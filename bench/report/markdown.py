@@ -5,8 +5,12 @@ from __future__ import annotations
 from bench.report.model import Cell, Report, Row, Table
 
 
+# Text that GitHub would read as table syntax, a line break or raw HTML (an entity included), spelled literally.
+_MD = str.maketrans({"\\": "\\\\", "|": "\\|", "<": "&lt;", ">": "&gt;", "&": "&amp;", "\n": " ", "\r": " "})
+
+
 def _md(text: str) -> str:
-    return text.replace("|", "\\|")
+    return text.translate(_MD)
 
 
 def _cell(c: Cell) -> list[str]:
@@ -42,7 +46,7 @@ def render_markdown(report: Report, figure_paths: dict[str, str]) -> str:
     """`figure_paths`: figure key -> SVG file name relative to the Markdown file."""
     lines = [f"# {report.name}", ""]
     if report.description:
-        lines += [report.description, ""]
+        lines += [_md(report.description), ""]
     lines += [f"{report.complete} of {report.total} cells complete.", ""]
     for s in report.sections:
         lines += [f"## {s.title}", ""]
@@ -52,7 +56,7 @@ def render_markdown(report: Report, figure_paths: dict[str, str]) -> str:
             lines += [render_table(t)]
         for f in s.figures:
             lines += [f"![{f.title}]({figure_paths[f.key]})", "", f"*{f.caption}*", ""]
-    lines += ["## Notes", ""] + [f"- {n}" for n in report.notes]
+    lines += ["## Notes", ""] + [f"- {_md(n)}" for n in report.notes]  # they name the methods
     if report.citations:
         lines += ["", "## References", "", "```bibtex", *"\n\n".join(report.citations).splitlines(), "```"]
     return "\n".join(lines) + "\n"

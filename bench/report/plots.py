@@ -2,7 +2,8 @@
 
 matplotlib's pyplot keeps global state and picks a GUI backend; a bare `Figure` does neither, so rendering
 works the same in a SLURM job, a test and a laptop. SVG ids are salted with a constant and dates are left
-out, so the same numbers give the same bytes (golden files).
+out, so the same numbers give the same bytes (golden files). Text is drawn as written: a label with `$` is not
+read as mathtext.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from bench.report.inputs import WHOLE
 from bench.report.model import Figure
 
 STYLE = {"svg.hashsalt": "bench-report", "svg.fonttype": "none", "font.size": 9, "axes.grid": True,
-         "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False}
+         "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False, "text.parse_math": False}
 LINESTYLES = ("-", "--", "-.", ":")
 LEGEND_COLUMNS = 5
 

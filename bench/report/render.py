@@ -9,19 +9,20 @@ reports/<suite>/
   references.bib       BibTeX of the papers compared with (when `report: {compare_to: ...}`)
 
 Every file is a function of the records and the suite's expected cells alone (no dates, fixed SVG ids), so the
-same store gives byte-identical files.
+same store gives byte-identical files. Each is written all at once (`bench.atomic`), so a reader, a full disk or a
+second `bench report` of the same suite at the same time never sees a partial file.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import shutil
 from pathlib import Path
 
 import pandas as pd
 from tabulate import tabulate
 
+from bench.atomic import atomic_write
 from bench.report.aggregate import DDOF
 from bench.report.html import render_html, render_index
 from bench.report.inputs import ReportOptions
@@ -31,6 +32,10 @@ from bench.report.model import Report, Table
 from bench.report.views import build_report
 
 TERMINAL_SECTIONS = ("paper_table", "reported", "cost")
+# What a spreadsheet reads as the start of a formula (OWASP, CSV injection).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# Files named after views: those an earlier report wrote and this one does not are removed.
+VIEW_FILES = ("fig-*.svg", "latex/tab-*.tex", "latex/fig-*.pdf", "references.bib")
 
 
 def _plain(value):
@@ -57,35 +62,32 @@ def terminal_table(t: Table) -> str:
     return f"{t.title}\n{tabulate(rows, headers=headers, tablefmt='simple', disable_numparse=True)}"
 
 
+def results_csv(frame: pd.DataFrame) -> str:
+    """The aggregated frame as CSV; a text cell that a spreadsheet would run as a formula gets a leading quote.
+    Numeric columns are left alone, so -1.5 stays a number."""
+    text = frame.select_dtypes(exclude=["number", "bool"]).columns
+    safe = frame.assign(**{c: frame[c].map(lambda v: f"'{v}" if isinstance(v, str) and v.startswith(FORMULA_START)
+                                           else v) for c in text})
+    return safe.to_csv(index=False, float_format="%.4f")
+
+
 def write_report(options: ReportOptions, frame: pd.DataFrame, out_dir: Path) -> str:
     """Write every format of the suite's report into out_dir and refresh the index one level up; return the
     terminal rendering (results tables, comparison and cost)."""
     report = build_report(options, frame)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    # Figures and LaTeX fragments are named after views; drop the previous run's so none are left stale.
-    shutil.rmtree(out_dir / "latex", ignore_errors=True)
-    for old in out_dir.glob("fig-*.svg"):
-        old.unlink()
     figures = {f.key: f"fig-{slug(f.key)}.svg" for s in report.sections for f in s.figures}
-    for s in report.sections:
-        for f in s.figures:
-            (out_dir / figures[f.key]).write_text(f.svg, encoding="utf-8")
-    (out_dir / "report.html").write_text(render_html(report), encoding="utf-8")
-    (out_dir / "table.md").write_text(render_markdown(report, figures), encoding="utf-8")
     tex, tables, pdfs = render_latex(report)
-    (out_dir / "latex").mkdir()
-    (out_dir / "report.tex").write_text(tex, encoding="utf-8")
-    for path, text in tables.items():
-        (out_dir / path).write_text(text, encoding="utf-8")
-    for path, data in pdfs.items():
-        (out_dir / path).write_bytes(data)
-    bib = out_dir / "references.bib"
+    files = {**{figures[f.key]: f.svg.encode() for s in report.sections for f in s.figures},
+             "report.html": render_html(report).encode(), "table.md": render_markdown(report, figures).encode(),
+             "report.tex": tex.encode(), **{path: text.encode() for path, text in tables.items()}, **pdfs,
+             "results.csv": results_csv(frame).encode(), "results.json": results_json(report, frame).encode()}
     if report.citations:
-        bib.write_text("\n\n".join(report.citations) + "\n", encoding="utf-8")
-    else:
-        bib.unlink(missing_ok=True)
-    frame.to_csv(out_dir / "results.csv", index=False, float_format="%.4f")
-    (out_dir / "results.json").write_text(results_json(report, frame), encoding="utf-8")
+        files["references.bib"] = ("\n\n".join(report.citations) + "\n").encode()
+    for name, data in files.items():
+        atomic_write(out_dir / name, lambda f: f.write(data))
+    for old in (p for pattern in VIEW_FILES for p in out_dir.glob(pattern)):
+        if old.relative_to(out_dir).as_posix() not in files:
+            old.unlink(missing_ok=True)
     write_index(out_dir.parent)
     return "\n\n".join(terminal_table(t) for s in report.sections if s.key in TERMINAL_SECTIONS for t in s.tables)
 
@@ -94,12 +96,15 @@ def write_index(reports: Path) -> Path:
     """reports/index.html: every suite that has a report under `reports`, from its results.json."""
     suites = []
     for path in sorted(reports.glob("*/results.json")):
-        data = json.loads(path.read_text(encoding="utf-8"))
-        summary = data["summary"]
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            summary = data["summary"]
+        except (ValueError, KeyError, TypeError):  # cut short by an older bench: listed again once reported again
+            continue
         suites.append({"name": data["suite"], "href": f"{path.parent.name}/report.html",
                        "description": data["description"], "complete": summary["complete"],
                        "total": summary["total"], "complete_frac": summary["complete"] / max(summary["total"], 1),
                        "methods": summary["methods"], "datasets": summary["datasets"]})
-    index = reports / "index.html"
-    index.write_text(render_index(suites), encoding="utf-8")
+    index, page = reports / "index.html", render_index(suites).encode()
+    atomic_write(index, lambda f: f.write(page))
     return index
