@@ -177,3 +177,79 @@ def test_demo_suite_dm_beats_random_at_ipc_1(workdir: Path) -> None:
     assert set(whole) == {"ConvNet", "MLP"} and all(r["n"] == "2" for r in whole.values()), "Whole Dataset row"
     for arch in ("ConvNet", "MLP"):
         assert float(rows[("dm", "1", arch)]["mean"]) >= float(rows[("random", "1", arch)]["mean"]) + 10
+
+
+BROKEN = """\
+import torch
+
+from bench.methods import Method, Params, SyntheticSet
+
+
+class BrokenParams(Params):
+    fault: str
+
+
+class Broken(Method):
+    \"\"\"Returns a set with one `fault`, as a buggy plugin would.\"\"\"
+
+    name = "broken"
+    description = "returns a malformed set"
+    uses_network = False
+    Params = BrokenParams
+
+    def distill(self, ctx):
+        x = torch.zeros(10 * ctx.ipc, 1, 8, 8)
+        y = torch.arange(10).repeat_interleave(ctx.ipc)
+        fault = self.params.fault
+        if fault == "nan":
+            x[0, 0, 0, 0] = float("nan")
+        elif fault == "label":
+            y[-1] = 105
+        elif fault == "shape":
+            x = torch.zeros(10 * ctx.ipc, 64)
+        elif fault == "float-labels":
+            y = y.float()
+        elif fault == "ipc":
+            x, y = x[1:], y[1:]
+        return SyntheticSet(x, y)
+"""
+
+
+@pytest.mark.parametrize("fault, problem", [
+    ("nan", "the stored tensor 'images' holds NaN or Inf values"),
+    ("label", "labels span 0..105, outside digits's classes 0..9"),
+    ("shape", "must be a float tensor of shape (N, 1, 8, 8) for digits, got torch.float32 (10, 64)"),
+    ("float-labels", "the labels must be one int64 class index per training image"),
+    ("ipc", "IPC 1 means 1 image(s) of each of the 10 classes, got [0, 1, 1"),
+])
+def test_a_malformed_set_is_refused_before_it_is_stored(bench, workdir: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        fault: str, problem: str) -> None:
+    write(workdir / "broken.py", BROKEN)
+    monkeypatch.syspath_prepend(str(workdir))
+    write(workdir / "s.yaml", f"""\
+        datasets: [digits]
+        ipc: [1]
+        eval_archs: [MLP]
+        methods: [{{entry: "broken:Broken", params: {{fault: {fault}}}}}]
+        seeds: [0]
+        eval: {{epochs: 1}}
+        """)
+    code, _, err = bench("run", "s.yaml")
+    assert code == 1 and f"broken ('broken', params {{'fault': '{fault}'}}) returned a synthetic set that cannot " \
+                          f"be stored for digits at IPC 1" in err and problem in err, err
+    assert not list((workdir / "results").rglob("artifacts/*/*.pt")), "nothing is stored"
+
+
+def test_a_diverged_distillation_is_refused_naming_the_method(bench, workdir: Path) -> None:
+    write(workdir / "s.yaml", """\
+        datasets: [digits]
+        ipc: [1]
+        eval_archs: [MLP]
+        methods: [{name: dm, params: {iterations: 2, lr_img: .nan}}]
+        seeds: [0]
+        eval: {epochs: 1}
+        """)
+    code, _, err = bench("run", "s.yaml")
+    assert code == 1 and "dm ('dm', params {" in err and "'lr_img': nan" in err
+    assert "the stored tensor 'images' holds NaN or Inf values (the distillation diverged: lower its learning " \
+           "rate)" in err

@@ -39,6 +39,10 @@ Task = ExpertTask | DistillTask | EvalTask
 load_builtin_maths()  # their synthetic-set formats and expert builders, which the tasks look up by name
 
 
+class InvalidSet(ValueError):
+    """A method returned a set that cannot be stored (wrong shape or labels, NaN or Inf values)."""
+
+
 class MissingInput(RuntimeError):
     """A task's input is not in the store: the task that makes it failed, was cancelled or never ran."""
 
@@ -168,6 +172,10 @@ def run_distill(task: DistillTask, store: Store, datasets: DatasetCache, device:
                          experts={kind: tensors for kind, (tensors, _) in inputs.items()}, checkpoint=checkpoint)
     start = time.perf_counter()
     synset = method.distill(ctx)
+    if problems := synset.problems(task.ipc, dataset.spec):
+        raise InvalidSet(f"{task.method.label} ('{task.method.cls.name}', params {task.identity['params']}) returned "
+                         f"a synthetic set that cannot be stored for {task.dataset} at IPC {task.ipc}: "
+                         f"{'; '.join(problems)}. Nothing was stored; fix the method and run again.")
     meta = ArtifactMeta(task.key, task.identity, time.perf_counter() - start, provenance(device),
                         expert_time_s=sum(meta.time_s for _, meta in inputs.values()),
                         **synset.storage(task.ipc, dataset))

@@ -20,7 +20,7 @@ from typing import Any, Callable, ClassVar, Literal
 import torch
 import torch.nn as nn
 
-from bench.data import Dataset
+from bench.data import Dataset, DatasetSpec
 from bench.methods.budget import storage_budget_bytes
 from bench.methods.specs import MethodSpec
 from bench.store import atomic_write
@@ -69,6 +69,34 @@ class SyntheticSet:
             raise ValueError(f"the evaluation recipe trains with the learned lr, but this '{self.format}' set "
                              f"stores none; use the 'standard' preset or a numeric `eval: lr:` for this method.")
         return float(self.lr)
+
+    def problems(self, ipc: int, spec: DatasetSpec) -> list[str]:
+        """What is wrong with this set for `ipc` images per class of a data set shaped like `spec`
+        (empty when nothing is): checked before a set is stored, so a broken method or plugin fails
+        at its own distillation, not later at every evaluation of what it stored."""
+        if not isinstance(self.images, torch.Tensor) or not isinstance(self.labels, torch.Tensor):
+            return [f"images and labels must be tensors, got {type(self.images).__name__} and "
+                    f"{type(self.labels).__name__}"]
+        found = [f"the stored tensor '{name}' holds NaN or Inf values (the distillation diverged: lower its "
+                 f"learning rate)" for name, t in self.tensors().items()
+                 if t.is_floating_point() and not torch.isfinite(t).all()]
+        x, y = self.training_data()
+        shape = (spec.channels, spec.image_size, spec.image_size)
+        if x.dim() != 4 or tuple(x.shape[1:]) != shape or not x.is_floating_point():
+            found.append(f"the training images must be a float tensor of shape (N, {', '.join(map(str, shape))}) "
+                         f"for {spec.name}, got {x.dtype} {tuple(x.shape)}")
+        if y.dtype != torch.int64 or y.dim() != 1 or len(y) != len(x):
+            found.append(f"the labels must be one int64 class index per training image ({len(x)}), got {y.dtype} "
+                         f"{tuple(y.shape)}")
+        elif len(y) and (int(y.min()) < 0 or int(y.max()) >= spec.num_classes):
+            found.append(f"labels span {int(y.min())}..{int(y.max())}, outside {spec.name}'s classes "
+                         f"0..{spec.num_classes - 1}")
+        elif self.format == "images":
+            counts = torch.bincount(y, minlength=spec.num_classes).tolist()
+            if counts != [ipc] * spec.num_classes:
+                found.append(f"IPC {ipc} means {ipc} image(s) of each of the {spec.num_classes} classes, got "
+                             f"{counts} per class")
+        return found
 
     def storage(self, ipc: int, dataset: Dataset) -> dict[str, Any]:
         """What an artifact's metadata says about storage: the format, the bytes stored, those standing
