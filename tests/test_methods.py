@@ -49,6 +49,7 @@ def dm_loss(ds: data.Dataset, images: torch.Tensor, ipc: int, nets_seeds=range(8
     return total / len(nets_seeds)
 
 
+@pytest.mark.slow
 def test_dm_decreases_its_matching_loss(digits: data.Dataset) -> None:
     ipc = 2
     init = Random(Random.Params()).distill(context(digits, ipc, seed=0)).images  # DM's real init, same seed

@@ -27,6 +27,7 @@ def bench(args: list[str], cwd: Path, pythonpath: Path) -> subprocess.CompletedP
                           text=True, timeout=900)
 
 
+@pytest.mark.slow
 def test_example_plugin_by_dotted_path_runs_through_bench_run(workdir: Path) -> None:
     suite = EXAMPLE / "suite.yaml"
     done = bench(["run", str(suite)], workdir, EXAMPLE)
@@ -38,6 +39,7 @@ def test_example_plugin_by_dotted_path_runs_through_bench_run(workdir: Path) -> 
     assert rows[("group-means", "10")]["n"] == "2" and float(rows[("group-means", "10")]["mean"]) > 50
 
 
+@pytest.mark.slow
 def test_entry_point_plugin_is_listed_and_usable_by_name(workdir: Path, tmp_path: Path) -> None:
     """An installed distribution declaring the entry point, made by hand as pip would lay it out."""
     site = tmp_path / "site"

@@ -102,6 +102,7 @@ def test_sbatch_file_matches_the_golden_one(tmp_path: Path) -> None:
     check_golden(REPO / "tests" / "golden" / "sbatch_evaluate.txt", text)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method, params", [
     ("dm", {"batch_real": 32}),
     ("dsa", {"batch_real": 16, "outer_loop": 2, "inner_loop": 1}),

@@ -36,6 +36,7 @@ def records(workdir: Path) -> list[dict]:
     return [json.loads(p.read_text()) for p in (workdir / "results" / "records").rglob("*.json")]
 
 
+@pytest.mark.slow
 def test_every_method_runs_through_bench_run(bench, workdir: Path) -> None:
     write(workdir / "zoo.yaml", suite(TINY))
     code, out, err = bench("run", "zoo.yaml")
@@ -70,6 +71,7 @@ def test_every_method_runs_through_bench_run(bench, workdir: Path) -> None:
     assert recs["mtt", 2]["artifact_bytes"] == 2 * 10 * image_bytes + 20 * 8 + 4
 
 
+@pytest.mark.slow
 def test_mtt_experts_are_reused_by_a_second_cell(bench, workdir: Path) -> None:
     mtt = {"mtt": TINY["mtt"]}
     write(workdir / "a.yaml", suite(mtt, ipc="[1]"))
