@@ -122,3 +122,13 @@ def test_verify_of_the_whole_store_checks_files_no_suite_names(bench, workdir: P
     code, out, err = bench("verify")
     assert code == 1 and "verified 21 file(s) of store results: 1 damaged" in out
     assert "  results/records/ff/ff00000000000000000.json: it is not valid JSON, or it was cut short" in out
+
+
+def test_status_names_the_damaged_files_and_counts_their_tasks_as_not_done(
+        bench, workdir: Path, pristine: Path) -> None:
+    files = damage(workdir, pristine)
+    code, out, err = bench("status", "tiny.yaml")
+    assert "Traceback" not in err
+    for path in relative([*files["records"], *files["artifacts"]], workdir):
+        assert f"warning: {path} is damaged: " in err
+    assert re.search(r"distill\s+4\s+2\s", out) and re.search(r"evaluate\s+16\s+9\s", out), out
