@@ -86,8 +86,7 @@ class Record:
         """The record file's text, with its checksum; refuses a record that would not read back."""
         text = json.dumps(asdict(self), sort_keys=True, indent=1)
         _checked(Record, json.loads(text), full=True)
-        digest = hashlib.sha256(text.encode()).hexdigest()
-        return f"{text[:-len(_CLOSE)]}{_SEAL.decode()}{digest}{_SEAL_END.decode()}"
+        return _seal(text)
 
     @classmethod
     def from_json(cls, text: str | bytes) -> Record:
@@ -121,9 +120,9 @@ FIELDS = _names(Record)
 # What a record file without a field holds: the field's default (a file without a version is version 1).
 _ABSENT = {f.name: f.default for f in fields(Record) if f.default is not MISSING} | {"schema_version": UNVERSIONED}
 
-# A record file's text ends with `_CLOSE`; its checksum member replaces that ending: _SEAL + 64 hex + _SEAL_END.
-_CLOSE = "\n}"
-_CLOSE_BYTES = _CLOSE.encode()
+# A record's JSON text ends with `_CLOSE`; in its file, the checksum member replaces that ending:
+# _SEAL + 64 hex digits + _SEAL_END.
+_CLOSE = b"\n}"
 _SEAL, _SEAL_END = b',\n "checksum": "', b'"\n}'
 _SEALED_TAIL = len(_SEAL) + 64 + len(_SEAL_END)
 
@@ -148,8 +147,7 @@ def _checked(cls: type, raw: Any, full: bool) -> dict[str, Any]:
         return raw
     unknown = raw.keys() - _names(cls)
     if unknown:
-        raise DamagedFile(f"{cls.__name__} '{raw.get('key')}' has fields no schema version has: "
-                          f"{', '.join(sorted(unknown))}")
+        raise DamagedFile(f"it has fields that no schema version of {cls.__name__} has: {', '.join(sorted(unknown))}")
     missing = _required(cls) - raw.keys()
     if missing:
         raise DamagedFile(f"it lacks the {cls.__name__} field(s) {', '.join(sorted(missing))}")
@@ -173,12 +171,18 @@ def parse_json(data: str | bytes) -> Any:
         raise DamagedFile(f"it is not valid JSON, or it was cut short ({exc})") from None
 
 
+def _seal(text: str) -> str:
+    """A record's JSON text (sorted keys, indent 1) with its checksum appended as the last member."""
+    data = text.encode()
+    return (data[:-len(_CLOSE)] + _SEAL + hashlib.sha256(data).hexdigest().encode() + _SEAL_END).decode()
+
+
 def _sealed(data: bytes) -> bool:
     """Whether a record file ends with a checksum member; `DamagedFile` where it does and it does not match."""
     if not (data.endswith(_SEAL_END) and data.startswith(_SEAL, len(data) - _SEALED_TAIL)):
         return False
     digest = hashlib.sha256(data[:-_SEALED_TAIL])
-    digest.update(_CLOSE_BYTES)
+    digest.update(_CLOSE)
     if digest.hexdigest() != data[-64 - len(_SEAL_END):-len(_SEAL_END)].decode("ascii", "replace"):
         raise DamagedFile("its checksum does not match its content (the file was changed after it was written)")
     return True

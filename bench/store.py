@@ -61,7 +61,8 @@ class Quarantined:
 
 def quarantine(root: Path, path: Path, reason: str, then: str = RECOMPUTED) -> Quarantined:
     """Move the damaged `path` (under the store `root`) to root/quarantine/ under the same relative path and
-    write why and when beside it (unless another process that found it damaged moved it first)."""
+    write why and when beside it (unless another process that found it damaged moved it first). An earlier
+    quarantined copy of the same file is replaced."""
     relative = path.relative_to(root)
     moved_to = root / QUARANTINE / relative
     try:

@@ -108,7 +108,7 @@ def test_a_record_of_a_newer_bench_or_with_unknown_fields_is_refused(tmp_path: P
     path.write_text(json.dumps(newer))
     with pytest.raises(RecordError, match="Update bench"):
         Store(tmp_path).read_fields(["k"], ("accuracy",))
-    with pytest.raises(RecordError, match="fields no schema version has: acc"):
+    with pytest.raises(RecordError, match="fields that no schema version of Record has: acc"):
         Record.from_json(json.dumps(json.loads(record("k", 1.0).to_json()) | {"acc": 1.0}))
     with pytest.raises(RecordError, match="no field acc"):
         Store(tmp_path).read_fields(["k"], ("acc",))
