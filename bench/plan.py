@@ -15,6 +15,7 @@ from typing import Any
 
 from bench.config import ConfigError, MethodEntry, Suite
 from bench.experts import ExpertSpec
+from bench.methods.registry import source_hash
 from bench.methods.specs import Params
 from bench.recipes import PRESETS, EvalRecipe
 from bench.report.inputs import WHOLE, ExpectedCell, MethodOptions, ReportOptions
@@ -84,6 +85,8 @@ class DistillTask:
         identity = {"kind": "distill", "method": method.cls.name, "version": method.cls.version,
                     "params": params.model_dump(mode="json"), "dataset": dataset, "ipc": ipc,
                     "arch": arch_used, "seed": seed, "experts": [e.key for e in experts]}
+        if (source := source_hash(method.cls)) is not None:
+            identity["source"] = source
         return cls(method, params, dataset, ipc, arch_used, seed, experts, identity, content_key(identity))
 
     @property

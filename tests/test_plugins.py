@@ -16,7 +16,7 @@ import torch
 
 from bench import data
 from bench.methods.base import Checkpoint, DistillContext
-from conftest import REPO, cli_env, write
+from conftest import REPO, SAFETY_TIMEOUT_S, cli_env, write
 
 EXAMPLE = REPO / "examples" / "my_method"
 
@@ -24,7 +24,7 @@ EXAMPLE = REPO / "examples" / "my_method"
 def bench(args: list[str], cwd: Path, pythonpath: Path) -> subprocess.CompletedProcess:
     env = {**cli_env(), "PYTHONPATH": str(pythonpath)}
     return subprocess.run([sys.executable, "-m", "bench.cli", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=900)
+                          text=True, timeout=SAFETY_TIMEOUT_S)
 
 
 @pytest.mark.slow
@@ -137,3 +137,42 @@ def test_iterative_plugin_killed_mid_run_resumes_to_the_same_set(digits: data.Da
         assert torch.equal(tensor, resumed.tensors()[name]), name
     fresh = ProjectedMeans(params.model_copy(update={"iterations": 4})).distill(context(Checkpoint()))
     assert not torch.equal(fresh.images, resumed.images)  # so resuming is not trivially the same set
+
+
+MEANS = """\
+from bench.methods import Method, SyntheticSet
+from bench.methods.base import class_labels
+
+
+class Means(Method):
+    name = "means"
+    description = "each synthetic image is its class mean"
+    uses_network = False
+
+    def distill(self, ctx):
+        images = [real.mean(0, keepdim=True).expand(ctx.ipc, -1, -1, -1) for real in ctx.real_per_class()]
+        return SyntheticSet(torch_cat(images).cpu(), class_labels(len(images), ctx.ipc))
+
+
+def torch_cat(images):
+    import torch
+    return torch.cat(images)
+"""
+
+
+def test_editing_a_plugin_makes_new_tasks_instead_of_reusing_old_results(workdir: Path) -> None:
+    """A plugin's task keys hash its code: results of the old code are never reported as the new one's."""
+    write(workdir / "means.py", MEANS)
+    write(workdir / "s.yaml", """\
+        datasets: [digits]
+        ipc: [1]
+        eval_archs: [MLP]
+        methods: [{entry: "means:Means"}]
+        seeds: [0]
+        eval: {epochs: 1}
+        """)
+    assert bench(["run", "s.yaml"], workdir, workdir).returncode == 0
+    assert "2 already in the store results, 0 to run" in bench(["run", "s.yaml", "--dry-run"], workdir, workdir).stdout
+    write(workdir / "means.py", MEANS.replace("real.mean(0, keepdim=True)", "real.median(0, keepdim=True).values"))
+    plan = bench(["run", "s.yaml", "--dry-run"], workdir, workdir).stdout
+    assert "0 already in the store results, 2 to run (0 expert, 1 distill, 1 evaluate)" in plan, plan

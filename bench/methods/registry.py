@@ -6,7 +6,11 @@ one class, which holds its maths too.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
+import inspect
+import sys
+from pathlib import Path
 from functools import cache
 from importlib.metadata import entry_points
 
@@ -68,6 +72,26 @@ def get_method(name: str) -> type[MethodSpec]:
         return METHODS[name]
     raise UnknownMethod(f"unknown method '{name}'.{did_you_mean(name, METHODS)} "
                         f"Known methods: {', '.join(sorted(METHODS))}.")
+
+
+@cache
+def source_hash(cls: type[MethodSpec]) -> str | None:
+    """A hash of a plugin's code: its package's .py files (every module of it), or its one module file.
+    None for a built-in method, whose `version` says when its artifacts change.
+
+    Part of a plugin's task keys, so editing the plugin makes new tasks instead of silently reusing
+    the results of its old code (a plugin author need not remember to bump `version`)."""
+    if cls.__module__.split(".")[0] == "bench":
+        return None
+    top = sys.modules[cls.__module__.split(".")[0]]
+    if hasattr(top, "__path__"):  # a package: every module of it may hold the method's code
+        files = sorted(f for folder in top.__path__ for f in Path(folder).rglob("*.py"))
+    else:
+        files = [Path(inspect.getfile(cls))]
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:20]
 
 
 def load_builtin_maths() -> None:
