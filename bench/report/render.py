@@ -62,13 +62,15 @@ def terminal_table(t: Table) -> str:
     return f"{t.title}\n{tabulate(rows, headers=headers, tablefmt='simple', disable_numparse=True)}"
 
 
+def _inert(value):
+    """A text cell that a spreadsheet would run as a formula, with a leading quote, as OWASP recommends."""
+    return f"'{value}" if isinstance(value, str) and value.startswith(FORMULA_START) else value
+
+
 def results_csv(frame: pd.DataFrame) -> str:
-    """The aggregated frame as CSV; a text cell that a spreadsheet would run as a formula gets a leading quote.
-    Numeric columns are left alone, so -1.5 stays a number."""
+    """The aggregated frame as CSV, its text cells inert; numeric columns are left alone, so -1.5 stays a number."""
     text = frame.select_dtypes(exclude=["number", "bool"]).columns
-    safe = frame.assign(**{c: frame[c].map(lambda v: f"'{v}" if isinstance(v, str) and v.startswith(FORMULA_START)
-                                           else v) for c in text})
-    return safe.to_csv(index=False, float_format="%.4f")
+    return frame.assign(**{c: frame[c].map(_inert) for c in text}).to_csv(index=False, float_format="%.4f")
 
 
 def write_report(options: ReportOptions, frame: pd.DataFrame, out_dir: Path) -> str:
