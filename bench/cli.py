@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bench.config import ConfigError, Site, Suite, load_site, load_suite
+from bench.records import RecordError
 
 if TYPE_CHECKING:
     from bench.plan import Plan
@@ -255,6 +256,13 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # `bench run X --dry-run | head`: the reader has what it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except RecordError as exc:  # a record written by a newer bench: nothing is wrong with the file
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # e.g. a full disk: every file is written atomically, so nothing is left half-written
+        print(f"error: {exc.strerror or exc} ({exc.filename or 'no file named'}). Files already written are "
+              f"whole; free the space or fix the permission and run the same command again.", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("\ninterrupted: finished tasks are in the store; run the same command again to resume.",
               file=sys.stderr)
