@@ -84,14 +84,13 @@ def term_generators(terms: list[ExtraLoss]) -> dict[str, torch.Generator]:
     return {name: g for term in terms for name, g in term.generators().items()}
 
 
-@dataclass
-class DMState(LoopState):
-    ctx: DistillContext
-    real: list[torch.Tensor]
+class MatchingState(LoopState):
+    """What DM and IDM checkpoint alike: the synthetic images `syn`, their optimiser `opt`, the
+    generator `g` and their extra terms' generators (fields of the subclass)."""
+
     syn: torch.Tensor
     opt: torch.optim.Optimizer
     g: torch.Generator
-    strategy: str
     terms: list[ExtraLoss]
 
     def tensors(self) -> dict[str, torch.Tensor]:
@@ -102,6 +101,17 @@ class DMState(LoopState):
 
     def generators(self) -> dict[str, torch.Generator]:
         return {"g": self.g, **term_generators(self.terms)}
+
+
+@dataclass
+class DMState(MatchingState):
+    ctx: DistillContext
+    real: list[torch.Tensor]
+    syn: torch.Tensor
+    opt: torch.optim.Optimizer
+    g: torch.Generator
+    strategy: str
+    terms: list[ExtraLoss]
 
 
 class DM(specs.DM, IterativeMethod):

@@ -23,8 +23,8 @@ import torch.nn.functional as F
 from bench.augment import dsa, siamese_generator
 from bench.methods import specs
 from bench.methods.base import DistillContext, SyntheticSet, class_labels, initial_images, register_format
-from bench.methods.dm import ExtraLoss, mean_embedding_distance, term_generators, watch_all, with_terms
-from bench.methods.loop import IterativeMethod, LoopState
+from bench.methods.dm import ExtraLoss, MatchingState, mean_embedding_distance, watch_all, with_terms
+from bench.methods.loop import IterativeMethod
 from bench.methods.specs import IDMParams
 from bench.train import seeded, train_epoch
 
@@ -150,7 +150,7 @@ def train_queue_net(q: QueueNet, x: torch.Tensor, y: torch.Tensor, p: IDMParams,
 
 
 @dataclass
-class IDMState(LoopState):
+class IDMState(MatchingState):
     ctx: DistillContext
     p: IDMParams
     real: list[torch.Tensor]
@@ -162,15 +162,6 @@ class IDMState(LoopState):
     y_all: torch.Tensor
     queue: list[QueueNet]
     terms: list[ExtraLoss]
-
-    def tensors(self) -> dict[str, torch.Tensor]:
-        return {"syn": self.syn}
-
-    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {"opt": self.opt}
-
-    def generators(self) -> dict[str, torch.Generator]:
-        return {"g": self.g, **term_generators(self.terms)}
 
     def extra(self) -> dict:
         return {"queue": [{"net": q.net.state_dict(), "opt": q.opt.state_dict(), "correct": q.correct,
