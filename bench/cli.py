@@ -77,7 +77,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     executor = make_executor(args.executor or site.executor, site, device=args.device,
                              profile=args.profile or suite.profile, profile_origin=origin)
     try:
-        outcome = executor.run(plan, store)
+        outcome = executor.run(plan, store, todo)
     except ExecutorError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from bench.config import Site
+    from bench.executors.tasks import Pending
     from bench.plan import DistillTask, EvalTask, ExpertTask, Plan
     from bench.store import Store
 
@@ -47,8 +48,9 @@ class TaskStatus:
 class Executor(Protocol):
     name: str
 
-    def run(self, plan: Plan, store: Store) -> Outcome:
-        """Run, or submit, every task of the plan whose output is not in the store."""
+    def run(self, plan: Plan, store: Store, todo: Pending) -> Outcome:
+        """Run, or submit, the plan's tasks whose output is not in the store (`todo`: `pending(plan, store)`,
+        which the caller has already computed to show the plan)."""
 
     def status(self, plan: Plan, store: Store) -> tuple[list[TaskStatus], str]:
         """Every task of the plan with its state, and a note on where the states came from."""

@@ -12,7 +12,7 @@ import torch
 
 from bench.config import Site
 from bench.executors import Outcome, TaskStatus
-from bench.executors.tasks import (DatasetCache, Pending, Task, check_data, fmt_time, is_done, pending, plan_tasks,
+from bench.executors.tasks import (DatasetCache, Pending, Task, check_data, fmt_time, is_done, plan_tasks,
                                    progress_lines, resolve_device, run_task)
 from bench.plan import DistillTask, EvalTask, Plan
 from bench.store import Store
@@ -78,8 +78,7 @@ class LocalExecutor:
         return cls(DatasetCache(site.data_root, site.store / "cache"), resolve_device(device or site.device),
                    site.checkpoint_every)
 
-    def run(self, plan: Plan, store: Store) -> Outcome:
-        todo = pending(plan, store)
+    def run(self, plan: Plan, store: Store, todo: Pending) -> Outcome:
         check_data(todo.tasks, self.datasets)
         ran, failed = run_local(plan, todo, store, self.datasets, self.device, self.stream, self.checkpoint_every)
         if failed:

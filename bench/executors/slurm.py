@@ -34,7 +34,7 @@ import submitit
 from bench.config import Site
 from bench.executors import ExecutorError, Outcome, TaskStatus
 from bench.executors.profiles import STAGES, SlurmProfile, choose_profile, submitit_parameters
-from bench.executors.tasks import (DatasetCache, Task, check_data, is_done, pending, plan_tasks, progress_lines,
+from bench.executors.tasks import (DatasetCache, Pending, Task, check_data, is_done, plan_tasks, progress_lines,
                                    resolve_device, run_task, slurm_job_id, stage_of)
 from bench.plan import DistillTask, EvalTask, Plan
 from bench.store import Store, atomic_write
@@ -145,7 +145,7 @@ class SubmitResult:
     manifest: Path | None
 
 
-def submit(plan: Plan, store: Store, settings: JobSettings, profile: SlurmProfile,
+def submit(plan: Plan, store: Store, todo: Pending, settings: JobSettings, profile: SlurmProfile,
            stream: TextIO | None = None) -> SubmitResult:
     """Submit every pending task not already queued or running; return at once."""
     stream = stream or sys.stdout
@@ -153,7 +153,6 @@ def submit(plan: Plan, store: Store, settings: JobSettings, profile: SlurmProfil
         raise ExecutorError("the slurm executor needs SLURM's `sbatch` on PATH, and this machine has none. Submit "
                             "from the cluster's login node, start a local test cluster with `slurm/cluster.sh up`, "
                             "or run here with `--executor local`.")
-    todo = pending(plan, store)
     check_data(todo.tasks, DatasetCache(settings.data_root, settings.store / "cache"))
     history = Submissions.read(store, plan.suite.name)
     todo_keys = {t.key for t in todo.tasks}
@@ -257,12 +256,12 @@ class SlurmExecutor:
                   origin: str = "--profile") -> SlurmExecutor:
         return cls(site, device or site.device, profile, origin)
 
-    def run(self, plan: Plan, store: Store) -> Outcome:
+    def run(self, plan: Plan, store: Store, todo: Pending) -> Outcome:
         profile = choose_profile(self.site, self.profile, self.origin)
         settings = JobSettings(store=store.root.resolve(), data_root=self.site.data_root.resolve(),
                                device=self.device, suite=plan.suite.name,
                                checkpoint_every=self.site.checkpoint_every)
-        result = submit(plan, store, settings, profile)
+        result = submit(plan, store, todo, settings, profile)
         alive = f"; {result.skipped_alive} already queued or running" if result.skipped_alive else ""
         ids = " ".join(a[1] for a in result.arrays)
         return Outcome(f"submitted {sum(a[2] for a in result.arrays)} task(s) in {len(result.arrays)} job array(s) "
