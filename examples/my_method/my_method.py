@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from bench.methods import DistillContext, IterativeMethod, LoopState, Method, Params, SyntheticSet
-from bench.methods.base import class_labels
+from bench.methods.base import class_labels, initial_images
 
 
 class GroupMeansParams(Params):
@@ -79,8 +79,7 @@ class ProjectedMeans(IterativeMethod):
     def init(self, ctx: DistillContext) -> ProjectedMeansState:
         g = ctx.generator()
         real = ctx.real_per_class()
-        images = torch.randn((len(real) * ctx.ipc, *real[0].shape[1:]), generator=g).to(ctx.device)
-        images.requires_grad_(True)
+        images = initial_images(real, ctx.ipc, "noise", g)
         opt = torch.optim.SGD([images], lr=self.params.lr, momentum=self.params.momentum)
         return ProjectedMeansState(ctx.ipc, real, images, opt, g)
 
