@@ -142,7 +142,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     cells = aggregate(expected, Store(site.store).read_fields(record_keys(expected), RECORD_FIELDS))
     out_dir = site.reports / suite.name
     print(write_report(report_options(suite), cells, out_dir))
-    incomplete = cells["n"] < cells["n_expected"]  # result cells and whole-dataset rows alike
+    incomplete = cells["n"] + cells["n_diverged"] < cells["n_expected"]  # result cells and whole rows alike
     missing, whole = int(incomplete[cells["group"] != "whole"].sum()), int(incomplete[cells["group"] == "whole"].sum())
     todo = ", ".join(([f"{missing} of {int((cells['group'] != 'whole').sum())} cells incomplete"] if missing else [])
                      + ([f"{whole} whole-dataset row(s) incomplete"] if whole else []))

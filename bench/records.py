@@ -22,7 +22,7 @@ from dataclasses import MISSING, asdict, dataclass, fields
 from functools import cache
 from typing import Any, Callable, Union, get_args, get_origin, get_type_hints
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 UNVERSIONED = 1  # the version of a file written before files had one
 CHECKSUMMED = 3  # the first version whose record files carry a checksum and artifacts a payload checksum
 
@@ -52,7 +52,7 @@ class Record:
     eval_seed: int
     recipe: dict[str, Any]
     recipe_hash: str
-    accuracy: float  # final-epoch test accuracy (%)
+    accuracy: float | None  # final-epoch test accuracy (%); None where the run diverged
     wall_time_s: float
     created: str
     device: str
@@ -80,6 +80,7 @@ class Record:
     over_budget: bool = False
     train_bytes: int | None = None  # bytes of the full training set as the same tensors
     lr_used: float | None = None  # the recipe's lr, or the learned one stored with the set
+    diverged: str | None = None  # why the run has no accuracy: its training loss became NaN or Inf (version 4)
     schema_version: int = SCHEMA_VERSION  # of the file it was read from
 
     def to_json(self) -> str:

@@ -19,6 +19,11 @@ import torch.nn.functional as F
 from bench.augment import dsa
 from bench.recipes import DSAMode, EvalRecipe
 
+class Diverged(ArithmeticError):
+    """A training loss that became NaN or Inf. An evaluation that diverges has no accuracy: it is recorded as
+    diverged (excluded from means, counted in every view), never as the chance-level score of a broken net."""
+
+
 Progress = Callable[[int, int, str], None]
 """progress(step, total, detail): called by long loops so the executor can show where they are."""
 
@@ -80,7 +85,7 @@ def train_epoch(net: nn.Module, x: torch.Tensor, y: torch.Tensor, opt: torch.opt
     feature networks and methods' inner loops all call it. `on_batch(indices, logits)` lets a
     caller watch per-sample predictions (forgetting events) without a second forward pass.
     Each batch is augmented (`dsa_mode`), then CutMixed with probability `cutmix_prob`, as IDC
-    does; with `cutmix_prob` 0 no random number is drawn for it.
+    does; with `cutmix_prob` 0 no random number is drawn for it. A NaN or Inf loss raises `Diverged`.
     """
     net.train()
     order = torch.randperm(len(x), generator=generator).to(x.device)
@@ -105,7 +110,10 @@ def train_epoch(net: nn.Module, x: torch.Tensor, y: torch.Tensor, opt: torch.opt
         opt.step()
         if on_batch is not None:
             on_batch(idx, logits.detach())
-        total += loss.item()
+        value = loss.item()
+        if not math.isfinite(value):
+            raise Diverged(f"the training loss became {value} at batch {batches + 1}")
+        total += value
         batches += 1
     return total / max(batches, 1)
 
@@ -126,9 +134,12 @@ def fit(net: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe: EvalRecipe, *,
     lr = recipe.lr
     opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
     for epoch in range(recipe.passes):
-        loss = train_epoch(net, x, y, opt, batch_size=recipe.batch_size, generator=generator,
-                           dsa_strategy=strategy, on_batch=on_batch, dsa_mode=recipe.dsa_mode,
-                           cutmix_prob=recipe.cutmix_prob, cutmix_beta=recipe.cutmix_beta)
+        try:
+            loss = train_epoch(net, x, y, opt, batch_size=recipe.batch_size, generator=generator,
+                               dsa_strategy=strategy, on_batch=on_batch, dsa_mode=recipe.dsa_mode,
+                               cutmix_prob=recipe.cutmix_prob, cutmix_beta=recipe.cutmix_beta)
+        except Diverged as exc:
+            raise Diverged(f"{exc} of epoch {epoch + 1}/{recipe.passes} (lr {recipe.lr})") from None
         if epoch in recipe.decay_epochs:
             lr *= recipe.decay_factor
             if recipe.decay_at is None:
@@ -188,7 +199,8 @@ def train_fresh(build: Callable[[], nn.Module], x: torch.Tensor, y: torch.Tensor
 def evaluate_synset(build: Callable[[], nn.Module], x: torch.Tensor, y: torch.Tensor,
                     x_test: torch.Tensor, y_test: torch.Tensor, recipe: EvalRecipe, *, seed: int,
                     dsa_strategy: str, device: torch.device, progress: Progress | None = None) -> float:
-    """Train a fresh network (initialised from `seed`) on (x, y); return final-epoch test accuracy (%)."""
+    """Train a fresh network (initialised from `seed`) on (x, y); return final-epoch test accuracy (%).
+    `Diverged` where the training loss became NaN or Inf."""
     net = train_fresh(build, x, y, recipe, seed=seed, dsa_strategy=dsa_strategy, device=device,
                       progress=progress)
     return accuracy(net, x_test.to(device), y_test.to(device), recipe.test_batch_size)

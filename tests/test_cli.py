@@ -253,3 +253,27 @@ def test_a_diverged_distillation_is_refused_naming_the_method(bench, workdir: Pa
     assert code == 1 and "dm ('dm', params {" in err and "'lr_img': nan" in err
     assert "the stored tensor 'images' holds NaN or Inf values (the distillation diverged: lower its learning " \
            "rate)" in err
+
+
+def test_a_diverged_evaluation_is_recorded_as_diverged_not_as_an_accuracy(bench, workdir: Path) -> None:
+    """An eval lr of 1e8 makes the loss NaN: each run is stored as diverged, done (a rerun does not redo it),
+    shown as "diverged" with a count in every format and left out of the means."""
+    write(workdir / "s.yaml", """\
+        datasets: [digits]
+        ipc: [1]
+        eval_archs: [MLP]
+        methods: [{name: random}]
+        seeds: [0, 1]
+        eval: {epochs: 2, lr: 1.0e+8}
+        """)
+    code, out, err = bench("run", "s.yaml")
+    assert code == 0 and err.count(": diverged (the training loss became nan at batch 1 of epoch") == 2, err
+    records = [json.loads(p.read_text()) for p in (workdir / "results" / "records").rglob("*.json")]
+    assert [r["accuracy"] for r in records] == [None, None] and all("lr 100000000.0" in r["diverged"] for r in records)
+    assert "0 to run" in bench("run", "s.yaml")[1]
+    code, out, _ = bench("report", "s.yaml")
+    assert code == 0 and "diverged (2/2)" in out and "incomplete" not in out
+    report = workdir / "reports" / "s"
+    assert "diverged (2/2)" in (report / "table.md").read_text() and "2 run(s) diverged" in (report / "report.tex").read_text()
+    (row,) = read_csv(report / "results.csv")
+    assert (row["mean"], row["n"], row["n_diverged"]) == ("", "0", "2")

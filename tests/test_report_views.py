@@ -152,7 +152,7 @@ def test_every_reference_file_loads_and_cites() -> None:
 
 def frame(rows: list[dict]) -> pd.DataFrame:
     defaults = {"group": "distillation", "dataset": "digits", "ipc": 1, "arch": "ConvNet", "std": 0.5, "n": 2,
-                "n_expected": 2, "artifact_bytes": 100, "train_bytes": 10_000, "ratio_pct": 1.0,
+                "n_diverged": 0, "n_expected": 2, "artifact_bytes": 100, "train_bytes": 10_000, "ratio_pct": 1.0,
                 "distill_time_s": 1.0, "expert_time_s": 0.0}
     out = pd.DataFrame([{**defaults, **r} for r in rows], columns=COLUMNS)
     return out.astype({"ipc": "Int64", "artifact_bytes": "Int64", "train_bytes": "Int64"})
@@ -197,6 +197,8 @@ def test_ablation_differences_to_the_baseline() -> None:
 def test_formatting_helpers() -> None:
     assert fmt_acc(48.54, 0.61) == "48.5 ± 0.6" and fmt_acc(94.2, float("nan")) == "94.2"
     assert fmt_acc(float("nan"), float("nan")) == "–" and fmt_acc(50, 1, 3, 5) == "50.0 ± 1.0 (n=3/5)"
+    assert fmt_acc(50, 1, 3, 5, diverged=2) == "50.0 ± 1.0 (n=3/5, 2 diverged)"
+    assert fmt_acc(float("nan"), float("nan"), 0, 5, diverged=5) == "diverged (5/5)"
     assert [fmt_ratio(x) for x in (0.0014, 0.14, 0.7, 1.0, 2.0, 10.0, 100.0)] == [
         "0.0014", "0.14", "0.7", "1", "2", "10", "100"]
     assert latex.tex("a_b 50% & #1 ~x^2 {y} ± –") == (

@@ -101,7 +101,7 @@ def test_a_record_written_before_schema_versions_reads_through_the_type(tmp_path
 
 def test_a_record_of_a_newer_bench_or_with_unknown_fields_is_refused(tmp_path: Path) -> None:
     newer = json.loads(record("k", 1.0).to_json()) | {"schema_version": 99}
-    with pytest.raises(RecordError, match="schema version 99; this bench reads up to 3. Update bench"):
+    with pytest.raises(RecordError, match="schema version 99; this bench reads up to 4. Update bench"):
         Record.from_json(json.dumps(newer))
     path = tmp_path / "records" / "k" / "k.json"
     path.parent.mkdir(parents=True)

@@ -117,7 +117,7 @@ def run_local(plan: Plan, todo: Pending, store: Store, datasets: DatasetCache, d
             failed.extend([label] + [f"{t.describe()} (needs {label})" for t in skipped])
             return False
         ran += 1
-        board.finished(kind, label, time.perf_counter() - start, "" if result is None else f": {result:.2f}%")
+        board.finished(kind, label, time.perf_counter() - start, result)
         return True
 
     evals_of: dict[str, list[EvalTask]] = {}

@@ -69,7 +69,7 @@ class TaskJob(submitit.helpers.Checkpointable):
     """What each array element runs: one task. Being Checkpointable, it is requeued with the same
     arguments when its time limit nears or it is preempted; the task resumes from the store."""
 
-    def __call__(self, task: Task, settings: JobSettings) -> float | None:
+    def __call__(self, task: Task, settings: JobSettings) -> str:
         label = task.describe()
         print(f"bench: {label} [{task.key}] on {socket.gethostname()}, SLURM job {slurm_job_id()}"
               f", restart {os.environ.get('SLURM_RESTART_COUNT', '0')}", flush=True)
@@ -77,7 +77,7 @@ class TaskJob(submitit.helpers.Checkpointable):
         result = run_task(task, store, DatasetCache(settings.data_root, settings.store / "cache"),
                           resolve_device(settings.device), progress_lines(label, sys.stdout, 30.0), settings.suite,
                           settings.checkpoint_every)
-        print(f"bench: done {label}" + ("" if result is None else f": {result:.2f}%"), flush=True)
+        print(f"bench: done {label}{result}", flush=True)
         return result
 
 

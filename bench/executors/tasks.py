@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from functools import cache
 from pathlib import Path
-from typing import TextIO
+from typing import Callable, TextIO
 
 import torch
 
@@ -31,7 +31,7 @@ from bench.methods.registry import load_builtin_maths
 from bench.plan import WHOLE_KIND, DistillTask, EvalTask, ExpertTask, Plan, content_key
 from bench.records import ArtifactMeta, Record
 from bench.store import Store, atomic_write
-from bench.train import Progress, evaluate_synset
+from bench.train import Diverged, Progress, evaluate_synset
 from bench.whole import train_whole_dataset
 
 Task = ExpertTask | DistillTask | EvalTask
@@ -135,25 +135,37 @@ def run_expert(task: ExpertTask, store: Store, datasets: DatasetCache, device: t
 
 
 def run_whole(task: ExpertTask, store: Store, datasets: DatasetCache, device: torch.device,
-              progress: Progress, suite: str) -> float:
+              progress: Progress, suite: str) -> Record:
     """A run of the Whole Dataset row (the whole-dataset builder), stored as a record of kind "whole".
 
     A bench that stored these runs as artifacts left their accuracy in the store: it is kept, not recomputed."""
+    diverged = None
     if store.has_artifact(task.key):
         tensors, meta = store.load_artifact(task.key)
-        seconds, where = meta.time_s, meta.provenance
+        acc, seconds, where = float(tensors["accuracy"]), meta.time_s, meta.provenance
     else:
-        tensors, seconds = _build_expert(task, train_whole_dataset, datasets, device, progress)
-        where = provenance(device)
-    spec, acc = task.spec, float(tensors["accuracy"])
+        start = time.perf_counter()
+        acc, diverged = _scored(lambda: float(_build_expert(task, train_whole_dataset, datasets, device,
+                                                            progress)[0]["accuracy"]))
+        seconds, where = time.perf_counter() - start, provenance(device)
+    spec = task.spec
     recipe = spec.params["recipe"]
-    store.write_record(Record(
+    record = Record(
         key=task.key, kind="whole", group="whole", suite=suite, method=spec.kind,
         method_version=task.identity["version"], dataset=spec.dataset, zca=spec.zca, eval_arch=spec.arch,
         eval_seed=spec.params["seed"], recipe=recipe, recipe_hash=content_key(recipe), lr_used=recipe["lr"],
-        train_bytes=_train_bytes(datasets(spec.dataset, spec.zca)), accuracy=acc, wall_time_s=seconds,
-        created=_now(), **where))
-    return acc
+        train_bytes=_train_bytes(datasets(spec.dataset, spec.zca)), accuracy=acc, diverged=diverged,
+        wall_time_s=seconds, created=_now(), **where)
+    store.write_record(record)
+    return record
+
+
+def _scored(train: Callable[[], float]) -> tuple[float | None, str | None]:
+    """(accuracy, None) of a training run, or (None, why) where its loss became NaN or Inf."""
+    try:
+        return train(), None
+    except Diverged as exc:
+        return None, str(exc)
 
 
 def run_distill(task: DistillTask, store: Store, datasets: DatasetCache, device: torch.device,
@@ -184,18 +196,18 @@ def run_distill(task: DistillTask, store: Store, datasets: DatasetCache, device:
 
 
 def run_evaluate(task: EvalTask, store: Store, datasets: DatasetCache, device: torch.device,
-                 progress: Progress, suite: str) -> float:
+                 progress: Progress, suite: str) -> Record:
     dataset = datasets(task.distill.dataset, task.distill.zca)
     tensors, meta = _load_input(store, task.distill.key, f"the artifact of `{task.distill.describe()}`")
     synset = SYNSET_FORMATS[meta.format].from_tensors(tensors)
     x, y = synset.training_data()
     recipe = replace(task.recipe, lr=synset.eval_lr(task.recipe.lr))
     start = time.perf_counter()
-    acc = evaluate_synset(_builder(task.arch, dataset.spec), x, y, dataset.x_test, dataset.y_test, recipe,
-                          seed=task.seed, dsa_strategy=dataset.spec.dsa_strategy, device=device,
-                          progress=progress)
+    acc, diverged = _scored(lambda: evaluate_synset(
+        _builder(task.arch, dataset.spec), x, y, dataset.x_test, dataset.y_test, recipe, seed=task.seed,
+        dsa_strategy=dataset.spec.dsa_strategy, device=device, progress=progress))
     d = task.distill
-    store.write_record(Record(
+    record = Record(
         key=task.key, suite=suite, group=d.method.cls.group, method=d.method.cls.name, method_label=d.method.label,
         method_version=d.method.cls.version, params=d.identity["params"],
         params_hash=content_key(d.identity["params"]), dataset=d.dataset, ipc=d.ipc, distill_arch=d.arch,
@@ -203,9 +215,10 @@ def run_evaluate(task: EvalTask, store: Store, datasets: DatasetCache, device: t
         over_budget=meta.over_budget, train_bytes=_train_bytes(dataset), distill_time_s=meta.time_s,
         expert_time_s=meta.expert_time_s, zca=d.zca, artifact_format=meta.format, eval_arch=task.arch,
         recipe=task.recipe.as_dict(), recipe_hash=content_key(task.recipe.as_dict()), lr_used=recipe.lr,
-        eval_seed=task.seed, accuracy=acc, wall_time_s=time.perf_counter() - start, created=_now(),
-        **provenance(device)))
-    return acc
+        eval_seed=task.seed, accuracy=acc, diverged=diverged, wall_time_s=time.perf_counter() - start,
+        created=_now(), **provenance(device))
+    store.write_record(record)
+    return record
 
 
 def _train_bytes(dataset: data.Dataset) -> int:
@@ -278,18 +291,20 @@ def is_done(task: Task, store: Store) -> bool:
 
 
 def run_task(task: Task, store: Store, datasets: DatasetCache, device: torch.device, progress: Progress,
-             suite: str, checkpoint_every: int = 100) -> float | None:
-    """Run one task of any kind; the accuracy for an evaluation or a whole-dataset run. A task already done
-    is not redone."""
+             suite: str, checkpoint_every: int = 100) -> str:
+    """Run one task of any kind (a task already done is not redone); what to say after its name when it
+    ends: an evaluation's or whole-dataset run's accuracy, or that it diverged."""
     if is_done(task, store):
-        return None
-    if _is_whole(task):
-        return run_whole(task, store, datasets, device, progress, suite)
-    if isinstance(task, ExpertTask):
-        return run_expert(task, store, datasets, device, progress)
+        return ""
     if isinstance(task, DistillTask):
-        return run_distill(task, store, datasets, device, progress, checkpoint_every)
-    return run_evaluate(task, store, datasets, device, progress, suite)
+        run_distill(task, store, datasets, device, progress, checkpoint_every)
+        return ""
+    if isinstance(task, ExpertTask) and not _is_whole(task):
+        run_expert(task, store, datasets, device, progress)
+        return ""
+    run = run_whole if _is_whole(task) else run_evaluate
+    record = run(task, store, datasets, device, progress, suite)
+    return f": diverged ({record.diverged})" if record.diverged else f": {record.accuracy:.2f}%"
 
 
 def fmt_time(seconds: float) -> str:

@@ -1,5 +1,5 @@
 """Records -> one DataFrame with one row per expected cell: mean ± std of the final-epoch accuracy over the cell's
-runs, the cost of the cell's synthetic set (stored bytes, share of the training set, seconds), the method's group,
+runs (a diverged run has no accuracy: it is counted in `n_diverged`, never averaged), the cost of the cell's synthetic set (stored bytes, share of the training set, seconds), the method's group,
 and one "Whole Dataset" row per data set x eval arch (x recipe) from the whole-dataset runs' records.
 
 Every view renders this one frame; `reference_frame` builds the same shape from a paper's published table,
@@ -18,8 +18,8 @@ from bench.report.inputs import RECORD_FIELDS, WHOLE, ExpectedCell
 # Population std, as `np.std` in the reference code (DatasetCondensation, MTT, IDM); stated in every report.
 DDOF = 0
 
-COLUMNS = ["method", "group", "dataset", "ipc", "arch", "mean", "std", "n", "n_expected", "artifact_bytes",
-           "train_bytes", "ratio_pct", "distill_time_s", "expert_time_s", "over_budget"]
+COLUMNS = ["method", "group", "dataset", "ipc", "arch", "mean", "std", "n", "n_diverged", "n_expected",
+           "artifact_bytes", "train_bytes", "ratio_pct", "distill_time_s", "expert_time_s", "over_budget"]
 
 # Row groups of a paper table, in order; reference tables add the papers' own groups.
 GROUP_TITLES = {"coreset": "Coresets", "distillation": "Distillation methods",
@@ -36,6 +36,7 @@ def aggregate(cells: Sequence[ExpectedCell], records: Iterable[tuple]) -> pd.Dat
     links = pd.DataFrame({"cell": [i for i, c in enumerate(cells) for _ in c.keys],
                           "key": [k for c in cells for k in c.keys]}).drop_duplicates()
     runs = links.merge(pd.DataFrame(records, columns=RECORD_FIELDS), on="key")
+    runs["accuracy"] = pd.to_numeric(runs["accuracy"]).astype(float)  # None (diverged) -> NaN, skipped by mean
     by_cell = runs.groupby("cell", sort=True)
     per_artifact = runs.drop_duplicates(["cell", "distill_key"]).groupby("cell")
 
@@ -44,7 +45,8 @@ def aggregate(cells: Sequence[ExpectedCell], records: Iterable[tuple]) -> pd.Dat
                           "ipc": pd.array([c.ipc for c in cells], dtype="Int64"), "arch": [c.arch for c in cells]})
     frame["mean"] = by_cell["accuracy"].mean()
     frame["std"] = by_cell["accuracy"].std(ddof=DDOF)
-    frame["n"] = by_cell.size().reindex(frame.index, fill_value=0)
+    frame["n"] = by_cell["accuracy"].count().reindex(frame.index, fill_value=0)
+    frame["n_diverged"] = by_cell["diverged"].count().reindex(frame.index, fill_value=0)
     frame["n_expected"] = links.groupby("cell").size().reindex(frame.index, fill_value=0)
     # Bytes of the first run's artifact; the compression ratio is computed from the bytes stored (not the
     # decoded image count), against the full training set as the same tensors (float32 images + int64 labels).
@@ -84,7 +86,7 @@ def reference_frame(paper: str, table: str) -> pd.DataFrame:
         "method": [v.method for v in values], "group": [v.group for v in values],
         "dataset": [v.dataset for v in values], "ipc": pd.array([v.ipc for v in values], dtype="Int64"),
         "arch": [v.arch for v in values], "mean": [v.mean for v in values],
-        "std": [float("nan") if v.std is None else v.std for v in values], "n": 0, "n_expected": 0,
+        "std": [float("nan") if v.std is None else v.std for v in values], "n": 0, "n_diverged": 0, "n_expected": 0,
         "artifact_bytes": pd.array([None] * len(values), dtype="Int64"),
         "train_bytes": pd.array([None] * len(values), dtype="Int64"),
         "ratio_pct": [float("nan") if v.ratio_pct is None else v.ratio_pct for v in values],

@@ -15,7 +15,7 @@ WHOLE = "Whole Dataset"
 
 # The fields of `bench.records.Record` a report reads, in the order of each record row it is given.
 RECORD_FIELDS = ("key", "accuracy", "wall_time_s", "artifact_bytes", "train_bytes", "distill_key", "distill_time_s",
-                 "expert_time_s", "over_budget")
+                 "expert_time_s", "over_budget", "diverged")
 
 
 @dataclass(frozen=True)

@@ -106,5 +106,13 @@ def curve(frame: pd.DataFrame, dataset: str, arch: str, key: str) -> Figure:
     text = text[text.index("<svg"):]  # drop the XML prolog and DOCTYPE so the SVG can be inlined in HTML
     text = re.sub(r'<svg([^>]*?) width="[^"]*" height="[^"]*"', r'<svg\1', text, count=1)  # scale to its box
     caption = (f"{dataset} on {arch}: accuracy (mean ± std) against images per class and against the bytes stored "
-               f"for the synthetic set" + (f"; dashed: {WHOLE}." if len(whole) else "."))
+               f"for the synthetic set" + (f"; dashed: {WHOLE}." if len(whole) else ".") + _diverged(frame, dataset, arch))
     return Figure(key=key, title=f"{dataset}, {arch}", svg=text, pdf=pdf.getvalue(), caption=caption)
+
+
+def _diverged(frame: pd.DataFrame, dataset: str, arch: str) -> str:
+    """The caption's account of the runs left out of the points because their loss became NaN or Inf."""
+    gone = frame[(frame["dataset"] == dataset) & (frame["arch"] == arch) & (frame["n_diverged"] > 0)]
+    cells = ", ".join(f"{r.method}" + ("" if pd.isna(r.ipc) else f" at IPC {r.ipc}") + f" ({r.n_diverged} of "
+                      f"{r.n_expected})" for r in gone.itertuples(index=False))
+    return f" Runs that diverged (NaN or Inf loss) are left out of the means: {cells}." if cells else ""

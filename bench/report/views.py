@@ -28,16 +28,22 @@ def _nan(x) -> bool:
     return x is None or x is pd.NA or (isinstance(x, float) and math.isnan(x))
 
 
-def fmt_acc(mean: float, std: float, n: int = 0, n_expected: int = 0) -> str:
-    """'48.5 ± 0.6', a bare mean where no std is known, '–' when there is no run, '(n=k/N)' when runs are missing."""
+def fmt_acc(mean: float, std: float, n: int = 0, n_expected: int = 0, diverged: int = 0) -> str:
+    """'48.5 ± 0.6', a bare mean where no std is known, '–' when there is no run, '(n=k/N)' when runs are missing,
+    'diverged' (with a count) for runs whose loss became NaN or Inf: they are never part of the mean."""
     if _nan(mean):
-        return MISSING
+        return f"{DIVERGED} ({diverged}/{n_expected})" if diverged else MISSING
     text = f"{mean:.1f}" if _nan(std) else f"{mean:.1f} ± {std:.1f}"
-    if 0 < n < n_expected:
-        text += f" (n={n}/{n_expected})"
-    return text
+    parts = [f"n={n}/{n_expected}"] * (0 < n < n_expected) + [f"{diverged} {DIVERGED}"] * bool(diverged)
+    return f"{text} ({', '.join(parts)})" if parts else text
 
 
+def _fmt_row(r: Any) -> str:
+    """`fmt_acc` of one aggregated row."""
+    return fmt_acc(r.mean, r.std, r.n, r.n_expected, getattr(r, "n_diverged", 0))
+
+
+DIVERGED = "diverged"
 OVER_BUDGET = "†"
 
 
@@ -51,7 +57,7 @@ def _acc_cell(row, bold: bool = False, extra: str = "") -> Cell:
     if row is None:
         return Cell(MISSING)
     budget = f" {OVER_BUDGET}" if getattr(row, "over_budget", False) is True else ""
-    return Cell(fmt_acc(row.mean, row.std, row.n, row.n_expected) + budget + extra,
+    return Cell(_fmt_row(row) + budget + extra,
                 None if _nan(row.mean) else row.mean, bold=bold)
 
 
@@ -123,7 +129,7 @@ def paper_table(frame: pd.DataFrame, arch: str, key: str, title: str) -> Table:
     for label in dict.fromkeys(whole["method"]):
         rows = {r.dataset: r for r in whole[whole["method"] == label].itertuples(index=False)}
         foot.append(Row((label,) + pad, tuple(
-            Cell(fmt_acc(r.mean, r.std, r.n, r.n_expected), None if _nan(r.mean) else r.mean, span=n)
+            Cell(_fmt_row(r), None if _nan(r.mean) else r.mean, span=n)
             if (r := rows.get(d)) is not None else Cell(MISSING, span=n) for d, n in spans)))
     return Table(key=key, title=title, label_columns=("Method", "Venue") if venue else ("Method",),
                  columns=tuple(f"IPC {ipc}" for _, ipc in columns), spans=spans, groups=tuple(groups),
@@ -368,9 +374,10 @@ def build_report(options: ReportOptions, frame: pd.DataFrame) -> Report:
     wanted = list(options.views) if options.views is not None else applicable(options)
     sections = tuple(view(frame, options) for name, view in VIEWS.items() if name in wanted)
     data = frame[frame["group"] != "whole"]
-    complete = int(((data["n"] == data["n_expected"]) & (data["n"] > 0)).sum())
+    ran = data["n"] + data["n_diverged"]
+    complete = int(((ran == data["n_expected"]) & (ran > 0)).sum())
     return Report(name=options.name, description=" ".join(options.description.split()), sections=sections,
-                  notes=tuple(notes(options) + _budget_note(frame)),
+                  notes=tuple(notes(options) + _budget_note(frame) + _diverged_note(frame)),
                   citations=tuple(PAPERS[p].citation for p in options.compare_to),
                   complete=complete, total=len(data))
 
@@ -387,3 +394,14 @@ def _budget_note(frame: pd.DataFrame) -> list[str]:
         return []
     return [f"{OVER_BUDGET} over the storage budget (NSD Eq. 3): the synthetic set stores more image values than "
             f"IPC plain images per class would, so it is not a like-for-like comparison at that IPC."]
+
+
+def _diverged_note(frame: pd.DataFrame) -> list[str]:
+    count = int(frame["n_diverged"].sum())
+    if not count:
+        return []
+    cells = frame[frame["n_diverged"] > 0]
+    where = "; ".join(f"{r.method}, {r.dataset}" + (f" IPC {r.ipc}" if not _nan(r.ipc) else "") + f", {r.arch}: "
+                      f"{r.n_diverged} of {r.n_expected}" for r in cells.itertuples(index=False))
+    return [f"{count} run(s) {DIVERGED}: the training loss became NaN or Inf, so they have no accuracy; they are "
+            f"excluded from the means and counted in their cells ({where}). Each record says where it diverged."]
