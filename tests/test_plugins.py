@@ -139,6 +139,37 @@ def test_iterative_plugin_killed_mid_run_resumes_to_the_same_set(digits: data.Da
     assert not torch.equal(fresh.images, resumed.images)  # so resuming is not trivially the same set
 
 
+
+@pytest.mark.parametrize("saved", [
+    {"format": 2, "iteration": 4, "state": {"tensors": {"images": torch.zeros(3, 1, 8, 8)}, "optimizers": {},
+                                            "generators": {}, "extra": {}}},
+    {"format": 2, "iteration": 4, "state": {"tensors": {"other": torch.zeros(1)}}},
+    {"format": 2, "iteration": 99, "state": {}},
+    {"format": 2, "state": {}},
+    {"format": 1, "iteration": 4, "state": {}},
+])
+def test_a_checkpoint_that_no_longer_fits_is_discarded_with_a_warning(digits: data.Dataset, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch, capfd,
+                                                                     saved: dict) -> None:
+    """A checkpoint from other code (other tensors, shapes, iterations or layout) is never fatal: the run starts
+    from scratch and computes what an uninterrupted run computes."""
+    monkeypatch.syspath_prepend(str(EXAMPLE))
+    from my_method import ProjectedMeans, ProjectedMeansParams
+
+    def context(checkpoint: Checkpoint) -> DistillContext:
+        return DistillContext(digits, 2, 3, torch.device("cpu"), lambda: None, digits.spec.dsa_strategy,
+                              checkpoint=checkpoint)
+
+    params = ProjectedMeansParams(iterations=6)
+    uninterrupted = ProjectedMeans(params).distill(context(Checkpoint()))
+    path = tmp_path / "ckpt.pt"
+    torch.save(saved, path)
+    capfd.readouterr()
+    resumed = ProjectedMeans(params).distill(context(Checkpoint(path, every=100)))
+    assert f"warning: discarding checkpoint {path}" in capfd.readouterr().err
+    assert torch.equal(uninterrupted.images, resumed.images) and not path.exists()
+
+
 MEANS = """\
 from bench.methods import Method, SyntheticSet
 from bench.methods.base import class_labels

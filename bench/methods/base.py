@@ -12,6 +12,7 @@ harness runs the loop, checkpoints and resumes it, and reports progress (see tha
 
 from __future__ import annotations
 
+import sys
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -145,10 +146,20 @@ class Checkpoint:
             return None
         saved = torch.load(self.path, weights_only=True)
         if saved.get("format") != self.FORMAT:
-            print(f"ignoring checkpoint {self.path.name}: written by another version of bench", flush=True)
+            self.discard("it was written by another version of bench")
+            return None
+        if type(saved.get("iteration")) is not int or not isinstance(saved.get("state"), dict):
+            self.discard("it lacks the iteration or the state a checkpoint holds")
             return None
         print(f"resuming from checkpoint {self.path.name} at iteration {saved['iteration']}", flush=True)
         return saved["iteration"], saved["state"]
+
+    def discard(self, why: str) -> None:
+        """Delete a checkpoint that cannot be resumed, saying why: the distillation starts from scratch."""
+        assert self.path is not None
+        print(f"warning: discarding checkpoint {self.path}: {why}; the distillation starts from scratch.",
+              file=sys.stderr, flush=True)
+        self.path.unlink(missing_ok=True)
 
 
 @dataclass

@@ -82,7 +82,10 @@ def run(method: IterativeMethod, ctx: DistillContext) -> SyntheticSet:
     """Run `method` to its last iteration, resuming from `ctx.checkpoint` and writing it when due."""
     state = method.init(ctx)
     total = method.iterations
-    for iteration in range(restore(ctx.checkpoint, state), total):
+    start = restore(ctx.checkpoint, state, total)
+    if start is None:  # a checkpoint that did not fit may have been half restored: start from a clean state
+        state, start = method.init(ctx), 0
+    for iteration in range(start, total):
         ctx.progress(iteration + 1, total, f"iteration, {describe(method.step(state, iteration))}")
         if ctx.checkpoint.due(iteration + 1):
             ctx.checkpoint.save(iteration + 1, snapshot(state))
@@ -97,20 +100,34 @@ def snapshot(state: LoopState) -> dict[str, Any]:
             "extra": state.extra()}
 
 
-def restore(checkpoint: Checkpoint, state: LoopState) -> int:
-    """Load the last checkpoint into `state`, in place; the iteration to continue from (0 without one)."""
+def restore(checkpoint: Checkpoint, state: LoopState, total: int) -> int | None:
+    """Load the last checkpoint into `state`, in place; the iteration to continue from (0 without one).
+
+    None, with a warning, where the checkpoint does not fit the state (another version of the method's code
+    saved other tensors, shapes or optimisers): the caller starts from scratch, as it would without one."""
     saved = checkpoint.load()
     if saved is None:
         return 0
     iteration, snap = saved
-    with torch.no_grad():
-        for k, t in state.tensors().items():
-            t.copy_(snap["tensors"][k])
-    for k, o in state.optimizers().items():
-        o.load_state_dict(snap["optimizers"][k])
-    for k, g in state.generators().items():
-        g.set_state(snap["generators"][k])
-    state.load_extra(snap["extra"])
+    try:
+        tensors = state.tensors()
+        if not 0 <= iteration <= total or snap["tensors"].keys() != tensors.keys():
+            raise ValueError(f"it holds iteration {iteration} of tensors {sorted(snap['tensors'])}; this run has "
+                             f"{total} iterations of tensors {sorted(tensors)}")
+        with torch.no_grad():
+            for k, t in tensors.items():
+                if snap["tensors"][k].shape != t.shape:
+                    raise ValueError(f"its tensor '{k}' has shape {tuple(snap['tensors'][k].shape)}, this run's "
+                                     f"{tuple(t.shape)}")
+                t.copy_(snap["tensors"][k])
+        for k, o in state.optimizers().items():
+            o.load_state_dict(snap["optimizers"][k])
+        for k, g in state.generators().items():
+            g.set_state(snap["generators"][k])
+        state.load_extra(snap["extra"])
+    except (KeyError, ValueError, TypeError, RuntimeError, IndexError) as exc:
+        checkpoint.discard(f"it does not fit this run's state ({type(exc).__name__}: {exc})")
+        return None
     return iteration
 
 
