@@ -13,13 +13,23 @@ A plugin is one class that is both (it subclasses `bench.methods.Method`, itself
 from __future__ import annotations
 
 import importlib
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import (BaseModel, ConfigDict, Field, NonNegativeInt, PositiveFloat, PositiveInt, field_validator,
-                      model_validator)
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, field_validator, model_validator
 
+from bench import nets
 from bench.experts import ExpertSpec
 from bench.recipes import FAMILIES
+
+# Bounds every run needs, so that `bench validate` refuses what a run would fail on (or silently misuse):
+# learning rates and other scales are positive and fit a float32 (torch's optimisers refuse larger ones for
+# float32 tensors), SGD momenta lie in [0, 1), and a seed fits torch.manual_seed (and stays an int64 after
+# the offsets some methods add).
+FLOAT32_MAX = 3.4028234663852886e38
+PositiveFinite = Annotated[float, Field(gt=0, le=FLOAT32_MAX, allow_inf_nan=False)]
+NonNegativeFinite = Annotated[float, Field(ge=0, le=FLOAT32_MAX, allow_inf_nan=False)]
+Momentum = Annotated[float, Field(ge=0, lt=1, allow_inf_nan=False)]
+Seed = Annotated[int, Field(ge=0, lt=2**63)]
 
 
 class Params(BaseModel):
@@ -43,6 +53,7 @@ class MethodSpec:
     # bench/methods/presets/<presets>.yaml: published settings (several files merge in order, last wins)
     presets: ClassVar[str | tuple[str, ...] | None] = None
     eval_preset: ClassVar[str] = "standard"  # the evaluation protocol its paper uses (bench.recipes.PRESETS)
+    learns_lr: ClassVar[bool] = False  # its sets store a learned lr, so it may be evaluated with `lr: learned`
     group: ClassVar[str] = "plugin"  # its rows in a report: "coreset", "distillation", or "plugin" (yours)
     maths: ClassVar[str | None] = None  # "module:Class" of a spec's implementation, where it is kept apart
 
@@ -76,12 +87,12 @@ FEATURE_NET = "feature_net"
 class CoresetParams(Params):
     """The feature network's training recipe (shared by the three methods, so keep them equal)."""
 
-    feature_epochs: int = 40
-    feature_lr: float = 0.01
-    feature_momentum: float = 0.9
-    feature_weight_decay: float = 5e-4
-    feature_batch_size: int = 256
-    feature_seed: int = 0
+    feature_epochs: PositiveInt = 40
+    feature_lr: PositiveFinite = 0.01
+    feature_momentum: Momentum = 0.9
+    feature_weight_decay: NonNegativeFinite = 5e-4
+    feature_batch_size: PositiveInt = 256
+    feature_seed: Seed = 0
 
 
 class Random(MethodSpec):
@@ -129,12 +140,12 @@ Metric = Literal["ours", "mse", "cos"]
 
 
 class DCParams(Params):
-    iterations: int = 1000
-    lr_img: float = 0.1
-    momentum_img: float = 0.5
-    lr_net: float = 0.01
-    batch_real: int = 256
-    batch_train: int = 256
+    iterations: NonNegativeInt = 1000
+    lr_img: PositiveFinite = 0.1
+    momentum_img: Momentum = 0.5
+    lr_net: PositiveFinite = 0.01
+    batch_real: PositiveInt = 256
+    batch_train: PositiveInt = 256
     outer_loop: int | None = Field(default=None, ge=1)  # None: the reference get_loops table by IPC (`loops`)
     inner_loop: int | None = Field(default=None, ge=0)
     init: Literal["real", "noise"] = "noise"
@@ -168,10 +179,10 @@ class DSA(GradientMatching):
 # ------------------------------------------------------------------------ distribution matching (DM, IDM)
 
 class DMParams(Params):
-    iterations: int = 20000
-    lr_img: float = 1.0
-    momentum: float = 0.5
-    batch_real: int = 256
+    iterations: NonNegativeInt = 20000
+    lr_img: PositiveFinite = 1.0
+    momentum: Momentum = 0.5
+    batch_real: PositiveInt = 256
     init: Literal["real", "noise"] = "real"
     dsa: bool = True
 
@@ -188,24 +199,24 @@ class IDMParams(Params):
     """Defaults are the published commands' values (uitrbn/IDM command.txt) where every command
     sets a flag, else the code defaults of IDM_cifar10.py."""
 
-    iterations: int = 20000
-    lr_img: float = 0.2  # --lr_img 0.2 in every command (code default 1.0)
-    momentum: float = 0.5
-    batch_real: int = 256
+    iterations: NonNegativeInt = 20000
+    lr_img: PositiveFinite = 0.2  # --lr_img 0.2 in every command (code default 1.0)
+    momentum: Momentum = 0.5
+    batch_real: PositiveInt = 256
     init: Literal["real", "noise"] = "real"
     dsa: bool = True
     aug: bool = True  # partition and expansion; --aug in every command
-    ce_weight: float = 0.5  # --syn_ce --ce_weight 0.5 (0.1 / 0.8 / 3 in some commands; see the preset)
-    net_num: int = 100  # queue capacity
-    net_generate_interval: int = 30
-    train_net_num: int = 1  # nets matched per iteration; --train_net_num 1 in every command (code default 2)
-    fetch_net_num: int = 2  # queue nets trained per iteration
-    model_train_steps: int = 10
-    trained_bs: int = 256
-    lr_net: float = 0.01  # --net_decay: SGD(lr_net, momentum 0.9, weight decay 5e-4)
+    ce_weight: NonNegativeFinite = 0.5  # --syn_ce --ce_weight 0.5 (0.1 / 0.8 / 3 in some commands; see the preset)
+    net_num: PositiveInt = 100  # queue capacity
+    net_generate_interval: PositiveInt = 30
+    train_net_num: PositiveInt = 1  # nets matched per iteration; --train_net_num 1 in every command (code default 2)
+    fetch_net_num: NonNegativeInt = 2  # queue nets trained per iteration
+    model_train_steps: NonNegativeInt = 10
+    trained_bs: PositiveInt = 256
+    lr_net: PositiveFinite = 0.01  # --net_decay: SGD(lr_net, momentum 0.9, weight decay 5e-4)
     # The reference resets every net's accuracy meter at each evaluation point (--eval_interval),
     # which zeroes the CE weight of nets not trained since; 0 never resets.
-    acc_reset_interval: int = 100
+    acc_reset_interval: NonNegativeInt = 100
 
 
 class IDM(MethodSpec):
@@ -238,19 +249,26 @@ class IIDTerms(Params):
 
     cc: bool = True
     cm: bool = True
-    lambda_cc: float = 0.05
-    lambda_cm: float = 0.01
+    lambda_cc: NonNegativeFinite = 0.05
+    lambda_cm: NonNegativeFinite = 0.01
     cc_exp: bool = False
-    cc_alpha: float | None = None
-    cc_beta: float = 0.0
+    cc_alpha: PositiveFinite | None = None
+    cc_beta: NonNegativeFinite = 0.0
     bank_arch: str = "ResNet18"
-    bank_size: int = 5
-    bank_epochs: int = 30
-    bank_lr: float = 0.01
-    bank_momentum: float = 0.9
-    bank_weight_decay: float = 5e-4
-    bank_batch_size: int = 256
-    bank_seed: int = 0
+    bank_size: PositiveInt = 5
+    bank_epochs: PositiveInt = 30
+    bank_lr: PositiveFinite = 0.01
+    bank_momentum: Momentum = 0.9
+    bank_weight_decay: NonNegativeFinite = 5e-4
+    bank_batch_size: PositiveInt = 256
+    bank_seed: Seed = 0
+
+    @field_validator("bank_arch")
+    @classmethod
+    def _known_arch(cls, value: str) -> str:
+        if value not in nets.NETWORKS:
+            raise ValueError(f"unknown architecture '{value}'; `bench list archs` shows the known ones")
+        return value
 
     @property
     def alpha(self) -> float:
@@ -331,10 +349,10 @@ class TrajectoryParams(Params):
 
     num_experts: PositiveInt = 100
     expert_train_epochs: PositiveInt = 50
-    expert_lr: PositiveFloat = 0.01
+    expert_lr: PositiveFinite = 0.01
     expert_batch: PositiveInt = 256
     expert_dsa: bool = True
-    expert_seed: int = 0
+    expert_seed: Seed = 0
     zca: bool = False
 
 
@@ -350,14 +368,14 @@ def trajectory_spec(p: TrajectoryParams, dataset: str, arch: str) -> ExpertSpec:
 class MTTParams(TrajectoryParams):
     """Defaults are distill.py's argparse defaults (pix_init 'real' in the current version)."""
 
-    iterations: int = 5000
+    iterations: NonNegativeInt = 5000
     syn_steps: PositiveInt = 20
     expert_epochs: PositiveInt = 3
     max_start_epoch: PositiveInt = 25
-    lr_img: float = 1000.0
-    lr_lr: float = 1e-5
-    lr_teacher: PositiveFloat = 0.01  # the initial synthetic lr alpha, not the experts' lr
-    momentum: float = 0.5
+    lr_img: PositiveFinite = 1000.0
+    lr_lr: NonNegativeFinite = 1e-5  # 0 keeps the synthetic lr at lr_teacher
+    lr_teacher: PositiveFinite = 0.01  # the initial synthetic lr alpha, not the experts' lr
+    momentum: Momentum = 0.5
     batch_syn: PositiveInt | None = None  # None: the whole synthetic set in every step
     init: Literal["real", "noise"] = "real"
     dsa: bool = True
@@ -370,6 +388,7 @@ class MTT(MethodSpec):
     Params = MTTParams
     presets = "mtt"
     eval_preset = "mtt"  # distill.py evaluates with the learned synthetic lr
+    learns_lr = True
     maths = "bench.methods.mtt:MTT"
 
     def experts(self, dataset: str, arch: str) -> list[ExpertSpec]:
@@ -392,19 +411,19 @@ class NSDParams(TrajectoryParams):
     batch_ratio: PositiveInt = 2  # u1 = batch_ratio * t1 where the batch kernel is stored
     spatial: PositiveInt | None = None  # t3 = t4
     share_kernels: bool = True
-    band_drop: float = Field(0.5, ge=0.0, lt=1.0)  # dwt only
-    gamma: float = Field(1.0, ge=0.0)  # weight of the real-guided loss; 0 switches it off
+    band_drop: float = Field(0.5, ge=0.0, lt=1.0, allow_inf_nan=False)  # dwt only
+    gamma: NonNegativeFinite = 1.0  # weight of the real-guided loss; 0 switches it off
     guide_batch: PositiveInt = 256
     iterations: NonNegativeInt = 10000
     syn_steps: PositiveInt = 20
     expert_epochs: PositiveInt = 3
     max_start_epoch: PositiveInt = 25
-    lr_tensor: PositiveFloat = 10000.0  # 10 x MTT's lr_img (random init; see the presets)
-    lr_kernel: PositiveFloat = 3.0  # about lr_tensor / 3000 (see the presets)
-    real_init_lr_scale: PositiveFloat = 0.02  # both lrs' factor for the variants that start from real images
-    lr_lr: float = 1e-5
-    lr_teacher: PositiveFloat = 0.01  # the initial synthetic lr alpha
-    momentum: float = 0.9
+    lr_tensor: PositiveFinite = 10000.0  # 10 x MTT's lr_img (random init; see the presets)
+    lr_kernel: PositiveFinite = 3.0  # about lr_tensor / 3000 (see the presets)
+    real_init_lr_scale: PositiveFinite = 0.02  # both lrs' factor for the variants that start from real images
+    lr_lr: NonNegativeFinite = 1e-5
+    lr_teacher: PositiveFinite = 0.01  # the initial synthetic lr alpha
+    momentum: Momentum = 0.9
     batch_syn: PositiveInt | None = None  # None: IPC x classes decoded images per step (all when fewer)
     dsa: bool = True
 
@@ -418,6 +437,7 @@ class NSD(MethodSpec):
     Params = NSDParams
     presets = "nsd"
     eval_preset = "standard"  # Sec. 4.1: lr 0.01, 1000 epochs, batch 256, momentum 0.9, wd 5e-4, DSA
+    learns_lr = True  # stored with MTT's learned lr
     maths = "bench.methods.nsd:NSD"
 
     def experts(self, dataset: str, arch: str) -> list[ExpertSpec]:
@@ -436,22 +456,22 @@ class UDDParams(Params):
 
     iterations: int = Field(default=2000, ge=0)  # outer iterations, one fresh network each (UDD App. A)
     inner_loop: int = Field(default=100, ge=1)  # IDC: matching steps per network
-    lr_img: float = 5e-3  # UDD App. A (IDC's CIFAR/SVHN value), in pixel units [0, 1]
+    lr_img: PositiveFinite = 5e-3  # UDD App. A (IDC's CIFAR/SVHN value), in pixel units [0, 1]
     lr_img_ipc_scale: bool = True  # IDC tune_lr_img: lr_img x IPC/10
     lr_img_decay_at: list[float] = [0.6, 0.8, 0.9]  # UDD: halved at 1200, 1600, 1800 of 2000 iterations
-    lr_img_decay_factor: float = 0.5
-    momentum_img: float = 0.5  # IDC mom_img
+    lr_img_decay_factor: PositiveFinite = 0.5
+    momentum_img: Momentum = 0.5  # IDC mom_img
     factor: Literal[1, 2] = 2  # IDC multi-formation (2 in every IDC command for these data sets)
     metric: Metric = "mse"  # UDD Eq. 9 (IDC: mse for CIFAR/SVHN, l1 for MNIST/Fashion)
     batch_real: int = Field(default=64, ge=1)  # IDC
     batch_syn_max: int = Field(default=128, ge=1)  # IDC: synthetic training images per matching step
     n_data: int = Field(default=500, ge=1)  # IDC: real images the network trains on per inner step
     net_batch: int = Field(default=64, ge=1)  # IDC --batch_size
-    lr_net: float = 0.01  # IDC: SGD momentum 0.9, weight decay 5e-4
+    lr_net: PositiveFinite = 0.01  # IDC: SGD momentum 0.9, weight decay 5e-4
     match_augment: str = "color_crop_cutout"  # IDC --aug_type (siamese, IDC's DiffAug)
     net_augment: str = "color_crop"  # IDC: aug_type less cutout when the net update uses CutMix
-    net_cutmix_prob: float = Field(default=0.5, ge=0, le=1)  # IDC mix_p for CIFAR/SVHN/MNIST/Fashion
-    net_cutmix_beta: float = Field(default=1.0, gt=0)
+    net_cutmix_prob: float = Field(default=0.5, ge=0, le=1, allow_inf_nan=False)  # IDC mix_p, CIFAR/SVHN/MNIST/Fashion
+    net_cutmix_beta: PositiveFinite = 1.0
     # Underutilised regions (UDD Sec. 2.2-2.4, App. A: N = 12, M = 2, P = 8; main results use jitter).
     policy: Policy = "jitter"
     region_scales: list[float] = [1 / 3, 1 / 2, 2 / 3]  # N = 4 x len (App. B Table 5 varies it)
@@ -460,15 +480,15 @@ class UDDParams(Params):
     jitter: Jitter = "gaussian"  # UDD's default jitter function (Table 3 compares the three)
     # ours: gaussian std, uniform with the same std (half-width sqrt(3) x), salt-and-pepper pixel fraction,
     # all in pixel units [0, 1]; the paper gives no strength.
-    jitter_strength: float = Field(default=0.1, gt=0)
+    jitter_strength: PositiveFinite = 0.1
     # ours: the response map is the input of this (0-based) convolution, i.e. the activated output of
     # the block before it (ConvNet: layer 1 = block 1 after pooling, 16x16 for 32 px images).
     response_layer: int = Field(default=1, ge=1)
     # Category-wise feature contrastive loss (Sec. 2.5, App. A: tau 0.7, alpha 0.5; weight 1 by Eq. 10).
     cfc: bool = True
-    cfc_weight: float = 1.0
-    tau: float = Field(default=0.7, gt=0)
-    centre_momentum: float = Field(default=0.5, ge=0, le=1)  # alpha of Eq. 8
+    cfc_weight: NonNegativeFinite = 1.0
+    tau: PositiveFinite = 0.7
+    centre_momentum: float = Field(default=0.5, ge=0, le=1, allow_inf_nan=False)  # alpha of Eq. 8
 
     @field_validator("match_augment", "net_augment")
     @classmethod
