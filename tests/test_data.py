@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from bench.data import DATASETS, DatasetNotFound, UnknownDataset, load_dataset
-from bench.data.readers import IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, IdxFormatError
+from bench.data.readers import IDX_IMAGES_MAGIC, IDX_LABELS_MAGIC, DataFileError
 
 
 def normalised(name: str, value: int, channel: int) -> float:
@@ -135,7 +135,7 @@ def test_mnist_family(tmp_path, name, folder, gz):
 
 def test_mnist_bad_magic_is_a_clear_error(tmp_path):
     write_mnist(tmp_path / "MNIST" / "raw", gz=False, images_magic=IDX_LABELS_MAGIC)
-    with pytest.raises(IdxFormatError, match=r"magic number is 0x00000801, expected 0x00000803") as err:
+    with pytest.raises(DataFileError, match=r"magic number is 0x00000801, expected 0x00000803") as err:
         load_dataset("mnist", tmp_path)
     assert "train-images-idx3-ubyte" in str(err.value)
     assert isinstance(err.value, ValueError)
@@ -161,36 +161,83 @@ def check_cifar_pixel(ds, name: str) -> None:
     assert ds.x_train[5, 2, 7, 1].item() == pytest.approx(background(name, 2), rel=1e-5)
 
 
-def test_cifar10(tmp_path):
-    folder = tmp_path / "cifar-10-batches-py"
+CIFAR10_NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+PY2_FIXTURES = Path(__file__).parent / "fixtures" / "cifar10_py2"
+
+
+def write_cifar10(root: Path) -> Path:
+    """15 train images in 5 batches of 3, 6 test images, and the meta file; the folder."""
+    folder = root / "cifar-10-batches-py"
     folder.mkdir()
-    images = cifar_images(15)  # 5 batches of 3 images
-    labels = [0, 1, 2] * 5
+    images = cifar_images(15)
     for b in range(5):
         rows = slice(3 * b, 3 * b + 3)
-        batch = {"data": images[rows].reshape(3, 3072), "labels": labels[rows]}
+        batch = {"data": images[rows].reshape(3, 3072), "labels": [0, 1, 2]}
         dump(folder / f"data_batch_{b + 1}", batch)
     dump(folder / "test_batch", {"data": cifar_images(6).reshape(6, 3072), "labels": [2, 1, 0, 0, 1, 2]})
-    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
-    dump(folder / "batches.meta", {"label_names": names, "num_vis": 3072})
+    dump(folder / "batches.meta", {"label_names": CIFAR10_NAMES, "num_vis": 3072})
+    return folder
 
+
+def test_cifar10(tmp_path):
+    write_cifar10(tmp_path)
     ds = load_dataset("cifar10", tmp_path)
     assert ds.x_train.shape == (15, 3, 32, 32) and ds.x_test.shape == (6, 3, 32, 32)
-    assert ds.y_train.tolist() == labels and ds.y_test.tolist() == [2, 1, 0, 0, 1, 2]
-    assert ds.class_names == names
+    assert ds.y_train.tolist() == [0, 1, 2] * 5 and ds.y_test.tolist() == [2, 1, 0, 0, 1, 2]
+    assert ds.class_names == CIFAR10_NAMES
     check_cifar_pixel(ds, "cifar10")
 
 
-def test_cifar100_uses_fine_labels(tmp_path):
+def write_py2_cifar10(root: Path) -> Path:
+    """CIFAR-10 from files Python 2.7 wrote with cPickle protocol 2 and numpy 1.16, as the real ones were:
+    str keys and strings as SHORT_BINSTRING, arrays through numpy.core.multiarray._reconstruct. Each batch
+    holds 3 images (labels 0, 1, 9); its image 1 (so train image 4) has 123 at (c=2, h=1, w=7)."""
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir()
+    batch = (PY2_FIXTURES / "data_batch").read_bytes()
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        (folder / name).write_bytes(batch)
+    (folder / "batches.meta").write_bytes((PY2_FIXTURES / "batches.meta").read_bytes())
+    return folder
+
+
+def test_cifar10_python2_originals(tmp_path):
+    write_py2_cifar10(tmp_path)
+    ds = load_dataset("cifar10", tmp_path)
+    assert ds.x_train.shape == (15, 3, 32, 32) and ds.x_test.shape == (3, 3, 32, 32)
+    assert ds.y_train.tolist() == [0, 1, 9] * 5 and ds.y_test.tolist() == [0, 1, 9]
+    assert ds.class_names == CIFAR10_NAMES
+    assert ds.x_train[4, 2, 1, 7].item() == pytest.approx(normalised("cifar10", 123, 2), rel=1e-5)
+    assert ds.x_train[4, 2, 7, 1].item() == pytest.approx(background("cifar10", 2), rel=1e-5)
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_cifar10_bytes_keyed_files_load_the_same_arrays(tmp_path, protocol):
+    """Files re-saved after `pickle.load(f, encoding="bytes")` have b"data", b"labels", b"label_names"."""
+    folder = write_py2_cifar10(tmp_path)
+    expected = load_dataset("cifar10", tmp_path)
+    for path in folder.iterdir():
+        table = pickle.loads(path.read_bytes(), encoding="bytes")  # the trusted fixture
+        assert b"data" in table or b"label_names" in table
+        path.write_bytes(pickle.dumps(table, protocol=protocol))
+
+    ds = load_dataset("cifar10", tmp_path)
+    for field in ("x_train", "y_train", "x_test", "y_test"):
+        assert torch.equal(getattr(ds, field), getattr(expected, field))
+    assert ds.class_names == CIFAR10_NAMES
+
+
+@pytest.mark.parametrize("key", [str, str.encode], ids=["str-keys", "bytes-keys"])
+def test_cifar100_uses_fine_labels(tmp_path, key):
     folder = tmp_path / "cifar-100-python"
     folder.mkdir()
     fine = [0, 50, 99, 0, 50, 99, 1, 2]
     train = {"data": cifar_images(8).reshape(8, 3072), "fine_labels": fine, "coarse_labels": [19] * 8}
     test = {"data": cifar_images(6).reshape(6, 3072), "fine_labels": [3] * 6, "coarse_labels": [0] * 6}
-    dump(folder / "train", train)
-    dump(folder / "test", test)
-    names = [f"class{i}" for i in range(100)]
-    dump(folder / "meta", {"fine_label_names": names, "coarse_label_names": [f"sc{i}" for i in range(20)]})
+    dump(folder / "train", {key(k): v for k, v in train.items()})
+    dump(folder / "test", {key(k): v for k, v in test.items()})
+    names = [key(f"class{i}") for i in range(100)]
+    dump(folder / "meta", {key("fine_label_names"): names, key("coarse_label_names"): [key("sc")] * 20})
 
     ds = load_dataset("cifar100", tmp_path)
     assert ds.x_train.shape == (8, 3, 32, 32) and ds.x_test.shape == (6, 3, 32, 32)
@@ -227,7 +274,7 @@ def test_svhn_maps_label_10_to_0(tmp_path, sub):
 WNIDS = [f"n{9000000 - 37 * i:08d}" for i in range(200)]  # not in sorted order on purpose
 
 
-def test_tinyimagenet_folder_layout(tmp_path):
+def write_tinyimagenet_folder(tmp_path: Path) -> Path:
     """One PNG per class in train (the reader takes .JPEG/.jpg/.png), a greyscale JPEG in val."""
     image_module = pytest.importorskip("PIL.Image")
     root = tmp_path / "tiny-imagenet-200"
@@ -249,7 +296,12 @@ def test_tinyimagenet_folder_layout(tmp_path):
     (root / "val" / "val_annotations.txt").write_text(
         f"val_0.JPEG\t{sorted_wnids[3]}\t0\t0\t63\t63\nval_1.png\t{sorted_wnids[199]}\t5\t6\t40\t41\n"
     )
+    return root
 
+
+def test_tinyimagenet_folder_layout(tmp_path):
+    write_tinyimagenet_folder(tmp_path)
+    sorted_wnids = sorted(WNIDS)
     ds = load_dataset("tinyimagenet", tmp_path)
     assert ds.x_train.shape == (200, 3, 64, 64) and ds.x_test.shape == (2, 3, 64, 64)
     assert ds.x_train.is_contiguous() and ds.x_train.dtype == torch.float32
@@ -327,3 +379,181 @@ def test_unknown_dataset_lists_known_names():
         load_dataset("imagenet", ".")
     assert isinstance(err.value, KeyError)
     assert "'imagenet'" in str(err.value) and "cifar10, cifar100" in str(err.value)
+
+
+# --- damaged and hostile data files ----------------------------------------------------------
+
+
+def data_file_error(name: str, root: Path, path: Path) -> str:
+    """The error load_dataset raises: a DataFileError (a ValueError) whose one-paragraph message names
+    `path` and ends with how to get the data set again."""
+    with pytest.raises(DataFileError) as err:
+        load_dataset(name, root)
+    message = str(err.value)
+    assert isinstance(err.value, ValueError)
+    assert message.startswith(str(path)) and "\n" not in message
+    assert f"To fix, download {name!r} again: " in message and message.endswith("folder that already holds it.")
+    return message
+
+
+class RunsCode:
+    """Unpickling this calls `function(argument)`: what a crafted data file can do to plain pickle.load."""
+
+    def __init__(self, function, argument: str):
+        self.function, self.argument = function, argument
+
+    def __reduce__(self):
+        return self.function, (self.argument,)
+
+
+@pytest.mark.parametrize("file", ["batches.meta", "data_batch_2"])
+@pytest.mark.parametrize("how", ["os.system", "builtins.eval"])
+def test_crafted_cifar_pickle_cannot_run_code(tmp_path, how, file):
+    import os
+
+    marker = tmp_path / "pwned"
+    payload = RunsCode(os.system, f"touch '{marker}'") if how == "os.system" else \
+        RunsCode(eval, f"open({str(marker)!r}, 'w').close()")
+    crafted = pickle.dumps({"label_names": payload, "data": payload, "labels": payload}, protocol=2)
+    pickle.loads(crafted)  # the payload is live: plain pickle runs it
+    assert marker.exists()
+    marker.unlink()
+
+    folder = write_cifar10(tmp_path)
+    (folder / file).write_bytes(crafted)
+    message = data_file_error("cifar10", tmp_path, folder / file)
+    assert not marker.exists()
+    assert f".{payload.function.__name__}, which no data file holds" in message
+    assert "nothing in the file ran" in message
+
+
+@pytest.mark.parametrize("cut", [0, 100, 3000])
+def test_truncated_cifar_pickle(tmp_path, cut):
+    folder = write_cifar10(tmp_path)
+    path = folder / "data_batch_3"
+    path.write_bytes(path.read_bytes()[:cut])
+    message = data_file_error("cifar10", tmp_path, path)
+    assert "cannot be read as a Python pickle" in message and "cut short" in message
+
+
+@pytest.mark.parametrize(
+    ("content", "complaint"),
+    [
+        ([1, 2, 3], "holds a list, expected a dict with keys data, labels"),
+        ({"labels": [0, 1, 2]}, "the dict has no data (its keys: labels)"),
+        ({"data": np.zeros((3, 1024), np.uint8), "labels": [0, 1, 2]},
+         "'data' is an array of uint8 with shape (3, 1024), expected a uint8 array of shape (N, 3072)"),
+        ({"data": np.zeros((3, 3072), np.int64), "labels": [0, 1, 2]}, "'data' is an array of int64"),
+        ({"data": [[0] * 3072] * 3, "labels": [0, 1, 2]}, "'data' is a list"),
+        ({"data": np.zeros((3, 3072), np.uint8), "labels": [0, 1]}, "holds 2 labels for the 3 images;"),
+        ({"data": np.zeros((3, 3072), np.uint8), "labels": ["cat", "dog", "cat"]}, "expected 3 integer class"),
+        ({"data": np.zeros((3, 3072), np.uint8), "labels": [0, [1], 2]}, "the labels are an array of object"),
+    ],
+)
+def test_wrong_cifar_pickle_contents(tmp_path, content, complaint):
+    folder = write_cifar10(tmp_path)
+    dump(folder / "data_batch_4", content)
+    assert complaint in data_file_error("cifar10", tmp_path, folder / "data_batch_4")
+
+
+def test_wrong_cifar_meta(tmp_path):
+    folder = write_cifar10(tmp_path)
+    dump(folder / "batches.meta", {"label_names": CIFAR10_NAMES[:9]})
+    assert "'label_names' is not a list of 10 class names" in data_file_error("cifar10", tmp_path,
+                                                                             folder / "batches.meta")
+
+
+@pytest.mark.parametrize(
+    ("name", "label", "complaint"),
+    [
+        ("cifar10", -1, "labels span -1..1, expected class indices 0..9"),
+        ("cifar10", 10, "labels span 0..10, expected class indices 0..9"),
+        ("cifar100", 100, "labels span 0..100, expected class indices 0..99"),
+    ],
+)
+def test_cifar_label_out_of_range(tmp_path, name, label, complaint):
+    folder = tmp_path / ("cifar-10-batches-py" if name == "cifar10" else "cifar-100-python")
+    if name == "cifar10":
+        write_cifar10(tmp_path)
+        path = folder / "test_batch"
+        dump(path, {"data": cifar_images(6).reshape(6, 3072), "labels": [0, 1, label, 0, 1, 0]})
+    else:
+        folder.mkdir()
+        for split in ("train", "test"):
+            dump(folder / split, {"data": cifar_images(6).reshape(6, 3072), "fine_labels": [0, 1, label, 0, 1, 0]})
+        dump(folder / "meta", {"fine_label_names": [f"c{i}" for i in range(100)]})
+        path = folder / "train"
+    assert complaint in data_file_error(name, tmp_path, path)
+
+
+@pytest.mark.parametrize(
+    ("damage", "complaint"),
+    [
+        (lambda gz: b"this is not gzip" * 4, "cannot be read as a gzip file (BadGzipFile: Not a gzipped file"),
+        (lambda gz: gz[: len(gz) // 2], "cannot be read as a gzip file (EOFError: Compressed file ended"),
+        (lambda gz: gz[:12] + bytes(len(gz) - 12), "cannot be read as a gzip file"),
+    ],
+)
+def test_bad_gz(tmp_path, damage, complaint):
+    raw = tmp_path / "MNIST" / "raw"
+    write_mnist(raw, gz=True)
+    path = raw / "t10k-images-idx3-ubyte.gz"
+    path.write_bytes(damage(path.read_bytes()))
+    assert complaint in data_file_error("mnist", tmp_path, path)
+
+
+def test_mnist_label_count_mismatch(tmp_path):
+    raw = tmp_path / "MNIST" / "raw"
+    write_mnist(raw, gz=False)
+    write_idx(raw / "train-labels-idx1-ubyte", np.zeros(11, np.uint8), IDX_LABELS_MAGIC)
+    message = data_file_error("mnist", tmp_path, raw / "train-labels-idx1-ubyte")
+    assert f"holds 11 labels for the 12 images of {raw / 'train-images-idx3-ubyte'};" in message
+
+
+def test_mnist_label_out_of_range(tmp_path):
+    raw = tmp_path / "FashionMNIST" / "raw"
+    write_mnist(raw, gz=True)
+    write_idx(raw / "t10k-labels-idx1-ubyte.gz", np.array([0, 1, 2, 10, 0, 1]), IDX_LABELS_MAGIC)
+    message = data_file_error("fashionmnist", tmp_path, raw / "t10k-labels-idx1-ubyte.gz")
+    assert "labels span 0..10, expected class indices 0..9" in message
+
+
+def test_mnist_idx_header_cut_short(tmp_path):
+    raw = tmp_path / "MNIST" / "raw"
+    write_mnist(raw, gz=False)
+    path = raw / "train-images-idx3-ubyte"
+    path.write_bytes(path.read_bytes()[:10])
+    assert "ends inside its 16-byte idx header" in data_file_error("mnist", tmp_path, path)
+
+
+def test_damaged_svhn_mat(tmp_path):
+    from scipy.io import savemat
+
+    savemat(tmp_path / "train_32x32.mat", {"X": np.zeros((32, 32, 3, 2), np.uint8), "y": np.array([[1], [10]])})
+    savemat(tmp_path / "test_32x32.mat", {"X": np.zeros((32, 32, 3, 2), np.uint8), "y": np.array([[1]])})
+    message = data_file_error("svhn", tmp_path, tmp_path / "test_32x32.mat")
+    assert "holds 1 labels for the 2 images" in message
+    savemat(tmp_path / "test_32x32.mat", {"X": np.zeros((32, 32, 3, 2), np.uint8), "y": np.array([[1.5], [2]])})
+    assert "the labels are an array of float64" in data_file_error("svhn", tmp_path, tmp_path / "test_32x32.mat")
+    savemat(tmp_path / "test_32x32.mat", {"X": np.zeros((32, 32, 3, 2), np.uint8), "y": np.array([[1.0], [11]])})
+    assert "labels span 1..11" in data_file_error("svhn", tmp_path, tmp_path / "test_32x32.mat")
+    path = tmp_path / "train_32x32.mat"
+    path.write_bytes(path.read_bytes()[:300])
+    assert "cannot be read as a MATLAB .mat file" in data_file_error("svhn", tmp_path, path)
+
+
+def test_unreadable_tinyimagenet_file(tmp_path):
+    path = tmp_path / "tinyimagenet.pt"
+    path.write_bytes(b"PK\x03\x04 not really a zip")
+    assert "cannot be read as DatasetCondensation's tinyimagenet.pt" in data_file_error("tinyimagenet", tmp_path, path)
+
+
+def test_unreadable_tinyimagenet_image(tmp_path):
+    root = write_tinyimagenet_folder(tmp_path)
+    path = root / "val" / "images" / "val_1.png"
+    path.write_bytes(path.read_bytes()[:40])
+    assert "cannot be read as an image" in data_file_error("tinyimagenet", tmp_path, path)
+    path.write_bytes(b"")
+    (root / "val" / "val_annotations.txt").write_text("val_1.png n0000\n")
+    message = data_file_error("tinyimagenet", tmp_path, root / "val" / "val_annotations.txt")
+    assert "line 1: expected an image name, a tab and a class of wnids.txt, found 'val_1.png n0000'" in message

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from bench.data import DATASETS, DatasetNotFound, DatasetSpec, UnknownDataset, digits
-from bench.data.readers import READERS, RawData
+from bench.data.readers import READERS, DataFileError, RawData
 
 
 @dataclass
@@ -57,11 +57,15 @@ def load_dataset(name: str, root: str | os.PathLike) -> Dataset:
 
 
 def _read(name: str, root: Path) -> RawData:
-    """Read with the first complete layout; otherwise say every place that was looked at."""
+    """Read with the first complete layout; otherwise say every place that was looked at. A file that is
+    there but unreadable (`DataFileError`) is named with how to get the data set again."""
     reader = READERS[name]
     for layout in reader.layouts:
         if not layout.missing(root):
-            return layout.read(layout.location(root))
+            try:
+                return layout.read(layout.location(root))
+            except DataFileError as exc:
+                raise DataFileError(f"{exc} To fix, download {name!r} again: {reader.hint}") from exc.__cause__
     looked = [layout.describe(root) for layout in reader.layouts]
     raise DatasetNotFound(
         f"Dataset {name!r} was not found under data_root {str(root)!r}. Looked for: "

@@ -11,10 +11,12 @@ from __future__ import annotations
 import gzip
 import pickle
 import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Callable
+from typing import Any, BinaryIO, Callable
 
 import numpy as np
 
@@ -34,8 +36,50 @@ IDX_IMAGES_MAGIC = 0x00000803  # unsigned bytes, 3 dimensions (N, H, W)
 IDX_LABELS_MAGIC = 0x00000801  # unsigned bytes, 1 dimension (N,)
 
 
-class IdxFormatError(ValueError):
-    """An MNIST-style idx file whose header does not match what it should hold."""
+class DataFileError(ValueError):
+    """A data file that is there but does not hold what its layout promises: damaged, cut short, or another
+    file under its name. The message is one paragraph naming the file and what is wrong; `load_dataset`
+    appends how to get the data set again."""
+
+
+@contextmanager
+def _reading(path: Path, what: str) -> Iterator[None]:
+    """Name the file in whatever a parser raises on bad bytes: it may be nearly anything (EOFError,
+    zlib.error, gzip.BadGzipFile, UnpicklingError, IndexError, OSError...)."""
+    try:
+        yield
+    except DataFileError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - re-raised as one error naming the file
+        raise DataFileError(
+            f"{path}: cannot be read as {what} ({type(exc).__name__}: {exc}); the file is damaged or cut short."
+        ) from exc
+
+
+def _described(value: Any) -> str:
+    if isinstance(value, np.ndarray):
+        return f"an array of {value.dtype} with shape {value.shape}"
+    return f"a {type(value).__name__}"
+
+
+def _labels(labels: Any, path: Path, count: int, num_classes: int, images: Path | None = None) -> np.ndarray:
+    """Labels as int64, after checking that the file gives one class index (0..num_classes-1) per image
+    (`images`: the file holding the images, where it is another one)."""
+    try:
+        y = np.asarray(labels)
+    except ValueError:  # a ragged list
+        y = np.asarray(labels, dtype=object)
+    whole = y.dtype.kind in "iu" or (y.dtype.kind == "f" and bool(np.all(np.mod(y, 1) == 0)))  # MATLAB: doubles
+    if y.ndim != 1 or (y.size and not whole):
+        raise DataFileError(f"{path}: the labels are {_described(y)}, expected {count} integer class indices.")
+    if len(y) != count:
+        of = f" of {images}" if images else ""
+        raise DataFileError(f"{path}: holds {len(y)} labels for the {count} images{of}; the file is cut short "
+                            "or the two do not belong together.")
+    if y.size and (y.min() < 0 or y.max() >= num_classes):
+        raise DataFileError(f"{path}: labels span {int(y.min())}..{int(y.max())}, expected class indices "
+                            f"0..{num_classes - 1}.")
+    return y.astype(np.int64)
 
 
 @dataclass
@@ -103,25 +147,27 @@ def _find(directory: Path, name: str, gzip_ok: bool) -> Path | None:
 
 def read_idx(path: Path, magic: int) -> np.ndarray:
     """Parse an idx file (big-endian header: magic, then one uint32 per dimension; uint8 data)."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
+    gz = path.suffix == ".gz"
+    with _reading(path, "a gzip file" if gz else "an idx file"), (gzip.open if gz else open)(path, "rb") as f:
         data = f.read()
     found = int.from_bytes(data[:4], "big") if len(data) >= 4 else None
     if found != magic:
         shown = "nothing (file shorter than 4 bytes)" if found is None else f"0x{found:08X}"
-        raise IdxFormatError(
+        raise DataFileError(
             f"{path}: idx magic number is {shown}, expected 0x{magic:08X}. The file is not the "
             "expected MNIST-style idx file (wrong file, truncated download, or a gzip file "
-            "without the .gz suffix); download it again."
+            "without the .gz suffix)."
         )
     ndim = magic & 0xFF
     header = 4 + 4 * ndim
+    if len(data) < header:
+        raise DataFileError(f"{path}: the file ends inside its {header}-byte idx header; it is truncated.")
     dims = struct.unpack(f">{ndim}I", data[4:header])
     pixels = np.frombuffer(data, dtype=np.uint8, offset=header)
     if pixels.size != int(np.prod(dims)):
-        raise IdxFormatError(
+        raise DataFileError(
             f"{path}: header promises shape {dims} ({int(np.prod(dims))} bytes) but the file "
-            f"holds {pixels.size} bytes of data; the file is truncated, download it again."
+            f"holds {pixels.size} bytes of data; the file is truncated."
         )
     return pixels.reshape(dims)
 
@@ -131,9 +177,12 @@ def _read_mnist(directory: Path, class_names: list[str]) -> RawData:
         return _find(directory, name, gzip_ok=True) or directory / name
 
     def split(prefix: str) -> tuple[np.ndarray, np.ndarray]:
-        images = read_idx(file(f"{prefix}-images-idx3-ubyte"), IDX_IMAGES_MAGIC)
-        labels = read_idx(file(f"{prefix}-labels-idx1-ubyte"), IDX_LABELS_MAGIC)
-        return images[:, None], labels.astype(np.int64)
+        images_file, labels_file = file(f"{prefix}-images-idx3-ubyte"), file(f"{prefix}-labels-idx1-ubyte")
+        images = read_idx(images_file, IDX_IMAGES_MAGIC)
+        if images.shape[1:] != (28, 28):
+            raise DataFileError(f"{images_file}: images are {images.shape[2]}x{images.shape[1]}, expected 28x28.")
+        labels = read_idx(labels_file, IDX_LABELS_MAGIC)
+        return images[:, None], _labels(labels, labels_file, len(images), len(class_names), images_file)
 
     x_train, y_train = split("train")
     x_test, y_test = split("t10k")
@@ -150,35 +199,90 @@ MNIST_FILES = (
 
 # --- CIFAR-10 / CIFAR-100: python pickles ----------------------------------------------------
 
+# The globals a CIFAR pickle may name: numpy's array rebuilding (the Python 2 originals name
+# numpy.core.multiarray._reconstruct, numpy.ndarray and numpy.dtype; files re-saved under numpy 2
+# name numpy._core.*, and _frombuffer at protocol 5) and `_codecs.encode`, which Python 3 writes
+# for bytes at protocol 2. Any other global could run code on load.
+PICKLE_GLOBALS = frozenset({
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "scalar"),
+    ("numpy._core.numeric", "_frombuffer"),
+    ("_codecs", "encode"),
+})  # fmt: skip
 
-def _unpickle(path: Path) -> dict:
-    with open(path, "rb") as f:
-        return pickle.load(f, encoding="latin1")
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Resolves only `PICKLE_GLOBALS`, so a crafted file cannot make unpickling import and call anything."""
+
+    def __init__(self, file: BinaryIO, path: Path) -> None:
+        super().__init__(file, encoding="latin1")  # Python 2 str -> str, as torchvision reads the files
+        self.path = path
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) not in PICKLE_GLOBALS:
+            raise DataFileError(
+                f"{self.path}: the pickle asks to load the global {module}.{name}, which no data file holds "
+                "(only numpy arrays, lists, numbers and strings); bench refused it, so nothing in the file ran."
+            )
+        return super().find_class(module, name)
 
 
-def _cifar_batches(paths: list[Path], label_key: str) -> tuple[np.ndarray, np.ndarray]:
-    """Stack batches; `data` rows are 3072 bytes in C, H, W order, so a reshape gives NCHW."""
-    batches = [_unpickle(p) for p in paths]
-    x = np.concatenate([np.asarray(b["data"], dtype=np.uint8) for b in batches])
-    y = np.concatenate([np.asarray(b[label_key], dtype=np.int64) for b in batches])
-    return x.reshape(-1, 3, 32, 32), y
+def load_pickle(path: Path) -> Any:
+    """Unpickle a data file without letting it run code (plain pickle.load calls whatever the file names)."""
+    with open(path, "rb") as f, _reading(path, "a Python pickle"):
+        return _ArrayUnpickler(f, path).load()
+
+
+def _text(value: Any) -> Any:
+    """bytes -> str: a file re-saved after `pickle.load(f, encoding="bytes")` holds b"data", b"labels"."""
+    return value.decode("latin1") if isinstance(value, bytes) else value
+
+
+def _cifar_dict(path: Path, keys: tuple[str, ...]) -> dict[Any, Any]:
+    """A CIFAR pickle as a dict with str keys (the originals' str keys and re-saved bytes keys alike)."""
+    table = load_pickle(path)
+    if not isinstance(table, dict):
+        raise DataFileError(f"{path}: holds {_described(table)}, expected a dict with keys {', '.join(keys)}.")
+    table = {_text(k): v for k, v in table.items()}
+    missing = [k for k in keys if k not in table]
+    if missing:
+        raise DataFileError(f"{path}: the dict has no {', '.join(missing)} (its keys: "
+                            f"{', '.join(map(str, table)) or 'none'}), expected {', '.join(keys)}.")
+    return table
+
+
+def _cifar_batch(path: Path, label_key: str, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """One batch; `data` rows are 3072 bytes in C, H, W order, so a reshape gives NCHW."""
+    batch = _cifar_dict(path, ("data", label_key))
+    x = batch["data"]
+    if not isinstance(x, np.ndarray) or x.dtype != np.uint8 or x.ndim != 2 or x.shape[1] != 3 * 32 * 32:
+        raise DataFileError(f"{path}: 'data' is {_described(x)}, expected a uint8 array of shape (N, 3072) "
+                            "(one 32x32 colour image per row, channels first).")
+    return x.reshape(-1, 3, 32, 32), _labels(batch[label_key], path, len(x), num_classes)
+
+
+def _read_cifar(directory: Path, train: tuple[str, ...], test: str, meta: str, labels: str, names: str,
+                num_classes: int) -> RawData:
+    batches = [_cifar_batch(directory / name, labels, num_classes) for name in train]
+    x_test, y_test = _cifar_batch(directory / test, labels, num_classes)
+    listed = _cifar_dict(directory / meta, (names,))[names]
+    class_names = [_text(n) for n in listed] if isinstance(listed, (list, tuple)) else []
+    if len(class_names) != num_classes or not all(isinstance(n, str) for n in class_names):
+        raise DataFileError(f"{directory / meta}: '{names}' is not a list of {num_classes} class names.")
+    x_train = np.concatenate([x for x, _ in batches])
+    y_train = np.concatenate([y for _, y in batches])
+    return RawData(x_train, y_train, x_test, y_test, class_names)
 
 
 CIFAR10_FILES = tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch", "batches.meta")
-
-
-def _read_cifar10(directory: Path) -> RawData:
-    x_train, y_train = _cifar_batches([directory / f"data_batch_{i}" for i in range(1, 6)], "labels")
-    x_test, y_test = _cifar_batches([directory / "test_batch"], "labels")
-    names = list(_unpickle(directory / "batches.meta")["label_names"])
-    return RawData(x_train, y_train, x_test, y_test, names)
-
-
-def _read_cifar100(directory: Path) -> RawData:
-    x_train, y_train = _cifar_batches([directory / "train"], "fine_labels")
-    x_test, y_test = _cifar_batches([directory / "test"], "fine_labels")
-    names = list(_unpickle(directory / "meta")["fine_label_names"])
-    return RawData(x_train, y_train, x_test, y_test, names)
+_read_cifar10 = partial(_read_cifar, train=CIFAR10_FILES[:5], test="test_batch", meta="batches.meta",
+                        labels="labels", names="label_names", num_classes=10)
+_read_cifar100 = partial(_read_cifar, train=("train",), test="test", meta="meta", labels="fine_labels",
+                         names="fine_label_names", num_classes=100)
 
 
 # --- SVHN: MATLAB files ----------------------------------------------------------------------
@@ -188,11 +292,16 @@ def _read_svhn_mat(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """`X` is (H, W, C, N); `y` is (N, 1) with 10 standing for digit 0 (mapped as torchvision)."""
     from scipy.io import loadmat
 
-    mat = loadmat(path)
-    x = np.ascontiguousarray(np.transpose(mat["X"], (3, 2, 0, 1)), dtype=np.uint8)
-    y = np.asarray(mat["y"], dtype=np.int64).reshape(-1)
-    y[y == 10] = 0
-    return x, y
+    with _reading(path, "a MATLAB .mat file"):
+        mat = loadmat(path)
+    x, y = mat.get("X"), mat.get("y")
+    if not isinstance(x, np.ndarray) or x.dtype != np.uint8 or x.ndim != 4 or x.shape[:3] != (32, 32, 3):
+        raise DataFileError(f"{path}: 'X' is {_described(x)}, expected a uint8 array of shape (32, 32, 3, N).")
+    if not isinstance(y, np.ndarray):
+        raise DataFileError(f"{path}: 'y' is {_described(y)}, expected an array of shape (N, 1).")
+    labels = _labels(y.reshape(-1), path, x.shape[3], 11)  # 1..10 in the file
+    labels[labels == 10] = 0
+    return np.ascontiguousarray(np.transpose(x, (3, 2, 0, 1))), labels
 
 
 def _read_svhn(directory: Path) -> RawData:
@@ -203,6 +312,8 @@ def _read_svhn(directory: Path) -> RawData:
 
 # --- TinyImageNet: image folders, or the reference's tensor file -----------------------------
 
+TINYIMAGENET_CLASSES = 200
+
 
 def _read_images(paths: list[Path], size: int) -> np.ndarray:
     """Decode to (N, 3, size, size) uint8; some TinyImageNet JPEGs are greyscale, hence RGB."""
@@ -210,11 +321,11 @@ def _read_images(paths: list[Path], size: int) -> np.ndarray:
 
     out = np.empty((len(paths), size, size, 3), dtype=np.uint8)
     for i, path in enumerate(paths):
-        with Image.open(path) as image:
+        with _reading(path, "an image"), Image.open(path) as image:
             pixels = np.asarray(image.convert("RGB"))
         if pixels.shape != (size, size, 3):
-            raise ValueError(
-                f"{path}: image is {pixels.shape[1]}x{pixels.shape[0]}, expected {size}x{size}"
+            raise DataFileError(
+                f"{path}: image is {pixels.shape[1]}x{pixels.shape[0]}, expected {size}x{size}."
             )
         out[i] = pixels
     return out.transpose(0, 3, 1, 2)
@@ -222,13 +333,17 @@ def _read_images(paths: list[Path], size: int) -> np.ndarray:
 
 def _image_files(directory: Path) -> list[Path]:
     if not directory.is_dir():
-        raise FileNotFoundError(f"{directory}: expected a folder of images (incomplete extraction?)")
+        raise DataFileError(f"{directory}: expected a folder of images, found none (incomplete extraction?).")
     return sorted(p for p in directory.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
 def _read_tinyimagenet_folder(directory: Path) -> RawData:
-    lines = (directory / "wnids.txt").read_text().splitlines()
-    wnids = sorted({line.strip() for line in lines if line.strip()})
+    listing, annotations = directory / "wnids.txt", directory / "val" / "val_annotations.txt"
+    with _reading(listing, "a text file"):
+        wnids = sorted({line.strip() for line in listing.read_text().splitlines() if line.strip()})
+    if len(wnids) != TINYIMAGENET_CLASSES:
+        raise DataFileError(f"{listing}: lists {len(wnids)} classes, expected "
+                            f"{TINYIMAGENET_CLASSES} (one WordNet id per line).")
     index = {wnid: i for i, wnid in enumerate(wnids)}
 
     train_paths: list[Path] = []
@@ -240,15 +355,17 @@ def _read_tinyimagenet_folder(directory: Path) -> RawData:
 
     val_paths: list[Path] = []
     val_labels: list[int] = []
-    annotations = directory / "val" / "val_annotations.txt"
-    for n, line in enumerate(annotations.read_text().splitlines(), start=1):
+    with _reading(annotations, "a text file"):
+        val_lines = annotations.read_text().splitlines()
+    for n, line in enumerate(val_lines, start=1):
         if not line.strip():
             continue
-        filename, wnid = line.split("\t")[:2]
-        if wnid not in index:
-            raise ValueError(f"{annotations}, line {n}: class {wnid!r} is not in wnids.txt")
-        val_paths.append(directory / "val" / "images" / filename)
-        val_labels.append(index[wnid])
+        fields = line.split("\t")
+        if len(fields) < 2 or fields[1] not in index:
+            raise DataFileError(f"{annotations}, line {n}: expected an image name, a tab and a class of "
+                                f"wnids.txt, found {line!r}.")
+        val_paths.append(directory / "val" / "images" / fields[0])
+        val_labels.append(index[fields[1]])
 
     return RawData(
         _read_images(train_paths, 64),
@@ -259,31 +376,39 @@ def _read_tinyimagenet_folder(directory: Path) -> RawData:
     )
 
 
-def _nchw(images: np.ndarray, channels: int, path: Path) -> np.ndarray:
-    """Accept NCHW or NHWC, so either way of saving the reference's tensors reads correctly."""
-    if images.ndim == 4 and images.shape[1] == channels:
-        return images
-    if images.ndim == 4 and images.shape[3] == channels:
-        return np.ascontiguousarray(images.transpose(0, 3, 1, 2))
-    raise ValueError(
-        f"{path}: images have shape {images.shape}, "
-        f"expected (N, {channels}, H, W) or (N, H, W, {channels})"
-    )
+def _images(images: np.ndarray, path: Path, size: int) -> np.ndarray:
+    """(N, 3, size, size) from NCHW or NHWC, so either way of saving the reference's tensors reads
+    correctly; uint8, or floats in [0, 1]."""
+    if images.ndim == 4 and images.shape[3] == 3 and images.shape[1] != 3:
+        images = np.ascontiguousarray(images.transpose(0, 3, 1, 2))
+    if images.shape[1:] != (3, size, size):
+        raise DataFileError(f"{path}: images have shape {images.shape}, expected (N, 3, {size}, {size}) "
+                            f"or (N, {size}, {size}, 3).")
+    if images.dtype != np.uint8 and images.size and (images.min() < 0 or images.max() > 1):
+        raise DataFileError(f"{path}: images are {images.dtype} in {images.min()}..{images.max()}, "
+                            "expected uint8 or floats in [0, 1].")
+    return images
 
 
 def _read_tinyimagenet_pt(directory: Path) -> RawData:
     import torch
 
     path = directory / "tinyimagenet.pt"
-    data = torch.load(path, map_location="cpu", weights_only=True)
-    keys = ("images_train", "labels_train", "images_val", "labels_val")
-    arrays = {k: data[k].detach().cpu().numpy() for k in keys}
+    with _reading(path, "DatasetCondensation's tinyimagenet.pt (a dict of tensors and class names)"):
+        data = torch.load(path, map_location="cpu", weights_only=True)
+        keys = ("images_train", "labels_train", "images_val", "labels_val")
+        arrays = {k: data[k].detach().cpu().numpy() for k in keys}
+        classes = [str(c) for c in data["classes"]]
+    if len(classes) != TINYIMAGENET_CLASSES:
+        raise DataFileError(f"{path}: 'classes' lists {len(classes)} classes, expected {TINYIMAGENET_CLASSES}.")
+    x_train = _images(arrays["images_train"], path, 64)
+    x_test = _images(arrays["images_val"], path, 64)
     return RawData(
-        _nchw(arrays["images_train"], 3, path),
-        arrays["labels_train"].astype(np.int64).reshape(-1),
-        _nchw(arrays["images_val"], 3, path),
-        arrays["labels_val"].astype(np.int64).reshape(-1),
-        [str(c) for c in data["classes"]],
+        x_train,
+        _labels(arrays["labels_train"].reshape(-1), path, len(x_train), TINYIMAGENET_CLASSES),
+        x_test,
+        _labels(arrays["labels_val"].reshape(-1), path, len(x_test), TINYIMAGENET_CLASSES),
+        classes,
     )
 
 
