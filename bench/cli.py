@@ -120,6 +120,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(tabulate([[c.method, c.dataset, c.ipc, c.arch, f"{count(items, 'done')}/{len(items)}",
                      *(count(items, s) for s in STATES[1:])] for c, items in by_cell.items()],
                    headers=["method", "dataset", "ipc", "arch", "done", *STATES[1:]]))
+    for t in tasks:
+        if t.state == "running" and t.detail:
+            print(f"\nrunning {t.task.describe()}: {t.detail}")
     failed = [t for t in tasks if t.state == "failed"]
     for t in failed:
         detail = t.detail.replace("\n", "\n    | ")

@@ -7,6 +7,11 @@ local disk as on NFS/Lustre where many SLURM jobs write at once. Files are named
 content key, so two writers of the same task cannot create a duplicate: the last rename wins with
 an equivalent file.
 
+A task is claimed before it runs (`Store.claim`): a file under claims/, created atomically (O_EXCL), names its
+holder and is refreshed by a heartbeat while the task runs, so two `bench run` of one suite on one store, or SLURM
+array elements that race, never compute the same task twice. The claim of a dead holder is taken over: at once on
+the same host when its process is gone (kill -9), elsewhere once its heartbeat is older than `STALE_AFTER_S`.
+
 Every file is verified when read: a record by its checksum (or, written by an older bench, field by field), an
 artifact by loading it and checking its metadata and the checksum of its tensors, a checkpoint by loading it. A
 file that fails (a disk error, a copy cut short, a hand edit) is moved to `quarantine/` under the same relative
@@ -19,11 +24,15 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import json
 import multiprocessing
 import os
 import re
 import socket
 import sys
+import threading
+import time
+import uuid
 import warnings
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
@@ -38,6 +47,9 @@ from bench.records import (CHECKSUMMED, ArtifactMeta, DamagedFile, Record, check
                            load_record)
 
 QUARANTINE = "quarantine"
+CLAIMS = "claims"
+HEARTBEAT_S = 30.0  # how often a running task refreshes its claim
+STALE_AFTER_S = 600.0  # a claim not refreshed for this long belongs to a dead holder (clocks of hosts may differ)
 T = TypeVar("T")
 RECOMPUTED = "its task counts as not done, and `bench run` recomputes it"
 RESTARTED = "the distillation it belongs to starts from scratch"
@@ -171,6 +183,75 @@ def _artifact(data: bytes, key: str) -> tuple[dict[str, torch.Tensor], ArtifactM
     return tensors, meta
 
 
+@dataclass(frozen=True)
+class Holder:
+    """Who holds a claim, as its file says, and when its heartbeat last refreshed it."""
+
+    host: str
+    pid: int
+    token: str  # unique to one claim, so a holder never mistakes another's claim for its own
+    since: str
+    refreshed: float  # the claim file's mtime
+
+    def alive(self, now: float) -> bool:
+        """Whether the holder may still be running: on this host, whether its process exists; elsewhere, whether
+        its heartbeat is recent."""
+        if self.host == socket.gethostname():
+            try:
+                os.kill(self.pid, 0)
+            except ProcessLookupError:
+                return False
+            except PermissionError:
+                return True
+            return True
+        return now - self.refreshed < STALE_AFTER_S
+
+    def __str__(self) -> str:
+        return f"pid {self.pid} on {self.host}, since {self.since}"
+
+
+def _holder(path: Path) -> Holder | None:
+    """The holder a claim file names (None where there is no file); a claim file that cannot be read (being
+    written, or cut short by a crash) is judged by its age alone."""
+    try:
+        data, refreshed = _read_file(str(path)), path.stat().st_mtime
+    except FileNotFoundError:
+        return None
+    try:
+        raw = json.loads(data or b"")
+        return Holder(str(raw["host"]), int(raw["pid"]), str(raw["token"]), str(raw["since"]), refreshed)
+    except (ValueError, KeyError, TypeError):  # being written this instant, or cut short: judged by its age
+        return Holder("?", 0, "", "?", refreshed)
+
+
+class Claim:
+    """This process's claim on one task: released when the task ends (as a context manager), refreshed by a
+    heartbeat thread meanwhile, so other runs see a live holder."""
+
+    def __init__(self, path: Path, token: str):
+        self.path, self.token = path, token
+        self._stop = threading.Event()
+        self._beat = threading.Thread(target=self._heartbeat, daemon=True, name=f"claim {path.stem[:8]}")
+        self._beat.start()
+
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(HEARTBEAT_S):
+            with contextlib.suppress(OSError):
+                os.utime(self.path)
+
+    def release(self) -> None:
+        self._stop.set()
+        holder = _holder(self.path)
+        if holder is not None and holder.token == self.token:
+            self.path.unlink(missing_ok=True)
+
+    def __enter__(self) -> Claim:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
 class Store:
     """records/<k[:2]>/<key>.json, artifacts/<k[:2]>/<key>.pt and checkpoints/<k[:2]>/<key>.pt under `root`;
     damaged files under quarantine/."""
@@ -286,6 +367,52 @@ class Store:
             raise FileNotFoundError(f"no artifact {self._path('artifacts', key, '.pt')}: the task that makes it "
                                     f"has not run; `bench run` runs it.")
         return loaded
+
+    def claim(self, key: str) -> Claim | Holder:
+        """Claim the task `key` for this process (a `Claim`, to release when the task ends), or the `Holder` of
+        a live claim on it. A dead holder's claim is taken over, with a warning."""
+        path = self._path(CLAIMS, key, ".claim")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            token = uuid.uuid4().hex
+            text = json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "token": token,
+                               "since": datetime.now(timezone.utc).isoformat(timespec="seconds")}).encode()
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                holder = _holder(path)
+                if holder is None:
+                    continue  # released meanwhile
+                if holder.alive(time.time()):
+                    return holder
+                self._break(path, holder)
+                continue
+            with os.fdopen(fd, "wb") as f:
+                f.write(text)
+            return Claim(path, token)
+
+    def _break(self, path: Path, dead: Holder) -> None:
+        """Remove the claim of a dead holder. Two runs may find it dead at once: each moves the file aside under
+        its own name, so only one succeeds, and a claim moved aside that is not the dead one (a third run claimed
+        meanwhile) is put back."""
+        aside = path.with_name(f"{path.name}.{uuid.uuid4().hex}")
+        try:
+            os.rename(path, aside)
+        except FileNotFoundError:
+            return
+        moved = _holder(aside)
+        if moved is not None and moved.token != dead.token:
+            with contextlib.suppress(OSError):
+                os.link(aside, path)  # fails where yet another run claimed meanwhile: that claim stands
+        else:
+            print(f"warning: taking over task {path.stem} from a holder that is gone ({dead})", file=sys.stderr,
+                  flush=True)
+        aside.unlink(missing_ok=True)
+
+    def holder(self, key: str) -> Holder | None:
+        """The live holder of a claim on `key`, if any: `bench status` shows its task as running."""
+        holder = _holder(self._path(CLAIMS, key, ".claim"))
+        return holder if holder is not None and holder.alive(time.time()) else None
 
     def checkpoint_path(self, key: str) -> Path:
         """Where a distillation task keeps its resumable state until its artifact is saved. A checkpoint there

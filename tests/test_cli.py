@@ -163,6 +163,58 @@ def test_sigkill_mid_suite_then_rerun_completes_without_duplicates(workdir: Path
     assert len(rows) == 12 and all(r["n"] == r["n_expected"] == "2" for r in rows)
 
 
+def test_two_runs_share_a_suite_and_one_takes_over_from_the_other_killed(workdir: Path) -> None:
+    """Run A holds the gate's distillation (its claim); run B, started on the same store, does the other tasks,
+    waits for the gate, and once A is killed with -9 takes its claim over: every task is computed once."""
+    write(workdir / "gate.py", GATE)
+    write(workdir / "s.yaml", """\
+        datasets: [digits]
+        ipc: [1]
+        eval_archs: [MLP]
+        methods: [{entry: "gate:Gate"}, {name: random}]
+        seeds: [0, 1]
+        eval: {epochs: 2}
+        """)
+    cmd = [sys.executable, "-m", "bench.cli", "run", "s.yaml"]
+    env = {**cli_env(), "PYTHONPATH": str(workdir)}
+    first = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    second = None
+    try:
+        deadline = time.monotonic() + SAFETY_TIMEOUT_S
+        while not (workdir / "gate.started").exists():
+            assert first.poll() is None, first.stderr.read()
+            assert time.monotonic() < deadline, "run A never reached the gate"
+            time.sleep(0.05)
+        second = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True)
+        lines = []
+        while not any("waiting for 3 task(s) that another run is computing (held by pid" in x for x in lines):
+            line = second.stderr.readline()
+            assert line, "".join(lines)  # run B ended instead of waiting
+            lines.append(line)
+        assert sum("evaluate random" in x for x in lines) == 2, "B did the tasks A did not hold"
+        status = subprocess.run([sys.executable, "-m", "bench.cli", "status", "s.yaml"], cwd=workdir, env=env,
+                                capture_output=True, text=True, timeout=SAFETY_TIMEOUT_S)
+        assert f"running distill gate digits ipc=1 seed=0: pid {first.pid} on" in status.stdout, status.stdout
+        first.kill()
+        first.wait()
+        (workdir / "gate.open").touch()
+        out, err = second.communicate(timeout=SAFETY_TIMEOUT_S)
+    finally:
+        for proc in (first, second):
+            if proc is not None:
+                proc.kill()
+                proc.wait()
+        first.stderr.close()
+    err = "".join(lines) + err
+    assert second.returncode == 0 and "suite complete" in out, err
+    assert "taking over task" in err and "from a holder that is gone (pid" in err
+    assert err.count("evaluate gate") == 2 and err.count("] distill gate") == 1
+    keys = [json.loads(p.read_text())["key"] for p in (workdir / "results" / "records").rglob("*.json")]
+    assert len(keys) == len(set(keys)) == 4
+    assert not list((workdir / "results" / "claims").rglob("*.claim")), "every claim is released"
+
+
 @pytest.mark.slow
 def test_demo_suite_dm_beats_random_at_ipc_1(workdir: Path) -> None:
     """The README's promise for `make demo`, checked on the shipped suite."""

@@ -557,3 +557,24 @@ def test_unreadable_tinyimagenet_image(tmp_path):
     (root / "val" / "val_annotations.txt").write_text("val_1.png n0000\n")
     message = data_file_error("tinyimagenet", tmp_path, root / "val" / "val_annotations.txt")
     assert "line 1: expected an image name, a tab and a class of wnids.txt, found 'val_1.png n0000'" in message
+
+
+def test_bench_run_on_a_crafted_data_file_is_one_paragraph_and_runs_nothing(tmp_path):
+    """Through the CLI, as a user meets it: exit 2, the file named, no traceback, no code run, nothing stored."""
+    import subprocess
+    import sys
+
+    from conftest import SAFETY_TIMEOUT_S, cli_env
+    (tmp_path / "data").mkdir()
+    folder = write_cifar10(tmp_path / "data")
+    marker = tmp_path / "pwned"
+    (folder / "batches.meta").write_bytes(pickle.dumps({"label_names": RunsCode(eval, f"open({str(marker)!r}, 'w')")},
+                                                       protocol=2))
+    (tmp_path / "bench.yaml").write_text(f"data_root: {tmp_path / 'data'}\n")
+    (tmp_path / "s.yaml").write_text("datasets: [cifar10]\nipc: [1]\neval_archs: [MLP]\nmethods: [{name: random}]\n"
+                                     "seeds: [0]\neval: {epochs: 1}\n")
+    done = subprocess.run([sys.executable, "-m", "bench.cli", "run", "s.yaml"], cwd=tmp_path, env=cli_env(),
+                          capture_output=True, text=True, timeout=SAFETY_TIMEOUT_S)
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.startswith(f"error: {folder / 'batches.meta'}") and done.stderr.count("\n") == 1
+    assert not marker.exists() and not (tmp_path / "results" / "records").exists()

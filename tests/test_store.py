@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import multiprocessing as mp
+import os
 import re
 from pathlib import Path
 
@@ -264,3 +265,56 @@ def test_a_damaged_file_in_a_store_read_only_here_is_skipped_with_a_warning(
     monkeypatch.setattr("bench.store.os.replace", read_only)
     assert store.read_fields(["abc1"], ("accuracy",)) == [] and not store.has_record("abc1")
     assert "could not be moved to quarantine (the store is read-only here), so it is skipped" in capsys.readouterr().err
+
+
+def test_a_claim_is_exclusive_until_released(tmp_path: Path) -> None:
+    from bench.store import Claim, Holder
+    store = Store(tmp_path)
+    claim = store.claim("ab12")
+    assert isinstance(claim, Claim)
+    held = store.claim("ab12")
+    assert isinstance(held, Holder) and held.pid == os.getpid() and store.holder("ab12") == held
+    claim.release()
+    assert store.holder("ab12") is None
+    with store.claim("ab12"):
+        assert store.holder("ab12") is not None
+    assert not claim.path.exists()
+
+
+@pytest.mark.parametrize("host, age_s, taken", [
+    ("elsewhere", 2 * 600.0, True),  # another host's heartbeat older than the stale timeout: its holder is dead
+    ("elsewhere", 10.0, False),  # a recent heartbeat on another host: alive, whatever its pid
+    ("here", 10.0, True),  # this host, and no process with that pid: dead at once (kill -9)
+])
+def test_the_claim_of_a_dead_holder_is_taken_over(tmp_path: Path, capfd, host: str, age_s: float,
+                                                  taken: bool) -> None:
+    import socket
+    import time
+
+    from bench.store import STALE_AFTER_S, Claim
+    assert STALE_AFTER_S == 600.0
+    store = Store(tmp_path)
+    path = tmp_path / "claims" / "ab" / "ab12.claim"
+    path.parent.mkdir(parents=True)
+    dead_pid = max(int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()) + 10_000
+    path.write_text(json.dumps({"host": socket.gethostname() if host == "here" else "elsewhere", "pid": dead_pid,
+                                "token": "t", "since": "2026-01-01T00:00:00+00:00"}))
+    os.utime(path, (time.time() - age_s,) * 2)
+    claim = store.claim("ab12")
+    assert isinstance(claim, Claim) == taken
+    assert ("taking over task ab12 from a holder that is gone" in capfd.readouterr().err) == taken
+    if taken:
+        claim.release()
+
+
+@pytest.mark.parametrize("age_s, taken", [(1.0, False), (2 * 600.0, True)])
+def test_an_unreadable_claim_is_judged_by_its_age(tmp_path: Path, age_s: float, taken: bool) -> None:
+    """A claim file being written this instant is not broken; one cut short long ago is."""
+    import time
+
+    from bench.store import Claim
+    path = tmp_path / "claims" / "ab" / "ab12.claim"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b'{"host": "x", "pi')
+    os.utime(path, (time.time() - age_s,) * 2)
+    assert isinstance(Store(tmp_path).claim("ab12"), Claim) == taken

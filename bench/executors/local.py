@@ -12,9 +12,9 @@ import torch
 
 from bench.config import Site
 from bench.executors import Outcome, TaskStatus
-from bench.executors.tasks import (DatasetCache, Pending, Task, check_data, fmt_time, is_done, plan_tasks,
-                                   progress_lines, resolve_device, run_task)
-from bench.plan import DistillTask, EvalTask, Plan
+from bench.executors.tasks import (Busy, DatasetCache, Pending, Task, check_data, fmt_time, inputs_of, is_done,
+                                   plan_tasks, progress_lines, resolve_device, run_task, stage_of)
+from bench.plan import EvalTask, Plan
 from bench.store import Store
 from bench.train import Progress
 
@@ -54,6 +54,11 @@ class ProgressBoard:
         also = f" (skipping {sum(skipped.values())} task(s) that need it)" if any(skipped.values()) else ""
         self._print(f"[{self.done}/{total}] FAILED {label}{also}\n    {tb}")
 
+    def waiting(self, count: int, holders: list[str]) -> None:
+        """Nothing left to run here but `count` tasks that other live runs hold (or that need their output)."""
+        by = f" (held by {'; '.join(holders)})" if holders else ""
+        self._print(f"waiting for {count} task(s) that another run is computing{by}")
+
     def _eta(self) -> str:
         known = [t for ts in self.times.values() for t in ts]
         mean = {k: (sum(ts) / len(ts) if ts else sum(known) / len(known)) for k, ts in self.times.items()}
@@ -87,56 +92,82 @@ class LocalExecutor:
         return Outcome(f"done: {ran} task(s) ran, suite complete.")
 
     def status(self, plan: Plan, store: Store) -> tuple[list[TaskStatus], str]:
-        """Done or not, from the store alone: a local run leaves nothing else behind."""
-        return [TaskStatus(t, "done" if is_done(t, store) else "not run") for t in plan_tasks(plan)], ""
+        """From the store alone: done, running (a live run holds its claim), or not run."""
+        def state(task: Task) -> TaskStatus:
+            if is_done(task, store):
+                return TaskStatus(task, "done")
+            holder = store.holder(task.key)
+            return TaskStatus(task, "running", detail=str(holder)) if holder else TaskStatus(task, "not run")
+        return [state(t) for t in plan_tasks(plan)], ""
+
+
+POLL_S = 2.0  # how often a run waiting on tasks another run holds looks again
 
 
 def run_local(plan: Plan, todo: Pending, store: Store, datasets: DatasetCache, device: torch.device,
               stream: TextIO | None = None, checkpoint_every: int = 100) -> tuple[int, list[str]]:
     """Run the plan's pending tasks (`todo`) in this process; (tasks run, labels of the failed ones).
 
-    A failing task is reported with its traceback and the rest of the suite goes on; tasks that
-    need the failed task's output are skipped and counted as failed.
+    Order: experts and whole-dataset runs, then each synthetic set followed by its evaluations. A task another
+    live run holds (`Busy`) is left for later, with what needs it, and this run goes on with the rest; once
+    nothing else is left it waits for them: each then turns out done by the other run, or is run here if that
+    run died. A failing task is reported with its traceback and the rest of the suite goes on; tasks that need
+    its output are skipped and counted as failed.
     """
     board = ProgressBoard({"expert": len(todo.experts), "distill": len(todo.distill),
                            "evaluate": len(todo.evaluate)}, stream or sys.stderr)
-    failed: list[str] = []
-    ran = 0
-
-    def attempt(kind: str, task: Task, skipped: list[Task]) -> bool:
-        nonlocal ran
-        label = task.describe()
-        start = time.perf_counter()
-        try:
-            result = run_task(task, store, datasets, device, board.task_progress(label), plan.suite.name,
-                              checkpoint_every)
-        except Exception as exc:  # noqa: BLE001 - reported, and the suite goes on
-            counts = {k: sum(1 for t in skipped if isinstance(t, cls))
-                      for k, cls in (("distill", DistillTask), ("evaluate", EvalTask))}
-            board.failed(kind, label, exc, counts)
-            failed.extend([label] + [f"{t.describe()} (needs {label})" for t in skipped])
-            return False
-        ran += 1
-        board.finished(kind, label, time.perf_counter() - start, result)
-        return True
-
     evals_of: dict[str, list[EvalTask]] = {}
     for e in todo.evaluate:
         evals_of.setdefault(e.distill.key, []).append(e)
     distill_todo = {d.key for d in todo.distill}
-    broken_experts: set[str] = set()
-    for task in todo.experts:
-        users = [d for d in todo.distill if task.key in {e.key for e in d.experts}]
-        dependants = users + [e for d in users for e in evals_of.get(d.key, [])]
-        if not attempt("expert", task, dependants):
-            broken_experts.add(task.key)
-    for task in plan.distill:
-        evals = evals_of.get(task.key, [])
-        if task.key in distill_todo:
-            if broken_experts & {e.key for e in task.experts}:
-                continue  # already counted as skipped when its expert failed
-            if not attempt("distill", task, evals):
-                continue
-        for e in evals:
-            attempt("evaluate", e, [])
+    queue: dict[str, Task] = {t.key: t for t in [*todo.experts] + [
+        t for d in plan.distill for t in ([d] if d.key in distill_todo else []) + evals_of.get(d.key, [])]}
+    failed: list[str] = []
+    ran = 0
+
+    def needing(key: str) -> list[Task]:
+        """The queued tasks that need the output of `key`, directly or through another."""
+        out = [t for t in queue.values() if key in inputs_of(t)]
+        return out + [u for t in out for u in needing(t.key)]
+
+    def attempt(task: Task) -> bool:
+        """Run `task`; False where another run holds it (it stays queued)."""
+        nonlocal ran
+        kind, label = stage_of(task), task.describe()
+        start = time.perf_counter()
+        try:
+            if is_done(task, store):
+                board.finished(kind, label, 0.0, " (done by another run)")
+                return True
+            result = run_task(task, store, datasets, device, board.task_progress(label), plan.suite.name,
+                              checkpoint_every)
+        except Busy:
+            return False
+        except Exception as exc:  # noqa: BLE001 - reported, and the suite goes on
+            skipped = list({t.key: t for t in needing(task.key)}.values())
+            board.failed(kind, label, exc, {k: sum(1 for t in skipped if stage_of(t) == k) for k in ("distill",
+                                                                                                    "evaluate")})
+            failed.extend([label] + [f"{t.describe()} (needs {label})" for t in skipped])
+            for t in skipped:
+                queue.pop(t.key, None)
+            return True
+        ran += 1
+        board.finished(kind, label, time.perf_counter() - start, result)
+        return True
+
+    held: frozenset[str] = frozenset()
+    while queue:
+        progressed = False
+        for key, task in list(queue.items()):
+            ready = key in queue and not any(k in queue for k in inputs_of(task))  # inputs done, or failed
+            if ready and attempt(task):
+                queue.pop(key, None)
+                progressed = True
+        if queue and not progressed:
+            now = frozenset(queue)
+            if now != held:
+                holders = {str(h) for key in queue if (h := store.holder(key)) is not None}
+                board.waiting(len(queue), sorted(holders))
+                held = now
+            time.sleep(POLL_S)
     return ran, failed

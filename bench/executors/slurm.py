@@ -23,6 +23,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -34,24 +35,16 @@ import submitit
 from bench.config import Site
 from bench.executors import ExecutorError, Outcome, TaskStatus
 from bench.executors.profiles import STAGES, SlurmProfile, choose_profile, submitit_parameters
-from bench.executors.tasks import (DatasetCache, Pending, Task, check_data, is_done, plan_tasks, progress_lines,
-                                   resolve_device, run_task, slurm_job_id, stage_of)
-from bench.plan import DistillTask, EvalTask, Plan
+from bench.executors.tasks import (Busy, DatasetCache, Pending, Task, check_data, inputs_of, is_done, plan_tasks,
+                                   progress_lines, resolve_device, run_task, slurm_job_id, stage_of)
+from bench.plan import Plan
 from bench.store import Store, atomic_write
 
 QUEUED = {"PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "CONFIGURING", "SUSPENDED", "RESIZING",
           "SIGNALING", "STAGE_OUT"}
 RUNNING = {"RUNNING", "COMPLETING"}
 QUERY_TIMEOUT_S = 30
-
-
-def inputs_of(task: Task) -> list[str]:
-    """Keys of the tasks whose outputs `task` reads."""
-    if isinstance(task, DistillTask):
-        return [e.key for e in task.experts]
-    if isinstance(task, EvalTask):
-        return [task.distill.key]
-    return []
+WAIT_S = 30.0  # how often a job whose task another run holds looks again
 
 
 @dataclass(frozen=True)
@@ -74,9 +67,15 @@ class TaskJob(submitit.helpers.Checkpointable):
         print(f"bench: {label} [{task.key}] on {socket.gethostname()}, SLURM job {slurm_job_id()}"
               f", restart {os.environ.get('SLURM_RESTART_COUNT', '0')}", flush=True)
         store = Store(settings.store)
-        result = run_task(task, store, DatasetCache(settings.data_root, settings.store / "cache"),
-                          resolve_device(settings.device), progress_lines(label, sys.stdout, 30.0), settings.suite,
-                          settings.checkpoint_every)
+        while True:  # the jobs after this one start when it ends: wait for a run that holds the task
+            try:
+                result = run_task(task, store, DatasetCache(settings.data_root, settings.store / "cache"),
+                                  resolve_device(settings.device), progress_lines(label, sys.stdout, 30.0),
+                                  settings.suite, settings.checkpoint_every)
+                break
+            except Busy as busy:
+                print(f"bench: waiting: {busy}", flush=True)
+                time.sleep(WAIT_S)
         print(f"bench: done {label}{result}", flush=True)
         return result
 

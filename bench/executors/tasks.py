@@ -25,12 +25,13 @@ import torch
 from bench import data, nets
 from bench.config import ConfigError
 from bench.data import zca as zca_module
+from bench.data.readers import DataFileError
 from bench.experts import EXPERT_BUILDERS, Builder, ExpertContext
 from bench.methods.base import SYNSET_FORMATS, Checkpoint, DistillContext
 from bench.methods.registry import load_builtin_maths
 from bench.plan import WHOLE_KIND, DistillTask, EvalTask, ExpertTask, Plan, content_key
 from bench.records import ArtifactMeta, Record
-from bench.store import Store, atomic_write
+from bench.store import Holder, Store, atomic_write
 from bench.train import Diverged, Progress, evaluate_synset
 from bench.whole import train_whole_dataset
 
@@ -41,6 +42,14 @@ load_builtin_maths()  # their synthetic-set formats and expert builders, which t
 
 class InvalidSet(ValueError):
     """A method returned a set that cannot be stored (wrong shape or labels, NaN or Inf values)."""
+
+
+class Busy(Exception):
+    """Another live run holds the task's claim: it is computing it now."""
+
+    def __init__(self, holder: Holder):
+        super().__init__(f"another run holds it ({holder})")
+        self.holder = holder
 
 
 class MissingInput(RuntimeError):
@@ -278,6 +287,8 @@ def check_data(tasks: list[Task], datasets: DatasetCache) -> None:
             datasets(name)
         except data.DatasetNotFound as exc:
             raise ConfigError(f"{exc} (data_root is set in bench.yaml, or `--config` names another one.)") from None
+        except DataFileError as exc:
+            raise ConfigError(str(exc)) from None
 
 
 def _is_whole(task: Task) -> bool:
@@ -292,19 +303,33 @@ def is_done(task: Task, store: Store) -> bool:
 
 def run_task(task: Task, store: Store, datasets: DatasetCache, device: torch.device, progress: Progress,
              suite: str, checkpoint_every: int = 100) -> str:
-    """Run one task of any kind (a task already done is not redone); what to say after its name when it
-    ends: an evaluation's or whole-dataset run's accuracy, or that it diverged."""
+    """Run one task of any kind under its claim (`Busy` where another live run holds it; a task already done is
+    not redone); what to say after its name when it ends: an evaluation's or whole-dataset run's accuracy, or
+    that it diverged."""
     if is_done(task, store):
         return ""
-    if isinstance(task, DistillTask):
-        run_distill(task, store, datasets, device, progress, checkpoint_every)
-        return ""
-    if isinstance(task, ExpertTask) and not _is_whole(task):
-        run_expert(task, store, datasets, device, progress)
-        return ""
-    run = run_whole if _is_whole(task) else run_evaluate
-    record = run(task, store, datasets, device, progress, suite)
+    claim = store.claim(task.key)
+    if isinstance(claim, Holder):
+        raise Busy(claim)
+    with claim:
+        if is_done(task, store):  # finished by the holder whose claim was released just before ours
+            return ""
+        if isinstance(task, DistillTask):
+            run_distill(task, store, datasets, device, progress, checkpoint_every)
+            return ""
+        if isinstance(task, ExpertTask) and not _is_whole(task):
+            run_expert(task, store, datasets, device, progress)
+            return ""
+        run = run_whole if _is_whole(task) else run_evaluate
+        record = run(task, store, datasets, device, progress, suite)
     return f": diverged ({record.diverged})" if record.diverged else f": {record.accuracy:.2f}%"
+
+
+def inputs_of(task: Task) -> list[str]:
+    """The keys of the artifacts a task reads: a distillation's experts, an evaluation's synthetic set."""
+    if isinstance(task, DistillTask):
+        return [e.key for e in task.experts]
+    return [task.distill.key] if isinstance(task, EvalTask) else []
 
 
 def fmt_time(seconds: float) -> str:
