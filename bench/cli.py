@@ -6,10 +6,11 @@ import argparse
 import json
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
-from bench.config import ConfigError, Site, Suite, load_site, load_suite
+from bench.config import ConfigError, Site, Suite, check_device, load_site, load_suite
 from bench.records import RecordError
 
 if TYPE_CHECKING:
@@ -95,7 +96,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     site, suite = _load(args)
     from tabulate import tabulate
 
-    from bench.executors import STATES, make_executor
+    from bench.executors import STATES, make_executor, older_code
     from bench.executors.tasks import stage_of
     from bench.plan import make_plan
     from bench.store import Store
@@ -120,6 +121,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     print(tabulate([[c.method, c.dataset, c.ipc, c.arch, f"{count(items, 'done')}/{len(items)}",
                      *(count(items, s) for s in STATES[1:])] for c, items in by_cell.items()],
                    headers=["method", "dataset", "ipc", "arch", "done", *STATES[1:]]))
+    for line in older_code(plan, store):
+        print(f"\nnote: {line}")
     for t in tasks:
         if t.state == "running" and t.detail:
             print(f"\nrunning {t.task.describe()}: {t.detail}")
@@ -135,16 +138,19 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     site, suite = _load(args)
+    site.check_writable("reports")
+    from bench.executors import older_code
     from bench.plan import expected_cells, make_plan, report_options
     from bench.report.aggregate import aggregate
     from bench.report.inputs import RECORD_FIELDS, record_keys
     from bench.report.render import write_report
     from bench.store import Store
 
-    expected = expected_cells(make_plan(suite))
-    cells = aggregate(expected, Store(site.store).read_fields(record_keys(expected), RECORD_FIELDS))
+    plan, store = make_plan(suite), Store(site.store)
+    expected = expected_cells(plan)
+    cells = aggregate(expected, store.read_fields(record_keys(expected), RECORD_FIELDS))
     out_dir = site.reports / suite.name
-    print(write_report(report_options(suite), cells, out_dir))
+    print(write_report(replace(report_options(suite), older_code=tuple(older_code(plan, store))), cells, out_dir))
     incomplete = cells["n"] + cells["n_diverged"] < cells["n_expected"]  # result cells and whole rows alike
     missing, whole = int(incomplete[cells["group"] != "whole"].sum()), int(incomplete[cells["group"] == "whole"].sum())
     todo = ", ".join(([f"{missing} of {int((cells['group'] != 'whole').sum())} cells incomplete"] if missing else [])

@@ -97,6 +97,15 @@ class DistillTask:
     def describe(self) -> str:
         return f"distill {self.method.label} {self.dataset} ipc={self.ipc} seed={self.seed}"
 
+    @property
+    def lineage(self) -> str | None:
+        """For a plugin method, the key of this task's identity less the hash of the plugin's code: the same
+        for every version of the code, so the store can say which sets an older version made. None for a
+        built-in method."""
+        if "source" not in self.identity:
+            return None
+        return content_key({k: v for k, v in self.identity.items() if k != "source"})
+
 
 @dataclass(frozen=True)
 class EvalTask:

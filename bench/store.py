@@ -254,7 +254,8 @@ class Claim:
 
 class Store:
     """records/<k[:2]>/<key>.json, artifacts/<k[:2]>/<key>.pt and checkpoints/<k[:2]>/<key>.pt under `root`;
-    damaged files under quarantine/."""
+    damaged files under quarantine/, task claims under claims/, which plugin code made which artifact under
+    versions/."""
 
     def __init__(self, root: Path):
         self.root = Path(root)
@@ -413,6 +414,24 @@ class Store:
         """The live holder of a claim on `key`, if any: `bench status` shows its task as running."""
         holder = _holder(self._path(CLAIMS, key, ".claim"))
         return holder if holder is not None and holder.alive(time.time()) else None
+
+    def add_version(self, lineage: str, source: str, key: str) -> None:
+        """Note that the code version `source` of a plugin made the artifact `key` of the distillation `lineage`
+        (`DistillTask.lineage`), so that after an edit of the plugin `older_versions` can name it."""
+        when = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        text = json.dumps({"source": source, "key": key, "created": when}).encode()
+        atomic_write(self._path("versions", lineage, f".{source}.json"), lambda f: f.write(text))
+
+    def older_versions(self, lineage: str, source: str) -> list[dict[str, str]]:
+        """What other versions of a plugin's code made for the distillation `lineage`: {source, key, created}
+        each, oldest first (an unreadable note is skipped: it only informs)."""
+        found = []
+        for path in self._path("versions", lineage, "").parent.glob(f"{lineage}.*.json"):
+            with contextlib.suppress(OSError, ValueError):
+                note = json.loads(path.read_bytes())
+                if isinstance(note, dict) and note.get("source") != source:
+                    found.append(note)
+        return sorted(found, key=lambda n: str(n.get("created")))
 
     def checkpoint_path(self, key: str) -> Path:
         """Where a distillation task keeps its resumable state until its artifact is saved. A checkpoint there

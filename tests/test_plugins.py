@@ -207,3 +207,10 @@ def test_editing_a_plugin_makes_new_tasks_instead_of_reusing_old_results(workdir
     write(workdir / "means.py", MEANS.replace("real.mean(0, keepdim=True)", "real.median(0, keepdim=True).values"))
     plan = bench(["run", "s.yaml", "--dry-run"], workdir, workdir).stdout
     assert "0 already in the store results, 2 to run (0 expert, 1 distill, 1 evaluate)" in plan, plan
+    said = "means: 1 synthetic set(s) in the store were made by an older version of its code (last on 20"
+    status = bench(["status", "s.yaml"], workdir, workdir)
+    assert said in status.stdout and "they are not used here" in status.stdout, status.stdout
+    assert bench(["report", "s.yaml"], workdir, workdir).returncode == 0
+    assert f"Not used: {said}" in (workdir / "reports" / "s" / "table.md").read_text()
+    assert bench(["run", "s.yaml"], workdir, workdir).returncode == 0
+    assert said in bench(["status", "s.yaml"], workdir, workdir).stdout  # the new version's set is not "older"

@@ -65,3 +65,16 @@ def make_executor(name: str, site: Site, *, device: str | None = None, profile: 
         return SlurmExecutor.from_site(site, device=device, profile=profile, origin=profile_origin)
     from bench.executors.local import LocalExecutor
     return LocalExecutor.from_site(site, device=device)
+
+
+def older_code(plan: Plan, store: Store) -> list[str]:
+    """One line per plugin method of the plan whose store holds synthetic sets an older version of its code made:
+    they are not reused (a plugin's keys hash its code), and `status` and the report say so."""
+    by_label: dict[str, list[dict[str, str]]] = {}
+    for task in plan.distill:
+        if task.lineage is not None:
+            by_label.setdefault(task.method.label, []).extend(
+                store.older_versions(task.lineage, task.identity["source"]))
+    return [f"{label}: {len(notes)} synthetic set(s) in the store were made by an older version of its code "
+            f"(last on {max(n['created'] for n in notes)}); they are not used here, and `bench run` computes this version's."
+            for label, notes in by_label.items() if notes]

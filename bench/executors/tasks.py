@@ -201,6 +201,8 @@ def run_distill(task: DistillTask, store: Store, datasets: DatasetCache, device:
                         expert_time_s=sum(meta.time_s for _, meta in inputs.values()),
                         **synset.storage(task.ipc, dataset))
     store.save_artifact({k: v.detach().cpu() for k, v in synset.tensors().items()}, meta)
+    if task.lineage is not None:
+        store.add_version(task.lineage, task.identity["source"], task.key)
     checkpoint.path.unlink(missing_ok=True)
 
 
@@ -354,3 +356,4 @@ def progress_lines(label: str, stream: TextIO, every_s: float) -> Progress:
             print(f"    {label}: {unit} {step}/{total}{',' + rest if rest else ''} ({fmt_time(now - start)})",
                   file=stream, flush=True)
     return report
+

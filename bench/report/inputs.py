@@ -67,3 +67,4 @@ class ReportOptions:
     tolerance: float = 1.0
     match: dict[str, str] = field(default_factory=dict)  # method label -> method name in the papers
     ablation: tuple[str, ...] | None = None
+    older_code: tuple[str, ...] = ()  # per plugin method, the sets in the store an older version of its code made

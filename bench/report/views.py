@@ -280,6 +280,7 @@ def notes(options: ReportOptions) -> list[str]:
         f"{MISSING} marks a cell with no result; (n=k/N) marks a cell with k of its N planned runs.",
         *whole,
         *evaluation,
+        *(f"Not used: {line}" for line in options.older_code),
     ]
 
 
