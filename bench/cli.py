@@ -25,8 +25,40 @@ def _suite_path(name: str) -> Path:
     return path
 
 
+def _site(path: Path | None) -> Site:
+    """bench.yaml (`path`, else ./bench.yaml, else the defaults) checked as a whole, each executor profile
+    resolved: a mistake in a profile this command does not use is still a mistake in the file."""
+    from bench.executors.profiles import parse_profile
+    site = load_site(path)
+    for profile in site.profiles:
+        parse_profile(site, profile)
+    return site
+
+
 def _load(args: argparse.Namespace) -> tuple[Site, Suite]:
-    return load_site(args.config), load_suite(_suite_path(args.suite))
+    site = _site(args.config)
+    return site, load_suite(_suite_path(args.suite), site)
+
+
+def _check_device(name: str, error: Callable[[str], ConfigError], here: bool) -> None:
+    """Refuse a device name bench does not know, and (`here`: a local run) one this machine lacks, before
+    any task starts rather than in every task. Imports torch, which only a run needs."""
+    try:
+        check_device(name)
+    except ValueError as exc:
+        raise error(f"{exc}.") from None
+    if not here or name in ("auto", "cpu"):
+        return
+    import torch
+    if name == "mps":
+        if not torch.backends.mps.is_available():
+            raise error("device 'mps' is not available on this machine. Use cpu or auto.")
+        return
+    count, index = torch.cuda.device_count(), int(name.partition(":")[2] or 0)
+    if index >= count:
+        raise error(f"device '{name}' does not exist here: this machine has {count} CUDA device(s)"
+                    f"{f' (cuda:0 to cuda:{count - 1})' if count else ''}. Use "
+                    f"{'one of those, ' if count else ''}cpu or auto.")
 
 
 def _print_refused(plan: Plan) -> None:
@@ -35,16 +67,16 @@ def _print_refused(plan: Plan) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    """Check each file as far as possible without running: a suite against the site it would run with."""
     for name in args.files:
         path = _suite_path(name)
+        site = _site(path if path.name == "bench.yaml" else args.config)
+        site.check_writable("store")
+        site.check_writable("reports")
         if path.name == "bench.yaml":
-            from bench.executors.profiles import parse_profile
-            site = load_site(path)
-            for profile in site.profiles:
-                parse_profile(site, profile)
             print(f"{path}: ok (site defaults)")
             continue
-        suite = load_suite(path)
+        suite = load_suite(path, site)
         from bench.plan import make_plan
         plan = make_plan(suite)
         print(f"{path}: ok ({len(plan.cells)} cells, {len(plan.experts) + len(plan.whole)} expert + "
@@ -55,6 +87,11 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     site, suite = _load(args)
+    executor_name = args.executor or site.executor
+    error = (lambda problem: ConfigError(f"--device: {problem}")) if args.device else \
+        (lambda problem: site.error(("device",), problem))
+    _check_device(args.device or site.device, error, here=executor_name == "local" and not args.dry_run)
+    site.check_writable("store")
     from bench.executors import ExecutorError, make_executor
     from bench.executors.tasks import pending
     from bench.plan import make_plan
@@ -75,7 +112,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"  {task.describe()}  [{task.key}]{params}")
         return 0
     origin = "--profile" if args.profile else f"{suite.path}, key 'profile'" if suite.profile else str(site.path)
-    executor = make_executor(args.executor or site.executor, site, device=args.device,
+    executor = make_executor(executor_name, site, device=args.device,
                              profile=args.profile or suite.profile, profile_origin=origin)
     try:
         outcome = executor.run(plan, store, todo)
@@ -163,7 +200,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    site = load_site(args.config)
+    site = _site(args.config)
     from bench.store import Store
 
     store, scope = Store(site.store), f"store {site.store}"
@@ -171,7 +208,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if args.suite:
         from bench.executors.tasks import plan_tasks
         from bench.plan import make_plan
-        suite = load_suite(_suite_path(args.suite))
+        suite = load_suite(_suite_path(args.suite), site)
         keys, scope = [t.key for t in plan_tasks(make_plan(suite))], f"suite '{suite.name}' in {scope}"
     checked = store.verify(keys)
     if not store.quarantined:
@@ -255,12 +292,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def paragraph(text: str) -> str:
+    """`text` as one line a terminal shows as written: a message may quote a file's values, and a value
+    with newlines or control characters (a YAML "\\n" or "\\e") must not break it up or drive the terminal."""
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in " ".join(text.split()))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {paragraph(str(exc))}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `bench run X --dry-run | head`: the reader has what it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -1,24 +1,29 @@
 """Site defaults (`bench.yaml`) and suites (`suites/*.yaml`): typed, validated, with errors a person can act on.
 
 Every error names the file, the line and the key, says what is wrong and how to fix it, and
-suggests the right word for a misspelt method, dataset or architecture.
+suggests the right word for a misspelt method, dataset or architecture. Whatever a run would refuse
+(or silently misuse) is refused here, so `bench validate` passing means the suite can run.
 """
 
 from __future__ import annotations
 
+import os
+import re
+import tempfile
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from bench import data, nets
 from bench.methods import MethodSpec, Params, get_method
 from bench.methods.presets import preset_files, resolve_params
 from bench.methods.registry import PluginError, UnknownMethod, load_entry
-from bench.names import VIEW_NAMES, did_you_mean
+from bench.methods.specs import Momentum, NonNegativeFinite, PositiveFinite, Seed
+from bench.names import VIEW_NAMES, did_you_mean, is_safe_name, shorten
 from bench.recipes import PRESETS, EvalRecipe
 from bench.yamlio import Path_, YamlError, line_of, load_yaml
 
@@ -39,7 +44,7 @@ class ResourcesSchema(_Schema):
     qos: str | None = None
     gpus_per_task: int | None = Field(default=None, ge=0)
     cpus_per_task: int | None = Field(default=None, gt=0)
-    mem_gb: float | None = Field(default=None, gt=0)
+    mem_gb: PositiveFinite | None = None
     time: int | str | None = None  # minutes, or SLURM's "HH:MM:SS" / "D-HH:MM:SS" (quoted in YAML)
     array_parallelism: int | None = Field(default=None, gt=0)
     setup: list[str] | None = None  # shell lines before the task runs, e.g. `module load cuda`
@@ -56,11 +61,33 @@ class ProfileSchema(ResourcesSchema):
     evaluate: ResourcesSchema | None = None
 
 
+_DEVICE = re.compile(r"auto|cpu|mps|cuda(:[0-9]+)?")
+
+
+def check_device(name: str) -> str:
+    """`name` if it names a device bench can train on, else ValueError. Whether this machine has it is
+    known only to torch, which configuration does not import: `bench run` asks it before a local run."""
+    if not _DEVICE.fullmatch(name):
+        raise ValueError(f"unknown device {shorten(name)!r}; write auto (cuda where there is one, else cpu), cpu, "
+                         f"cuda, cuda:N (N: the GPU's index) or mps")
+    return name
+
+
+def _path_text(text: str) -> str:
+    """A path as written; a NUL in it would make every file operation fail (with ValueError, not OSError)."""
+    if "\0" in text:
+        raise ValueError("a path cannot hold a NUL character")
+    return text
+
+
+PathText = Annotated[str, AfterValidator(_path_text)]
+
+
 class SiteSchema(_Schema):
-    data_root: str = "data"
-    store: str = "results"
-    reports: str = "reports"
-    device: str = "auto"
+    data_root: PathText = "data"
+    store: PathText = "results"
+    reports: PathText = "reports"
+    device: Annotated[str, AfterValidator(check_device)] = "auto"
     executor: Literal["local", "slurm"] = "local"
     profile: str | None = None
     checkpoint_every: int = Field(default=100, gt=0)
@@ -70,18 +97,18 @@ class SiteSchema(_Schema):
 class EvalSchema(_Schema):
     preset: str | None = None
     epochs: int | None = Field(default=None, gt=0)
-    lr: float | Literal["learned"] | None = None
-    momentum: float | None = Field(default=None, ge=0)
-    weight_decay: float | None = Field(default=None, ge=0)
+    lr: PositiveFinite | Literal["learned"] | None = None
+    momentum: Momentum | None = None
+    weight_decay: NonNegativeFinite | None = None
     batch_size: int | None = Field(default=None, gt=0)
-    decay_factor: float | None = Field(default=None, gt=0)
+    decay_factor: PositiveFinite | None = None
     augment: Literal["dsa", "none"] | None = None
     test_batch_size: int | None = Field(default=None, gt=0)
-    decay_at: list[float] | None = None  # fractions of the epochs: IDC's multi-step schedule
+    decay_at: list[float] | None = None  # fractions of the epochs: IDC's multi-step schedule (EvalRecipe checks)
     extra_epoch: bool | None = None
     dsa_mode: Literal["single", "idc"] | None = None
-    cutmix_prob: float | None = Field(default=None, ge=0, le=1)
-    cutmix_beta: float | None = Field(default=None, gt=0)
+    cutmix_prob: float | None = Field(default=None, ge=0, le=1, allow_inf_nan=False)
+    cutmix_beta: PositiveFinite | None = None
 
 
 class MethodSchema(_Schema):
@@ -95,7 +122,7 @@ class MethodSchema(_Schema):
 class ReportSchema(_Schema):
     views: list[str] | None = None
     compare_to: str | list[str] | None = None
-    tolerance: float = Field(default=1.0, gt=0)
+    tolerance: PositiveFinite = 1.0
     match: dict[str, str] = Field(default_factory=dict)
     ablation: list[str] | None = None
 
@@ -104,7 +131,7 @@ class WholeSchema(_Schema):
     """`whole_dataset:` as a mapping: the Whole Dataset row with fewer epochs or seeds than the suite's."""
 
     epochs: int | None = Field(default=None, gt=0)
-    seeds: list[int] | None = Field(default=None, min_length=1)
+    seeds: list[Seed] | None = Field(default=None, min_length=1)
 
 
 class SuiteSchema(_Schema):
@@ -115,8 +142,8 @@ class SuiteSchema(_Schema):
     eval_archs: list[str] = Field(min_length=1)
     distill_arch: str = "ConvNet"
     methods: list[MethodSchema] = Field(min_length=1)
-    seeds: list[int] = Field(min_length=1)
-    distill_seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    seeds: list[Seed] = Field(min_length=1)
+    distill_seeds: list[Seed] = Field(default_factory=lambda: [0], min_length=1)
     eval: EvalSchema = Field(default_factory=EvalSchema)
     profile: str | None = None  # the bench.yaml SLURM profile this suite's jobs use
     whole_dataset: bool | WholeSchema = False
@@ -144,6 +171,21 @@ class Site:
     def error(self, at: Path_, problem: str) -> ConfigError:
         """A ConfigError about the key at `at` in this bench.yaml, with its line."""
         return ConfigError(_message(self.path, self.lines, at, problem))
+
+    def check_writable(self, key: Literal["store", "reports"]) -> None:
+        """Refuse a store or reports folder bench cannot write (a file, /proc, a read-only mount) before any
+        work starts, not when the first result is saved. Checked by the commands that write there (and
+        `bench validate`), so reading a read-only store stays possible. Creates nothing."""
+        path = getattr(self, key)
+        existing = next(p for p in (path, *path.parents) if os.path.lexists(p))
+        if not existing.is_dir():
+            raise self.error((key,), f"'{existing}' is not a folder, so {key} '{path}' cannot be created there. "
+                                     f"Point `{key}:` at a folder (one that does not exist yet is created).")
+        try:
+            tempfile.TemporaryFile(dir=existing).close()
+        except OSError as exc:
+            raise self.error((key,), f"bench cannot create files in '{existing}' ({exc.strerror}), so it cannot "
+                                     f"write {key} '{path}'. Point `{key}:` at a folder you can write to.") from None
 
 
 @dataclass(frozen=True)
@@ -204,6 +246,9 @@ def load_site(path: Path | None = None) -> Site:
         path = Path("bench.yaml")
     raw, lines = _read(path) if path is not None else ({}, {})
     schema = _validate(SiteSchema, raw, path, lines, ())
+    if schema.profile is not None and schema.profile not in schema.profiles:
+        raise ConfigError(_message(path, lines, ("profile",), _unknown_profile(schema.profile, schema.profiles,
+                                                                                path)))
     base = path.parent if path is not None else Path(".")
     return Site(path=path, data_root=base / schema.data_root, store=base / schema.store,
                 reports=base / schema.reports, device=schema.device, executor=schema.executor,
@@ -211,13 +256,42 @@ def load_site(path: Path | None = None) -> Site:
                 lines=lines)
 
 
-def load_suite(path: Path) -> Suite:
-    """Read and fully validate a suite: structure, types, names, and IPC against the data sets."""
+def _unknown_profile(name: str, profiles: typing.Iterable[str], site_path: Path | None) -> str:
+    where = site_path or "the site defaults (no bench.yaml)"
+    if not profiles:
+        return (f"no executor profile '{shorten(name)}': {where} defines none (`profiles:`). Define it there, or "
+                f"remove this key.")
+    return (f"unknown executor profile '{shorten(name)}'.{did_you_mean(name, profiles)} The profiles {where} "
+            f"defines: {', '.join(profiles)}.")
+
+
+def load_suite(path: Path, site: Site | None = None) -> Suite:
+    """Read and fully validate a suite: structure, types, names, IPC against the data sets, and (given the
+    site it runs with) its executor profile."""
     raw, lines = _read(path)
     s = _validate(SuiteSchema, raw, path, lines, ())
 
     def fail(at: Path_, problem: str) -> typing.NoReturn:
         raise ConfigError(_message(path, lines, at, problem))
+
+    suite_name = s.name if s.name is not None else path.stem
+    if not is_safe_name(suite_name):
+        fail(("name",) if s.name is not None else (),
+             f"the suite name {shorten(suite_name)!r} cannot name its folders (reports/<name>/, the store's "
+             f"slurm/<name>/): use up to 100 letters, digits, '-', '_' and '.', starting with a letter, digit or '_'."
+             + (" The suite has no `name:`, so its file name is used: add a `name:` key or rename the file."
+                if s.name is None else ""))
+    lists = {("datasets",): s.datasets, ("ipc",): s.ipc, ("eval_archs",): s.eval_archs, ("seeds",): s.seeds,
+             ("distill_seeds",): s.distill_seeds, ("report", "views"): s.report.views or [],
+             ("report", "ablation"): s.report.ablation or [],
+             ("whole_dataset", "seeds"): getattr(s.whole_dataset, "seeds", None) or []}
+    for at, values in lists.items():
+        if (repeat := _repeat(values)) is not None:
+            first, again = repeat
+            fail(at + (again,), f"{_show(values[again])} is listed twice (entries {first + 1} and {again + 1}). "
+                                f"List each value once.")
+    if site is not None and s.profile is not None and s.profile not in site.profiles:
+        fail(("profile",), _unknown_profile(s.profile, site.profiles, site.path))
 
     for i, name in enumerate(s.datasets):
         if name not in data.DATASETS:
@@ -246,7 +320,7 @@ def load_suite(path: Path) -> Suite:
     methods, labels = [], {}
     for i, m in enumerate(s.methods):
         cls = _method_class(m, ("methods", i), fail)
-        preset, recipe = _recipe(cls, s.eval, m.eval, ("methods", i, "eval", "preset"), fail)
+        preset, recipe = _recipe(cls, s.eval, m.eval, ("methods", i), fail)
         entry = MethodEntry(m.label or cls.name, cls, m.params, preset, recipe,
                             _message(path, lines, ("methods", i), "").rstrip(": "))
         for dataset in s.datasets:
@@ -254,11 +328,11 @@ def load_suite(path: Path) -> Suite:
                 try:
                     entry.params_for(dataset, ipc)
                 except ValidationError as exc:
-                    err = min(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
-                    origin = "" if err["loc"][0] in m.params else (
+                    loc, problem = _first_error(cls.Params, exc)
+                    origin = "" if not loc or loc[0] in m.params else (
                         f" This value comes from {preset_files(cls.presets)} for {dataset} at IPC {ipc}; set it "
                         f"under `params:` to override.")
-                    fail(("methods", i, "params") + tuple(err["loc"]), _explain(cls.Params, err) + origin)
+                    fail(("methods", i, "params") + loc, problem + origin)
         label = entry.label
         if label in labels:
             fail(("methods", i), f"two method entries are both called '{label}' (entries {labels[label] + 1} and "
@@ -266,12 +340,7 @@ def load_suite(path: Path) -> Suite:
         labels[label] = i
         methods.append(entry)
 
-    for key in ("seeds", "distill_seeds"):
-        values = getattr(s, key)
-        if len(set(values)) != len(values) or any(v < 0 for v in values):
-            fail((key,), f"seeds must be distinct non-negative integers, got {values}.")
-
-    return Suite(name=s.name or path.stem, path=path, description=s.description, datasets=tuple(s.datasets),
+    return Suite(name=suite_name, path=path, description=s.description, datasets=tuple(s.datasets),
                  ipcs=tuple(s.ipc), eval_archs=tuple(s.eval_archs), distill_arch=s.distill_arch,
                  methods=tuple(methods), seeds=tuple(s.seeds), distill_seeds=tuple(s.distill_seeds),
                  profile=s.profile, whole_dataset=_whole(s.whole_dataset),
@@ -310,6 +379,16 @@ def _report(r: ReportSchema, labels: dict[str, int], fail) -> ReportSpec:
                       ablation=tuple(r.ablation) if r.ablation is not None else None)
 
 
+def _repeat(values: list) -> tuple[int, int] | None:
+    """The indices of the first value listed twice, or None."""
+    first: dict[Any, int] = {}
+    for j, value in enumerate(values):
+        if value in first:
+            return first[value], j
+        first[value] = j
+    return None
+
+
 def _whole(schema: bool | WholeSchema) -> WholeDataset | None:
     if isinstance(schema, bool):
         return WholeDataset() if schema else None
@@ -318,16 +397,29 @@ def _whole(schema: bool | WholeSchema) -> WholeDataset | None:
 
 def _recipe(cls: type[MethodSpec], suite_eval: EvalSchema, method_eval: EvalSchema | None, at: Path_,
             fail) -> tuple[str, EvalRecipe]:
-    """The method's evaluation recipe: its preset (the method's own default, or the one the suite or
-    the method entry names), then the suite's `eval:` fields, then the entry's own `eval:` fields."""
-    method_eval = method_eval or EvalSchema()
-    preset = method_eval.preset or suite_eval.preset or cls.eval_preset
+    """The evaluation recipe of the method entry at `at`: its preset (the method's own default, or the one
+    the suite or the method entry names), then the suite's `eval:` fields, then the entry's own `eval:` fields."""
+    layers = [(at + ("eval",), method_eval or EvalSchema()), (("eval",), suite_eval)]  # most specific first
+
+    def set_at(key: str) -> Path_:
+        """Where the value of `key` that applies is written (the method entry where nothing sets it)."""
+        return next((where + (key,) for where, layer in layers if getattr(layer, key) is not None), at)
+
+    preset = next((layer.preset for _, layer in layers if layer.preset is not None), cls.eval_preset)
     if preset not in PRESETS:
-        where = at if method_eval.preset else ("eval", "preset")
-        fail(where, unknown_name("evaluation preset", preset, PRESETS, "bench list presets"))
+        fail(set_at("preset"), unknown_name("evaluation preset", preset, PRESETS, "bench list presets"))
     recipe = PRESETS[preset]
-    for layer in (suite_eval, method_eval):
-        recipe = recipe.with_overrides(layer.model_dump(exclude={"preset"}, exclude_none=True))
+    for where, layer in reversed(layers):
+        try:
+            recipe = recipe.with_overrides(layer.model_dump(exclude={"preset"}, exclude_none=True))
+        except ValueError as exc:  # EvalRecipe's own checks
+            fail(where, f"{exc}.")
+    if recipe.lr == "learned" and not cls.learns_lr:
+        from_lr = any(layer.lr is not None for _, layer in layers)
+        fail(set_at("lr") if from_lr else set_at("preset"),
+             f"'{cls.name}' stores no learned lr with its sets, so it cannot be evaluated with "
+             f"{'`lr: learned`' if from_lr else f'preset {preset!r}, which trains with the learned lr'}. Use a "
+             f"preset with a numeric lr (e.g. standard) or set a number as `lr:` under this method's `eval:`.")
     return preset, recipe
 
 
@@ -348,11 +440,11 @@ def _method_class(m: MethodSchema, at: Path_, fail) -> type[MethodSpec]:
         return get_method(m.name)
     except UnknownMethod as exc:
         fail(at + ("name",), f"{exc} (`bench list methods` shows them with their parameters.)")
+    except PluginError as exc:  # an installed plugin's entry point, loaded to look the name up
+        fail(at + ("name",), str(exc))
 
 
 def _read(path: Path) -> tuple[Any, dict]:
-    if not path.exists():
-        raise ConfigError(f"{path}: no such file. Check the path (suites live in suites/*.yaml).")
     try:
         raw, lines = load_yaml(path)
     except YamlError as exc:
@@ -367,25 +459,46 @@ def _validate(schema: type[BaseModel], raw: Any, path: Path | None, lines: dict,
     try:
         return schema.model_validate(raw)
     except ValidationError as exc:
-        # A misspelt key also makes the right one "missing": the unknown key is the one to show.
-        err = min(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
-        loc = prefix + tuple(err["loc"])
-        raise ConfigError(_message(path, lines, loc, _explain(schema, err))) from None
+        loc, problem = _first_error(schema, exc)
+        raise ConfigError(_message(path, lines, prefix + loc, problem)) from None
 
 
-def _explain(schema: type[BaseModel], err: dict) -> str:
-    """Turn one pydantic error into a sentence that says what to write instead."""
-    kind, value, loc = err["type"], err.get("input"), tuple(err["loc"])
+def _first_error(schema: type[BaseModel], exc: ValidationError) -> tuple[Path_, str]:
+    """The one error to show, as (key path in the file, sentence). A misspelt key also makes the right one
+    "missing": the unknown key is the one to show. Otherwise the deepest: where a value may have several
+    shapes (`whole_dataset: true` or a mapping), the shape the file used gets furthest."""
+    found = [(err, _locate(schema, tuple(err["loc"]))[0]) for err in exc.errors()]
+    err, loc = min(found, key=lambda f: (f[0]["type"] != "extra_forbidden", -len(f[1])))
+    return loc, _explain(err, loc, _locate(schema, tuple(err["loc"])[:-1])[1])
+
+
+def _explain(err: dict, loc: Path_, parent: Any) -> str:
+    """Turn one pydantic error at `loc` (inside `parent`, the annotation holding its key) into a sentence that
+    says what to write instead."""
+    kind, value, ctx = err["type"], err.get("input"), err.get("ctx", {})
     if kind == "extra_forbidden":
-        valid = sorted(_model_at(schema, loc[:-1]).model_fields)
-        return f"unknown key '{loc[-1]}'.{did_you_mean(str(loc[-1]), valid)} Valid keys here: {', '.join(valid)}."
+        valid = sorted(parent.model_fields)
+        return (f"unknown key '{shorten(str(loc[-1]))}'.{did_you_mean(str(loc[-1]), valid)} Valid keys here: "
+                f"{', '.join(valid) or 'none (remove it)'}.")
+    if kind == "invalid_key":
+        return f"keys are names, and {_show(value)} is not one. Remove it, or quote it if it is a name."
     if kind == "missing":
-        return f"required key '{loc[-1]}' is missing."
+        return f"required key '{loc[-1]}' is missing: add it."
+    if kind == "value_error":  # a validator's own sentence
+        return f"{ctx['error']}."
+    if kind == "too_short":
+        return f"must list at least {ctx['min_length']} value(s), got {_show(value)}."
+    if kind == "finite_number":
+        return f"must be a finite number, got {_show(value)}."
+    if kind in _BOUNDS:
+        words, key = _BOUNDS[kind]
+        bound = format(ctx[key], ".4g") if isinstance(ctx[key], float) else ctx[key]
+        return f"must be {words} {bound}, got {_show(value)}."
     expected = {"int_type": "an integer", "float_type": "a number", "bool_type": "true or false",
                 "string_type": "a string", "list_type": "a list", "dict_type": "a mapping",
                 "model_type": "a mapping"}.get(kind)
     if expected:
-        got = f"{value!r} ({type(value).__name__})"
+        got = f"{_show(value)} ({type(value).__name__})"
         hint = ""
         if isinstance(value, str) and ":" in value and value.replace(":", "").isdigit():
             hint = (" YAML 1.1 readers silently turn a value like this into a base-60 number; bench refuses "
@@ -397,7 +510,15 @@ def _explain(schema: type[BaseModel], err: dict) -> str:
         elif isinstance(value, float) and kind == "int_type":
             hint = " Write a whole number without a decimal point or exponent."
         return f"expected {expected}, got {got}.{hint}"
-    return f"{err['msg']} (got {value!r})."
+    return f"{err['msg']} (got {_show(value)})."
+
+
+_BOUNDS = {"greater_than": ("greater than", "gt"), "greater_than_equal": ("at least", "ge"),
+           "less_than": ("less than", "lt"), "less_than_equal": ("at most", "le")}
+
+
+def _show(value: Any) -> str:
+    return shorten(repr(value), 80)
 
 
 def _is_number(text: str) -> bool:
@@ -408,32 +529,55 @@ def _is_number(text: str) -> bool:
         return False
 
 
-def _model_at(schema: type[BaseModel], loc: Path_) -> type[BaseModel]:
-    """The schema class that validates the mapping at `loc` (to list its valid keys)."""
+def _locate(schema: type[BaseModel], loc: tuple) -> tuple[Path_, Any]:
+    """pydantic's error location as a key path in the file, and the annotation of the value found there.
+
+    pydantic names the member of a union it tried (`('whole_dataset', 'WholeSchema', 'epochs')`) and marks
+    a bad mapping key (`(..., key, '[key]')`); neither is a key of the file."""
+    path: list = []
     current: Any = schema
     for part in loc:
-        if isinstance(part, str) and isinstance(current, type) and issubclass(current, BaseModel):
-            current = current.model_fields[part].annotation
-        elif typing.get_origin(current) is dict:
-            current = typing.get_args(current)[1]
-        current = _unwrap(current, list_item=isinstance(part, int))
-    return current
+        current = _unwrap(current)
+        if part == "[key]":
+            break
+        if typing.get_origin(current) in (typing.Union, types.UnionType):  # `part` names a member
+            current = _member(current, str(part))
+            continue
+        path.append(part)
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            current = current.model_fields[part].annotation if part in current.model_fields else Any
+        elif typing.get_origin(current) in (list, dict):
+            current = typing.get_args(current)[-1]
+        else:
+            current = Any
+    return tuple(path), _unwrap(current)
 
 
-def _unwrap(annotation: Any, list_item: bool) -> Any:
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        for arg in typing.get_args(annotation):
-            if typing.get_origin(arg) is list or (isinstance(arg, type) and issubclass(arg, BaseModel)):
-                return _unwrap(arg, list_item)
-    if list_item and origin is list:
-        return typing.get_args(annotation)[0]
+def _member(union: Any, tag: str) -> Any:
+    """The member of `union` that pydantic's location `tag` names: a model by its class name, a list or dict by
+    its shape (`list[str]`); Any for a scalar, which holds no keys."""
+    for member in typing.get_args(union):
+        shape = getattr(typing.get_origin(member), "__name__", None)
+        if getattr(member, "__name__", None) == tag or (shape and tag.startswith(f"{shape}[")):
+            return member
+    return Any
+
+
+def _unwrap(annotation: Any) -> Any:
+    """The annotation less `Annotated[...]` and `| None`."""
+    if typing.get_origin(annotation) is Annotated:
+        return _unwrap(typing.get_args(annotation)[0])
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        members = [m for m in typing.get_args(annotation) if m is not type(None)]
+        if len(members) == 1:
+            return _unwrap(members[0])
     return annotation
 
 
 def unknown_name(what: str, name: str, known: typing.Iterable[str], command: str) -> str:
     known = list(known)
-    return f"unknown {what} '{name}'.{did_you_mean(name, known)} `{command}` shows the {len(known)} known ones."
+    return (f"unknown {what} '{shorten(name)}'.{did_you_mean(name, known)} `{command}` shows the {len(known)} "
+            f"known ones.")
 
 
 def _message(path: Path | None, lines: dict, at: Path_, problem: str) -> str:
@@ -441,5 +585,5 @@ def _message(path: Path | None, lines: dict, at: Path_, problem: str) -> str:
     line = line_of(lines, at)
     if line is not None:
         where += f", line {line}"
-    key = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in at).lstrip(".")
+    key = "".join(f"[{p}]" if isinstance(p, int) else f".{shorten(str(p))}" for p in at).lstrip(".")
     return f"{where}, key '{key}': {problem}" if key else f"{where}: {problem}"

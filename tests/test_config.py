@@ -46,13 +46,24 @@ def test_yaml_1_2_floats_are_numbers(tmp_path: Path) -> None:
 
 
 def test_method_entry_can_override_the_evaluation(tmp_path: Path) -> None:
-    text = TINY_SUITE.replace("{iterations: 3}", "{iterations: 3}\n    eval: {preset: mtt, epochs: 9}")
+    text = TINY_SUITE.replace("{iterations: 3}", "{iterations: 3}\n    eval: {preset: dc, epochs: 9}")
     suite = load_suite(write(tmp_path / "s.yaml", text))
     random, dm = suite.methods
-    assert (random.preset, random.recipe.epochs, random.recipe.lr) == ("standard", 4, 0.01)
-    assert (dm.preset, dm.recipe.epochs, dm.recipe.lr) == ("mtt", 9, "learned")
-    msg = error_for(tmp_path, text.replace("preset: mtt", "preset: mt"))
-    assert "methods[1].eval.preset" in msg and "Did you mean 'mtt'" in msg
+    assert (random.preset, random.recipe.epochs, random.recipe.augment) == ("standard", 4, "dsa")
+    assert (dm.preset, dm.recipe.epochs, dm.recipe.augment) == ("dc", 9, "none")
+    msg = error_for(tmp_path, text.replace("preset: dc", "preset: dcc"))
+    assert "methods[1].eval.preset" in msg and "Did you mean 'dc'" in msg
+
+
+def test_learned_lr_only_for_methods_that_learn_one(tmp_path: Path) -> None:
+    """MTT's preset trains with the lr stored in the set: a method that stores none would fail every evaluation."""
+    text = TINY_SUITE.replace("{iterations: 3}", "{iterations: 3}\n  - name: mtt\n    params: {iterations: 1}")
+    msg = error_for(tmp_path, text.replace("{epochs: 4}", "{epochs: 4, preset: mtt}"))
+    assert "line 12, key 'eval.preset'" in msg and "'random' stores no learned lr" in msg
+    msg = error_for(tmp_path, text.replace("{iterations: 3}", "{iterations: 3}\n    eval: {lr: learned}"))
+    assert "key 'methods[1].eval.lr'" in msg and "'dm' stores no learned lr" in msg
+    mtt = load_suite(write(tmp_path / "s.yaml", text)).methods[2]
+    assert (mtt.preset, mtt.recipe.lr) == ("mtt", "learned")
 
 
 def test_quoted_number_is_rejected(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import importlib.util
 import inspect
 import sys
 from pathlib import Path
@@ -41,19 +42,49 @@ def register(cls: type[MethodSpec], origin: str = "built-in") -> type[MethodSpec
 
 
 def load_entry(path: str, origin: str | None = None) -> type[MethodSpec]:
-    """Import `package.module:Class`, check it is a Method, register it, return it."""
+    """Import `package.module:Class`, check it is a complete Method, register it, return it.
+
+    Whatever importing the plugin raises (its own exception, a SyntaxError, even `sys.exit`) becomes a
+    PluginError naming the plugin's file: a broken plugin is a configuration error, not a crash of bench."""
     module_name, _, attr = path.partition(":")
-    if not module_name or not attr:
-        raise PluginError(f"'{path}' is not a plugin path: write `module.path:ClassName`.")
+    if not module_name or not attr or module_name.startswith("."):
+        raise PluginError(f"'{path}' is not a plugin path: write `module.path:ClassName` (an absolute module path).")
     try:
-        obj = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as exc:
-        raise PluginError(f"cannot load method plugin '{path}': {exc}. Install the package that holds it "
-                          f"(`pip install -e DIR`) or put it on PYTHONPATH (also in SLURM jobs).") from None
+        module = importlib.import_module(module_name)
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:
+        if isinstance(exc, ModuleNotFoundError) and f"{module_name}.".startswith(f"{exc.name}."):
+            raise PluginError(f"cannot load method plugin '{path}': {exc}. Install the package that holds it "
+                              f"(`pip install -e DIR`) or put it on PYTHONPATH (also in SLURM jobs).") from None
+        raise PluginError(f"cannot load method plugin '{path}': importing {_source(module_name)} raised "
+                          f"{type(exc).__name__}: {exc}. Fix the plugin (`python -c 'import {module_name}'` shows "
+                          f"the traceback).") from None
     from bench.methods.base import Method  # a plugin brings torch with it anyway
+    from bench.methods.specs import Params
+    where = f"'{path}' ({_source(module_name)})"
+    if not hasattr(module, attr):
+        raise PluginError(f"{where}: the module has no `{attr}`. Check the class name after the colon.")
+    obj = getattr(module, attr)
     if not (isinstance(obj, type) and issubclass(obj, Method)):
-        raise PluginError(f"'{path}' is not a subclass of bench.methods.Method.")
+        raise PluginError(f"{where} is not a subclass of bench.methods.Method.")
+    if not isinstance(getattr(obj, "name", None), str) or not obj.name:
+        raise PluginError(f"{where} has no `name`: give the class a `name = \"my-method\"`, the name suites use.")
+    if not (isinstance(obj.Params, type) and issubclass(obj.Params, Params)):
+        raise PluginError(f"{where}: its `Params` must be a subclass of bench.methods.Params.")
+    if inspect.isabstract(obj):
+        raise PluginError(f"{where} does not implement {', '.join(sorted(obj.__abstractmethods__))}: a Method "
+                          f"implements `distill`, an IterativeMethod `init`, `step` and `finish`.")
     return register(obj, origin or f"plugin {path}")
+
+
+def _source(module_name: str) -> str:
+    """The file a module is (or would be) imported from, to name it in messages."""
+    try:
+        spec = importlib.util.find_spec(module_name)
+    except Exception:  # its parent package is itself broken
+        spec = None
+    return spec.origin if spec is not None and spec.origin else f"module {module_name}"
 
 
 @cache
