@@ -244,8 +244,8 @@ def expected_cells(plan: Plan) -> list[ExpectedCell]:
 def report_options(suite: Suite) -> ReportOptions:
     """The suite as its report describes it, as plain data."""
     w, r = suite.whole_dataset, suite.report
-    methods = tuple(MethodOptions(m.label, m.cls.name, m.preset, {**asdict(m.recipe), "passes": m.recipe.passes,
-                                                                   "decay_epochs": m.recipe.decay_epochs})
+    methods = tuple(MethodOptions(m.label, m.cls.name, m.preset, dict(m.user_params),
+                                  {**asdict(m.recipe), "passes": m.recipe.passes, "decay_epochs": m.recipe.decay_epochs})
                     for m in suite.methods)
     return ReportOptions(name=suite.name, description=suite.description, datasets=suite.datasets, ipcs=suite.ipcs,
                          eval_archs=suite.eval_archs, distill_arch=suite.distill_arch, seeds=suite.seeds,

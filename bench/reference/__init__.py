@@ -4,7 +4,8 @@ Each file holds a paper's citation and its tables. A table has `columns` and `ro
 descriptions of a value (method, dataset, IPC, architecture, ...), plus `defaults`; the value at row i,
 column j is described by defaults + row i + column j, so a file keeps the paper's own layout (methods as
 rows in IID's Table 1, methods as columns in UDD's) and stays easy to check against the paper line by line.
-Values are written as printed: "mean±std", a bare mean, or "-" for no number.
+Values are written as printed: "mean±std", a bare mean, or "-" for no number. A table's optional `cells:`
+list corrects single values (e.g. the method that reproduces one cell of a column that mixes two methods).
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from bench.yamlio import load_yaml
 HERE = Path(__file__).parent
 KINDS = ("main", "cross_arch", "ablation", "curve")
 GROUPS = ("coreset", "distillation", "parametrization", "proposed")
-FIELDS = ("method", "bench", "group", "venue", "dataset", "ipc", "arch", "ratio_pct")
+CELL = ("method", "dataset", "ipc")  # what names one value of a table, for its `cells:` corrections
+FIELDS = ("method", "bench", "bench_params", "group", "venue", "dataset", "ipc", "arch", "ratio_pct")
 
 
 @dataclass(frozen=True)
@@ -39,10 +41,17 @@ class Reported:
     std: float | None  # None where the paper prints a bare mean
     ratio_pct: float | None
     text: str  # the value as printed
+    bench_params: tuple[tuple[str, Any], ...] = ()  # the parameters a suite entry of `bench` sets to reproduce it
 
     @property
     def source(self) -> str:
         return f"{self.paper} {self.table.replace('table', 'Table ')}"
+
+    def reproduced_by(self, method: str, params: dict[str, Any]) -> bool:
+        """Whether a suite entry of registered method `method` with the user-set `params` reproduces this
+        number: the method the paper's column names, with exactly the parameters the file says it needs (an
+        entry that changes anything else runs another configuration than the paper's)."""
+        return self.bench == method and dict(self.bench_params) == params
 
 
 @dataclass(frozen=True)
@@ -89,8 +98,11 @@ def _table(paper: str, raw: dict[str, Any], where: str) -> RefTable:
         for column, text in zip(columns, texts):
             parsed = parse_value(text)
             if parsed is not None:
-                values.append(_reported(paper, raw["id"], kind, {**defaults, **desc_row, **column}, parsed, text,
-                                        where))
+                desc = {**defaults, **desc_row, **column}
+                for fix in raw.get("cells", ()):  # corrections of single cells: which cell, then what changes
+                    if all(desc.get(k) == fix.get(k) for k in CELL):
+                        desc |= {k: v for k, v in fix.items() if k not in CELL}
+                values.append(_reported(paper, raw["id"], kind, desc, parsed, text, where))
     for dataset, text in (raw.get("whole") or {}).items():
         desc = {**defaults, "method": "Whole Dataset", "group": "whole", "dataset": dataset, "ipc": None,
                 "ratio_pct": 100.0}
@@ -106,7 +118,11 @@ def _reported(paper: str, table: str, kind: str, desc: dict[str, Any], parsed: t
     if unknown or desc.get("dataset") not in DATASETS or desc.get("group") not in GROUPS + ("whole",):
         raise ValueError(f"{where}: bad value description {desc}")
     ratio = desc.get("ratio_pct")
+    params = desc.get("bench_params") or {}
+    if not isinstance(params, dict):
+        raise ValueError(f"{where}: bench_params must be a mapping, got {params!r}")
     return Reported(paper=paper, table=table, kind=kind, method=str(desc["method"]), bench=desc.get("bench"),
+                    bench_params=tuple(sorted(params.items())),
                     group=desc["group"], venue=desc.get("venue"), dataset=desc["dataset"], ipc=desc.get("ipc"),
                     arch=desc["arch"], mean=parsed[0], std=parsed[1],
                     ratio_pct=float(ratio) if ratio is not None else None, text=text)

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 WHOLE = "Whole Dataset"
+# Default level of the tests that decide bold and ties in a column, and of the reported Δ intervals.
+SIGNIFICANCE = 0.05
 
 # The fields of `bench.records.Record` a report reads, in the order of each record row it is given.
 RECORD_FIELDS = ("key", "accuracy", "wall_time_s", "artifact_bytes", "train_bytes", "distill_key", "distill_time_s",
@@ -43,6 +45,7 @@ class MethodOptions:
     label: str
     name: str  # the registered method: a paper's `bench:` name matches it
     preset: str  # the evaluation preset its recipe starts from
+    params: dict[str, Any]  # the parameters the suite sets (not the preset's): a paper's number names them
     recipe: dict[str, Any]  # every evaluation recipe field, plus `passes` and the 0-based `decay_epochs`
 
 
@@ -68,3 +71,5 @@ class ReportOptions:
     match: dict[str, str] = field(default_factory=dict)  # method label -> method name in the papers
     ablation: tuple[str, ...] | None = None
     older_code: tuple[str, ...] = ()  # per plugin method, the sets in the store an older version of its code made
+    significance: float = SIGNIFICANCE  # level of the two-sided Welch t-tests (bold / ≈) and of the Δ intervals (1 − it)
+    paper_runs: int = 5  # runs behind a paper's printed std where it is used for a Δ interval (the papers state 5)

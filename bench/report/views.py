@@ -1,10 +1,12 @@
 """Views: each turns the one aggregated DataFrame into a section (tables, figures) of the report model.
 
-paper_table   methods (grouped) x data set/IPC, Ratio (%) header row, Whole Dataset row, best in bold
+paper_table   methods (grouped) x data set/IPC, Ratio (%) header row, Whole Dataset row, a significantly best
+              mean in bold, else the means tied with the best marked ≈ (bench.report.significance)
 cross_arch    methods x evaluation architectures for one data set/IPC, with the largest drop
 curve         accuracy against IPC and against stored bytes (bench.report.plots)
 ablation      variants of one method, with the difference to the first (the baseline)
-reported      published numbers beside reproduced ones, flagged outside a tolerance
+reported      published numbers beside reproduced ones, with a 95% interval of the difference, flagged outside a
+              tolerance unless the interval covers 0 (within the noise)
 cost          stored size and seconds per synthetic set
 
 `VIEWS` is the registry {name: view}, in the order a report shows them; a suite names views by its keys.
@@ -18,10 +20,11 @@ from typing import Any, Callable, Iterable
 
 import pandas as pd
 
-from bench.reference import PAPERS
+from bench.reference import PAPERS, Reported
 from bench.report.aggregate import DDOF, GROUP_TITLES
-from bench.report.inputs import WHOLE, ReportOptions
+from bench.report.inputs import WHOLE, MethodOptions, ReportOptions
 from bench.report.model import MISSING, Cell, Group, Report, Row, Section, Table
+from bench.report.significance import BEST, SIGNIFICANCE, TIE, TIED, column_verdict, delta_interval
 
 
 def _nan(x) -> bool:
@@ -52,13 +55,14 @@ def fmt_ratio(pct: float) -> str:
     return f"{pct:.2g}" if pct < 100 else f"{pct:.0f}"
 
 
-def _acc_cell(row, bold: bool = False, extra: str = "") -> Cell:
-    """A cell for one aggregated row (None: no such cell), sorted by its mean."""
+def _acc_cell(row, mark: str = "", extra: str = "") -> Cell:
+    """A cell for one aggregated row (None: no such cell), sorted by its mean; `mark`: its `column_verdict`."""
     if row is None:
         return Cell(MISSING)
     budget = f" {OVER_BUDGET}" if getattr(row, "over_budget", False) is True else ""
-    return Cell(_fmt_row(row) + budget + extra,
-                None if _nan(row.mean) else row.mean, bold=bold)
+    tie = f" {TIE}" if mark == TIED else ""
+    return Cell(_fmt_row(row) + budget + extra + tie,
+                None if _nan(row.mean) else row.mean, bold=mark == BEST)
 
 
 def _columns(data: pd.DataFrame) -> list[tuple[str, int]]:
@@ -78,11 +82,6 @@ def _spans(columns: list[tuple[str, int]]) -> tuple[tuple[str, int], ...]:
     return tuple((d, n) for d, n in spans)
 
 
-def _best(values: Iterable[float]) -> float | None:
-    numbers = [v for v in values if not _nan(v)]
-    return max(numbers) if numbers else None
-
-
 def _grouped(methods: dict[str, str]) -> list[tuple[str, list[str]]]:
     """Methods (label -> group) in group order, each group keeping the methods' own order."""
     by_group: dict[str, list[str]] = defaultdict(list)
@@ -92,7 +91,14 @@ def _grouped(methods: dict[str, str]) -> list[tuple[str, list[str]]]:
     return [(g, by_group[g]) for g in order]
 
 
-def paper_table(frame: pd.DataFrame, arch: str, key: str, title: str) -> Table:
+def _printed(data: pd.DataFrame) -> tuple[str, ...]:
+    """The note of a table drawn from a paper's printed numbers (`reference_frame`), which has no runs to test."""
+    if data.empty or (data["n_expected"] > 0).any():
+        return ()
+    return ("Bold: the largest mean of its column, as the paper printed it (no runs here to test).",)
+
+
+def paper_table(frame: pd.DataFrame, arch: str, key: str, title: str, level: float = SIGNIFICANCE) -> Table:
     """Methods as rows (grouped), data set x IPC as columns, a Ratio (%) row, a Whole Dataset row."""
     at_arch = frame[frame["arch"] == arch]
     data, whole = at_arch[at_arch["group"] != "whole"], at_arch[at_arch["group"] == "whole"]
@@ -101,16 +107,13 @@ def paper_table(frame: pd.DataFrame, arch: str, key: str, title: str) -> Table:
     methods = dict(zip(data["method"], data["group"]))
     venue = "venue" in data and data["venue"].notna().any()
     venues = dict(zip(data["method"], data["venue"])) if venue else {}
-    best = {c: _best(cells[(m, *c)].mean for m in methods if (m, *c) in cells) for c in columns}
+    marks = {c: column_verdict({m: cells[m, *c] for m in methods if (m, *c) in cells}, level) for c in columns}
 
     groups = []
     for group, members in _grouped(methods):
         rows = []
         for m in members:
-            row_cells = []
-            for c in columns:
-                r = cells.get((m, *c))
-                row_cells.append(_acc_cell(r, bold=r is not None and best[c] is not None and r.mean == best[c]))
+            row_cells = [_acc_cell(cells.get((m, *c)), marks[c].get(m, "")) for c in columns]
             rows.append(Row((m, venues.get(m) or "") if venue else (m,), tuple(row_cells)))
         groups.append(Group(GROUP_TITLES.get(group, group), tuple(rows)))
 
@@ -133,10 +136,11 @@ def paper_table(frame: pd.DataFrame, arch: str, key: str, title: str) -> Table:
             if (r := rows.get(d)) is not None else Cell(MISSING, span=n) for d, n in spans)))
     return Table(key=key, title=title, label_columns=("Method", "Venue") if venue else ("Method",),
                  columns=tuple(f"IPC {ipc}" for _, ipc in columns), spans=spans, groups=tuple(groups),
-                 head=head, foot=tuple(foot))
+                 head=head, foot=tuple(foot), notes=_printed(data))
 
 
-def cross_arch_table(frame: pd.DataFrame, dataset: str, ipc: int, distill_arch: str, key: str, title: str) -> Table:
+def cross_arch_table(frame: pd.DataFrame, dataset: str, ipc: int, distill_arch: str, key: str, title: str,
+                     level: float = SIGNIFICANCE) -> Table:
     """Methods x evaluation architectures for one data set and IPC, and the largest drop from the
     distillation architecture (from the first architecture when the distillation one was not evaluated)."""
     data = frame[(frame["dataset"] == dataset) & (frame["ipc"] == ipc) & (frame["group"] != "whole")]
@@ -144,13 +148,12 @@ def cross_arch_table(frame: pd.DataFrame, dataset: str, ipc: int, distill_arch: 
     ref = distill_arch if distill_arch in archs else archs[0]
     cells = {(r.method, r.arch): r for r in data.itertuples(index=False)}
     methods = dict(zip(data["method"], data["group"]))
-    best = {a: _best(cells[m, a].mean for m in methods if (m, a) in cells) for a in archs}
+    marks = {a: column_verdict({m: cells[m, a] for m in methods if (m, a) in cells}, level) for a in archs}
     groups = []
     for group, members in _grouped(methods):
         rows = []
         for m in members:
-            row_cells = [_acc_cell(cells.get((m, a)), bold=(m, a) in cells and cells[m, a].mean == best[a])
-                         for a in archs]
+            row_cells = [_acc_cell(cells.get((m, a)), marks[a].get(m, "")) for a in archs]
             base = cells.get((m, ref))
             drops = [(base.mean - cells[m, a].mean, a) for a in archs
                      if a != ref and (m, a) in cells and base is not None and not _nan(base.mean)
@@ -160,16 +163,18 @@ def cross_arch_table(frame: pd.DataFrame, dataset: str, ipc: int, distill_arch: 
             rows.append(Row((m,), tuple(row_cells)))
         groups.append(Group(GROUP_TITLES.get(group, group), tuple(rows)))
     columns = tuple(f"{a} (distill)" if a == distill_arch else a for a in archs) + (f"Largest drop from {ref}",)
-    return Table(key=key, title=title, label_columns=("Method",), columns=columns, groups=tuple(groups))
+    return Table(key=key, title=title, label_columns=("Method",), columns=columns, groups=tuple(groups),
+                 notes=_printed(data))
 
 
-def ablation_table(frame: pd.DataFrame, labels: list[str], arch: str, key: str, title: str) -> Table:
+def ablation_table(frame: pd.DataFrame, labels: list[str], arch: str, key: str, title: str,
+                   level: float = SIGNIFICANCE) -> Table:
     """Variants of a method as rows (the first is the baseline), data set x IPC as columns, each cell with
     its difference to the baseline."""
     data = frame[frame["method"].isin(labels) & (frame["arch"] == arch) & (frame["group"] != "whole")]
     columns = _columns(data)
     cells = {(r.method, r.dataset, r.ipc): r for r in data.itertuples(index=False)}
-    best = {c: _best(cells[(m, *c)].mean for m in labels if (m, *c) in cells) for c in columns}
+    marks = {c: column_verdict({m: cells[m, *c] for m in labels if (m, *c) in cells}, level) for c in columns}
     rows = []
     for i, m in enumerate(labels):
         row_cells = []
@@ -178,48 +183,91 @@ def ablation_table(frame: pd.DataFrame, labels: list[str], arch: str, key: str, 
             delta = ""
             if i and r is not None and base is not None and not _nan(r.mean) and not _nan(base.mean):
                 delta = f" ({r.mean - base.mean:+.1f})"
-            row_cells.append(_acc_cell(r, bold=r is not None and r.mean == best[c], extra=delta))
+            row_cells.append(_acc_cell(r, marks[c].get(m, ""), extra=delta))
         rows.append(Row((m,), tuple(row_cells)))
     return Table(key=key, title=title, label_columns=("Variant",), columns=tuple(f"IPC {ipc}" for _, ipc in columns),
-                 spans=_spans(columns), groups=(Group("", tuple(rows)),))
+                 spans=_spans(columns), groups=(Group("", tuple(rows)),), notes=_printed(data))
 
 
 def reported_table(frame: pd.DataFrame, options: ReportOptions) -> Table:
     """Each reproduced cell beside the published numbers it reproduces, with the difference; a difference
     larger than the suite's tolerance is flagged.
 
-    A cell reproduces a published number when data set, IPC and architecture agree and the method is the
-    one the paper row names (`bench:` in the reference file) or the one `report: {match: ...}` maps to it.
-    Whole-dataset rows are compared with the papers' Whole Dataset numbers.
+    A cell reproduces a published number when data set, IPC and architecture agree and the suite entry is the
+    one the paper's row names (`bench:` and `bench_params:` in the reference file, `Reported.reproduced_by`), or
+    the one `report: {match: ...}` maps to it. Whole-dataset rows are compared with the papers' Whole Dataset
+    numbers. Where several tables of one paper print the cell, it is compared with one (`_compared_with`) and
+    a note lists what the others print.
     """
-    names = {m.label: m.name for m in options.methods}
+    entries = {m.label: m for m in options.methods}
     published = defaultdict(list)
     for ref in (v for p in options.compare_to for v in PAPERS[p].values()):
         published[ref.dataset, ref.arch].append(ref)
-    rows, used = [], {}
+    rows, used, disagree = [], {}, []
     for r in frame.itertuples(index=False):
-        for ref in published.get((r.dataset, r.arch), []):
-            if r.group == "whole":
-                if ref.group != "whole":
-                    continue
-            elif ref.ipc != r.ipc or not (ref.bench == names.get(r.method)
-                                          or options.match.get(r.method) == ref.method):
-                continue
-            source = f"{PAPERS[ref.paper].short}, {ref.source.split(' ', 1)[1]}"  # "IID (CVPR 2024), Table 1"
+        refs, other = _compared_with([ref for ref in published.get((r.dataset, r.arch), [])
+                                      if _reproduces(r, ref, entries.get(r.method), options.match)])
+        disagree += [f"{_source(o)} prints {o.text} for {r.method} on {r.dataset}" + (
+            "" if _nan(r.ipc) else f" IPC {r.ipc}") + f", {r.arch}; this report compares with {_source(ref)} "
+            f"({ref.text})" for ref, o in other]
+        for ref in refs:
+            source = _source(ref)
             used[source] = PAPERS[ref.paper].tables[ref.table].notes
-            delta = None if _nan(r.mean) else r.mean - ref.mean
-            outside = delta is not None and abs(delta) > options.tolerance
-            status = MISSING if delta is None else (f"outside ±{options.tolerance:g}" if outside else "ok")
+            delta, status = _difference(r, ref, options)
             rows.append(Row((r.method,), (
                 Cell(r.dataset), Cell("" if _nan(r.ipc) else str(r.ipc), None if _nan(r.ipc) else float(r.ipc)),
                 Cell(r.arch), _acc_cell(r), Cell(ref.text.replace("±", " ± "), ref.mean, note=ref.method),
-                Cell(MISSING if delta is None else f"{delta:+.1f}", delta, flag=outside),
+                delta,
                 Cell(source, note=ref.method),
-                Cell(status, flag=outside))))
+                status)))
     return Table(key="reported", title="Reproduced vs reported", label_columns=("Method",),
                  columns=("Data set", "IPC", "Arch", "Reproduced", "Reported", "Δ", "Source", "Status"),
                  groups=(Group("", tuple(rows)),),
-                 notes=tuple(f"{source}: {text}" for source, text in used.items() if text))
+                 notes=tuple([f"{source}: {text}" for source, text in used.items() if text] + (
+                     [f"Tables of one paper disagree: {'; '.join(disagree)}."] if disagree else [])))
+
+
+def _source(ref: Reported) -> str:
+    return f"{PAPERS[ref.paper].short}, {ref.source.split(' ', 1)[1]}"  # "IID (CVPR 2024), Table 1"
+
+
+def _reproduces(r: Any, ref: Reported, entry: MethodOptions | None, match: dict[str, str]) -> bool:
+    """Whether the aggregated row `r` (of the suite entry `entry`) reproduces the published `ref`."""
+    if r.group == "whole" or ref.group == "whole":
+        return r.group == ref.group
+    if ref.ipc != r.ipc:
+        return False
+    if r.method in match:
+        return match[r.method] == ref.method
+    return entry is not None and ref.reproduced_by(entry.name, entry.params)
+
+
+def _compared_with(refs: list[Reported]) -> tuple[list[Reported], list[tuple[Reported, Reported]]]:
+    """One published number per paper for a cell: its main table's where it has one, else its first table's;
+    and, per paper, (the chosen, another) for every other table that prints a different number."""
+    chosen: dict[str, Reported] = {}
+    for ref in sorted(refs, key=lambda v: v.kind != "main"):  # stable: file order within a kind
+        chosen.setdefault(ref.paper, ref)
+    other = [(chosen[v.paper], v) for v in refs if v is not chosen[v.paper] and v.text != chosen[v.paper].text]
+    return list(chosen.values()), other
+
+
+def _difference(r: Any, ref: Any, options: ReportOptions) -> tuple[Cell, Cell]:
+    """The Δ cell (reproduced − reported, with its `delta_interval`) and the Status cell: "ok" within the
+    tolerance, "within the noise" outside it but with an interval covering 0, else flagged "outside ±tolerance"
+    (also with fewer than 2 runs, which give no interval)."""
+    if _nan(r.mean):
+        return Cell(MISSING), Cell(MISSING)
+    delta = r.mean - ref.mean
+    ci = delta_interval(r.mean, r.std, r.n, ref.mean, ref.std, options.paper_runs, options.significance)
+    text = f"{delta:+.1f}" + ("" if ci is None else f" [{ci[0]:+.1f}, {ci[1]:+.1f}]")
+    if abs(delta) <= options.tolerance:
+        status = "ok"
+    elif ci is not None and ci[0] <= 0 <= ci[1]:
+        status = "within the noise"
+    else:
+        return Cell(text, delta, flag=True), Cell(f"outside ±{options.tolerance:g}", flag=True)
+    return Cell(text, delta), Cell(status)
 
 
 def cost_table(frame: pd.DataFrame) -> Table:
@@ -315,7 +363,8 @@ def reference_arch(options: ReportOptions) -> str:
 
 
 def paper_table_view(frame: pd.DataFrame, options: ReportOptions) -> Section:
-    tables = tuple(paper_table(frame, a, f"paper_table-{a}", f"Evaluated on {a}") for a in options.eval_archs)
+    tables = tuple(paper_table(frame, a, f"paper_table-{a}", f"Evaluated on {a}", options.significance)
+                   for a in options.eval_archs)
     return Section("paper_table", "Results", tables=tables)
 
 
@@ -323,8 +372,8 @@ def cross_arch_view(frame: pd.DataFrame, options: ReportOptions) -> Section:
     title, arch = "Cross-architecture generalisation", options.distill_arch
     if len(options.eval_archs) < 2:
         return Section("cross_arch", title, intro="Needs at least two `eval_archs`; this suite has one.")
-    tables = tuple(cross_arch_table(frame, d, i, arch, f"cross_arch-{d}-ipc{i}", f"{d}, IPC {i}, distilled on {arch}")
-                   for d in options.datasets for i in options.ipcs)
+    tables = tuple(cross_arch_table(frame, d, i, arch, f"cross_arch-{d}-ipc{i}", f"{d}, IPC {i}, distilled on {arch}",
+                                    options.significance) for d in options.datasets for i in options.ipcs)
     return Section("cross_arch", title, tables=tables)
 
 
@@ -340,7 +389,7 @@ def curve_view(frame: pd.DataFrame, options: ReportOptions) -> Section:
 def ablation_view(frame: pd.DataFrame, options: ReportOptions) -> Section:
     arch, sets = reference_arch(options), ablation_sets(options)
     tables = tuple(ablation_table(frame, labels, arch, f"ablation-{i}", f"{labels[0]} and its variants, evaluated on "
-                                  f"{arch}") for i, labels in enumerate(sets))
+                                  f"{arch}", options.significance) for i, labels in enumerate(sets))
     return Section("ablation", "Ablation", tables=tables, intro="" if sets else (
         "No ablation: name the variants with `report: {ablation: [baseline, variant, ...]}` or add several entries "
         "of one method with distinct labels."))
@@ -353,8 +402,10 @@ def reported_view(frame: pd.DataFrame, options: ReportOptions) -> Section:
             "Name the paper(s) to compare with: `report: {compare_to: iid2024, tolerance: 1.0}`."))
     table = reported_table(frame, options)
     papers = ", ".join(PAPERS[p].short for p in options.compare_to)
-    intro = (f"Published numbers from {papers}; Δ = reproduced − reported; flagged when |Δ| > "
-             f"{options.tolerance:g} accuracy points.")
+    confidence = f"{100 * (1 - options.significance):g}%"
+    intro = (f"Published numbers from {papers}; Δ = reproduced − reported, with its {confidence} interval in "
+             f"brackets; \"ok\" when |Δ| ≤ {options.tolerance:g} accuracy points, \"within the noise\" when |Δ| is "
+             f"larger but the interval covers 0, else flagged \"outside ±{options.tolerance:g}\".")
     if not table.groups[0].rows:
         intro += " No cell of this suite matches a published number (same method, data set, IPC, architecture)."
     return Section("reported", title, intro=intro, tables=(table,))
