@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
 
 import pandas as pd
 
@@ -107,7 +107,7 @@ def paper_table(frame: pd.DataFrame, arch: str, key: str, title: str, level: flo
     methods = dict(zip(data["method"], data["group"]))
     venue = "venue" in data and data["venue"].notna().any()
     venues = dict(zip(data["method"], data["venue"])) if venue else {}
-    marks = {c: column_verdict({m: cells[m, *c] for m in methods if (m, *c) in cells}, level) for c in columns}
+    marks = {c: column_verdict({m: cells[(m, *c)] for m in methods if (m, *c) in cells}, level) for c in columns}
 
     groups = []
     for group, members in _grouped(methods):
@@ -174,7 +174,7 @@ def ablation_table(frame: pd.DataFrame, labels: list[str], arch: str, key: str, 
     data = frame[frame["method"].isin(labels) & (frame["arch"] == arch) & (frame["group"] != "whole")]
     columns = _columns(data)
     cells = {(r.method, r.dataset, r.ipc): r for r in data.itertuples(index=False)}
-    marks = {c: column_verdict({m: cells[m, *c] for m in labels if (m, *c) in cells}, level) for c in columns}
+    marks = {c: column_verdict({m: cells[(m, *c)] for m in labels if (m, *c) in cells}, level) for c in columns}
     rows = []
     for i, m in enumerate(labels):
         row_cells = []
@@ -190,8 +190,8 @@ def ablation_table(frame: pd.DataFrame, labels: list[str], arch: str, key: str, 
 
 
 def reported_table(frame: pd.DataFrame, options: ReportOptions) -> Table:
-    """Each reproduced cell beside the published numbers it reproduces, with the difference; a difference
-    larger than the suite's tolerance is flagged.
+    """Each reproduced cell beside the published numbers it reproduces, with the difference and its interval
+    (`_difference`); a difference larger than the suite's tolerance is flagged unless it is within the noise.
 
     A cell reproduces a published number when data set, IPC and architecture agree and the suite entry is the
     one the paper's row names (`bench:` and `bench_params:` in the reference file, `Reported.reproduced_by`), or
@@ -320,7 +320,9 @@ def notes(options: ReportOptions) -> list[str]:
         "the synthetic set (never the best epoch).",
         f"Cells show mean ± std over the runs of the cell (distill seeds {list(options.distill_seeds)} x "
         f"evaluation seeds {list(options.seeds)}); std is the population standard deviation (ddof={DDOF}), as "
-        "np.std in the reference code. Bold: the best mean of its column.",
+        "np.std in the reference code.",
+        _significance_note(options),
+        *_interval_note(options),
         "Ratio (%): bytes stored for the synthetic set (images, labels, and any decoder or learned lr) over the "
         "bytes of the full training set as the same tensors, so parametrised sets are counted as stored. A "
         "range means the methods of that column store different amounts (per-method values: Cost table and "
@@ -330,6 +332,26 @@ def notes(options: ReportOptions) -> list[str]:
         *evaluation,
         *(f"Not used: {line}" for line in options.older_code),
     ]
+
+
+def _significance_note(options: ReportOptions) -> str:
+    """How bold and ties are decided: readers should not take a 0.1-point lead for a win."""
+    level, runs = f"{options.significance:g}", len(options.distill_seeds) * len(options.seeds)
+    return (f"Bold: the best mean of its column, where a two-sided Welch t-test (unequal variances) of its runs "
+            f"({runs} planned per cell) against the runner-up's is significant at level {level}; otherwise {TIE} "
+            f"marks the best mean and every mean that test cannot tell from it (p ≥ {level}), and none is bold. A "
+            f"cell with fewer than 2 runs cannot be tested: never bold or {TIE}, and a column whose best or "
+            f"runner-up has one has no bold; a partial cell (n=k/N) is never bold; nor is a column's only result.")
+
+
+def _interval_note(options: ReportOptions) -> list[str]:
+    """How the reported view's Δ intervals are made, and what they assume about the papers' runs."""
+    if not options.compare_to:
+        return []
+    return [f"Δ intervals ({100 * (1 - options.significance):g}%): a t-interval of the reproduced mean where the "
+            f"paper prints no std; where it prints one, Welch's interval of the difference, assuming the paper's "
+            f"std is np.std (ddof=0) over {options.paper_runs} runs. A cell with fewer than 2 runs has no interval, "
+            f"so a Δ beyond the tolerance is then flagged."]
 
 
 def applicable(options: ReportOptions) -> list[str]:
