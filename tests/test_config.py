@@ -160,3 +160,55 @@ def test_validate_checks_and_plans_a_suite_without_importing_torch() -> None:
     imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
     assert "bench.config" in imported and "bench.plan" in imported
     assert not {m for m in imported if m == "torch" or m.startswith("torch.")}
+
+
+@pytest.mark.parametrize(("old", "new", "expected"), [
+    ("eval: {epochs: 4}\n", "eval: {epochs: 4}\nwhole_dataset: {epoch: 3}\n",
+     "key 'whole_dataset.epoch': unknown key 'epoch'. Did you mean 'epochs'? Valid keys here: epochs, seeds."),
+    ("eval: {epochs: 4}\n", "eval: {epochs: 4}\nwhole_dataset: {seeds: []}\n",
+     "key 'whole_dataset.seeds': must list at least 1 value(s), got []."),
+    ("{epochs: 4}", "{epochs: 4, decay_at: [2.0]}", "key 'eval': decay_at holds fractions of the epochs in (0, 1]"),
+    ("{epochs: 4}", "{epochs: 4, lr: .nan}", "key 'eval.lr': must be a finite number, got nan."),
+    ("{epochs: 4}", "{epochs: 4, momentum: 1.0}", "key 'eval.momentum': must be less than 1, got 1.0."),
+    ("ipc: [1, 2]", "ipc: [1, 1]", "key 'ipc[1]': 1 is listed twice (entries 1 and 2). List each value once."),
+    ("seeds: [0, 1]", "seeds: [0, 1180591620717411303424]", "key 'seeds[1]': must be less than 9223372036854775808"),
+    ("seeds: [0, 1]", "seeds: [-1, 1]", "key 'seeds[0]': must be at least 0, got -1."),
+    ("{iterations: 3}", "{iterations: -5}", "key 'methods[1].params.iterations': must be at least 0, got -5."),
+    ("{iterations: 3}", "{iterations: 3, batch_real: 0}", "params.batch_real': must be greater than 0, got 0."),
+    ("{iterations: 3}", "{iterations: 3, lr_img: 1.0e+300}", "params.lr_img': must be at most 3.403e+38"),
+    ("name: tiny", "name: ../up", "key 'name': the suite name '../up' cannot name its folders"),
+])
+def test_values_a_run_would_refuse_are_refused(tmp_path: Path, old: str, new: str, expected: str) -> None:
+    assert expected in error_for(tmp_path, TINY_SUITE.replace(old, new))
+
+
+def test_a_name_taken_from_the_file_name_must_be_safe(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="the suite name 'my suite' .* so its file name is used"):
+        load_suite(write(tmp_path / "my suite.yaml", TINY_SUITE.replace("name: tiny\n", "")))
+    assert load_suite(write(tmp_path / "my-suite.yaml", TINY_SUITE.replace("name: tiny\n", ""))).name == "my-suite"
+
+
+def test_profiles_are_checked_in_the_site_and_against_it(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="line 2, key 'profile': unknown executor profile 'gpus'. Did you mean 'gpu'"):
+        load_site(write(tmp_path / "bench.yaml", "profiles: {gpu: {time: 5}}\nprofile: gpus\n"))
+    site = load_site(write(tmp_path / "bench.yaml", "profiles: {gpu: {time: 5}}\n"))
+    suite = write(tmp_path / "s.yaml", TINY_SUITE + "profile: cpu\n")
+    assert load_suite(suite).profile == "cpu"  # without a site, nothing to check it against
+    with pytest.raises(ConfigError, match=r"s.yaml, line 11, key 'profile': unknown executor profile 'cpu'\..* gpu"):
+        load_suite(suite, site)
+
+
+def test_site_device_and_store_are_checked(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="key 'device': unknown device 'tpu'; write auto"):
+        load_site(write(tmp_path / "bench.yaml", "device: tpu\n"))
+    assert load_site(write(tmp_path / "bench.yaml", "device: cuda:7\n")).device == "cuda:7"  # torch decides at run
+    write(tmp_path / "afile", "x")
+    for store in ("afile", "afile/below"):
+        site = load_site(write(tmp_path / "bench.yaml", f"store: {store}\n"))
+        with pytest.raises(ConfigError, match="key 'store': '.*afile' is not a folder"):
+            site.check_writable("store")
+    site = load_site(write(tmp_path / "bench.yaml", "store: /proc/bench-store\n"))
+    with pytest.raises(ConfigError, match="key 'store': bench cannot create files in '/proc'"):
+        site.check_writable("store")
+    load_site(write(tmp_path / "bench.yaml", "store: new/results\n")).check_writable("store")
+    assert not (tmp_path / "new").exists()  # checking creates nothing

@@ -1,0 +1,5 @@
+"""Fuzz corpus plugin: see tests/fuzz/generate.py."""
+
+import sys
+
+sys.exit(3)

@@ -1,0 +1,3 @@
+"""Fuzz corpus plugin: see tests/fuzz/generate.py."""
+
+raise RuntimeError("this plugin is broken on purpose")

@@ -1,0 +1,4 @@
+"""Fuzz corpus plugin: see tests/fuzz/generate.py."""
+
+def broken(:
+    pass
