@@ -55,8 +55,9 @@ class _Loader(yaml.SafeLoader):
             raise _Refused(problem=f"aliases (*{event.anchor}) are not supported in bench files; write the value "
                                    f"out where it is used", problem_mark=event.start_mark)
         if getattr(event, "tag", None) not in (None, "!"):
-            raise _Refused(problem=f"YAML tags ({event.tag}) are not supported in bench files; remove the tag "
-                                   f"(quote a value to make it a string)", problem_mark=event.start_mark)
+            tag = event.tag.replace("tag:yaml.org,2002:", "!!", 1)
+            raise _Refused(problem=f"YAML tags ({tag}) are not supported in bench files; remove the tag (quote a "
+                                   f"value to make it a string)", problem_mark=event.start_mark)
         if self.depth >= MAX_DEPTH:
             raise _Refused(problem=f"values are nested more than {MAX_DEPTH} levels deep; bench files need a "
                                    f"few levels", problem_mark=event.start_mark)
