@@ -292,7 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def paragraph(text: str) -> str:
+def _paragraph(text: str) -> str:
     """`text` as one line a terminal shows as written: a message may quote a file's values, and a value
     with newlines or control characters (a YAML "\\n" or "\\e") must not break it up or drive the terminal."""
     return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in " ".join(text.split()))
@@ -303,13 +303,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except ConfigError as exc:
-        print(f"error: {paragraph(str(exc))}", file=sys.stderr)
+        print(f"error: {_paragraph(str(exc))}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `bench run X --dry-run | head`: the reader has what it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except RecordError as exc:  # a record written by a newer bench: nothing is wrong with the file
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_paragraph(str(exc))}", file=sys.stderr)
         return 2
     except OSError as exc:  # e.g. a full disk: every file is written atomically, so nothing is left half-written
         print(f"error: {exc.strerror or exc} ({exc.filename or 'no file named'}). Files already written are "
