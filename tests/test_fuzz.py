@@ -90,7 +90,7 @@ def test_a_broken_plugin_is_named_by_its_file(validate, case: str, plugin: str, 
     assert code == 2 and "key 'methods[1].entry'" in err and f"{FUZZ / 'plugins' / plugin}{expected}" in err, err
 
 
-def bench_limited(*args: str, cwd: Path = REPO) -> tuple[subprocess.CompletedProcess, float]:
+def bench_limited(*args: str) -> tuple[subprocess.CompletedProcess, float]:
     """`bench ARGS` in a process of its own limited to CPU_LIMIT_S of CPU time; (result, its peak memory in MB)."""
     report = "import resource, sys; from bench.cli import main; code = main(sys.argv[1:]); " \
              "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); sys.exit(code)"
@@ -99,7 +99,7 @@ def bench_limited(*args: str, cwd: Path = REPO) -> tuple[subprocess.CompletedPro
         resource.setrlimit(resource.RLIMIT_CPU, (CPU_LIMIT_S, CPU_LIMIT_S + 1))
 
     env = {**cli_env(), "PYTHONPATH": str(FUZZ / "plugins")}
-    done = subprocess.run([sys.executable, "-c", report, *args], cwd=cwd, env=env, capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-c", report, *args], cwd=REPO, env=env, capture_output=True, text=True,
                           timeout=SAFETY_TIMEOUT_S, preexec_fn=limit)
     err, _, peak_kb = done.stderr.rstrip("\n").rpartition("\n")
     done.stderr = err + "\n"
@@ -119,7 +119,8 @@ def test_run_refuses_a_bomb_site_file_and_a_device_this_machine_lacks(tmp_path: 
     bomb = (FUZZ / "sites" / "yaml-billion-laughs" / "bench.yaml").relative_to(REPO)
     done, _ = bench_limited("--config", str(bomb), "run", str(BASE.relative_to(REPO)), "--dry-run")
     assert_refused(done.returncode, done.stdout, done.stderr, bomb)
-    done, _ = bench_limited("run", str(BASE), "--device", "cuda:999", cwd=tmp_path)
+    done = subprocess.run([sys.executable, "-m", "bench.cli", "run", str(BASE), "--device", "cuda:999"], cwd=tmp_path,
+                          env=cli_env(), capture_output=True, text=True, timeout=SAFETY_TIMEOUT_S)  # imports torch
     assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
     assert "--device: device 'cuda:999' does not exist here: this machine has" in done.stderr
 
