@@ -113,7 +113,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0
     origin = "--profile" if args.profile else f"{suite.path}, key 'profile'" if suite.profile else str(site.path)
     executor = make_executor(executor_name, site, device=args.device,
-                             profile=args.profile or suite.profile, profile_origin=origin)
+                             profile=args.profile or suite.profile, profile_origin=origin,
+                             workers=args.workers or site.workers)
     try:
         outcome = executor.run(plan, store, todo)
     except ExecutorError as exc:
@@ -187,6 +188,9 @@ def cmd_report(args: argparse.Namespace) -> int:
     expected = expected_cells(plan)
     cells = aggregate(expected, store.read_fields(record_keys(expected), RECORD_FIELDS))
     out_dir = site.reports / suite.name
+    if Path(os.path.normpath(out_dir)).parent != Path(os.path.normpath(site.reports)):
+        raise ConfigError(f"{suite.path}: the suite's name '{suite.name}' would put its report outside "
+                          f"{site.reports}/; give the suite a plain name (letters, digits, '-', '_', '.').")
     print(write_report(replace(report_options(suite), older_code=tuple(older_code(plan, store))), cells, out_dir))
     incomplete = cells["n"] + cells["n_diverged"] < cells["n_expected"]  # result cells and whole rows alike
     missing, whole = int(incomplete[cells["group"] != "whole"].sum()), int(incomplete[cells["group"] == "whole"].sum())
@@ -248,6 +252,13 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive(text: str) -> int:
+    """An argparse type: a whole number of at least 1."""
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got '{text}'")
+    return int(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bench", description="Benchmark harness for dataset distillation.")
     parser.add_argument("--config", type=Path, default=None,
@@ -263,6 +274,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: bench.yaml's executor)")
     p.add_argument("--profile", help="bench.yaml executor profile for slurm (default: the suite's `profile:`, "
                                      "then bench.yaml's `profile:`)")
+    p.add_argument("--workers", type=_positive, default=None,
+                   help="local: run tasks in N processes at once (default: bench.yaml's workers: one per GPU with "
+                        "CUDA, else one per two cores)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("status", help="per stage and per cell: done, running, queued, failed (with logs)")

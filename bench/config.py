@@ -91,6 +91,7 @@ class SiteSchema(_Schema):
     executor: Literal["local", "slurm"] = "local"
     profile: str | None = None
     checkpoint_every: int = Field(default=100, gt=0)
+    workers: int | None = Field(default=None, gt=0, le=1024)  # local processes; None: one per GPU, or per 2 cores
     profiles: dict[str, ProfileSchema] = Field(default_factory=dict)
 
 
@@ -166,6 +167,7 @@ class Site:
     profile: str | None
     checkpoint_every: int
     profiles: dict[str, ProfileSchema]
+    workers: int | None = None
     lines: dict = field(default_factory=dict, compare=False, repr=False)
 
     def error(self, at: Path_, problem: str) -> ConfigError:
@@ -253,7 +255,7 @@ def load_site(path: Path | None = None) -> Site:
     return Site(path=path, data_root=base / schema.data_root, store=base / schema.store,
                 reports=base / schema.reports, device=schema.device, executor=schema.executor,
                 profile=schema.profile, checkpoint_every=schema.checkpoint_every, profiles=schema.profiles,
-                lines=lines)
+                workers=schema.workers, lines=lines)
 
 
 def _unknown_profile(name: str, profiles: typing.Iterable[str], site_path: Path | None) -> str:

@@ -329,3 +329,44 @@ def test_a_diverged_evaluation_is_recorded_as_diverged_not_as_an_accuracy(bench,
     assert "diverged (2/2)" in (report / "table.md").read_text() and "2 run(s) diverged" in (report / "report.tex").read_text()
     (row,) = read_csv(report / "results.csv")
     assert (row["mean"], row["n"], row["n_diverged"]) == ("", "0", "2")
+
+
+def test_workers_killed_with_their_run_leave_a_store_the_rerun_completes(workdir: Path) -> None:
+    """`bench run --workers 2`, killed with -9 while one worker holds the gate's distillation and the other works
+    or waits: the workers die with it, and a rerun with workers computes each missing task once."""
+    write(workdir / "gate.py", GATE)
+    write(workdir / "tiny.yaml", TINY_SUITE.replace("    params: {iterations: 3}\n",
+                                                      "    params: {iterations: 3}\n  - entry: gate:Gate\n"))
+    cmd = [sys.executable, "-m", "bench.cli", "run", "tiny.yaml", "--workers", "2"]
+    env = {**cli_env(), "PYTHONPATH": str(workdir)}
+    proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + SAFETY_TIMEOUT_S
+    while not (workdir / "gate.started").exists():
+        assert proc.poll() is None, proc.stderr.read()
+        assert time.monotonic() < deadline, "the run never reached the gate"
+        time.sleep(0.05)
+    children = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _parent(p) == proc.pid]
+    assert len(children) >= 2, "two worker processes"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    proc.stderr.close()
+    while any(Path(f"/proc/{pid}").exists() and _parent(Path(f"/proc/{pid}")) is not None for pid in children):
+        assert time.monotonic() < deadline, "a worker outlived its run"
+        time.sleep(0.05)
+
+    (workdir / "gate.open").touch()
+    rerun = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True, timeout=SAFETY_TIMEOUT_S)
+    assert rerun.returncode == 0 and "suite complete" in rerun.stdout, rerun.stderr
+    assert "taking over task" in rerun.stderr  # the killed worker's claim on the gate's distillation
+    keys = [json.loads(p.read_text())["key"] for p in (workdir / "results" / "records").rglob("*.json")]
+    assert len(keys) == len(set(keys)) == 24
+    assert not list((workdir / "results").rglob("*.tmp")) and not list((workdir / "results").rglob("*.claim"))
+
+
+def _parent(proc: Path) -> int | None:
+    """The parent pid of a live process (None for a zombie or one gone)."""
+    try:
+        fields = proc.joinpath("stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return None if fields[0] == "Z" else int(fields[1])

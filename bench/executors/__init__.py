@@ -57,14 +57,14 @@ class Executor(Protocol):
 
 
 def make_executor(name: str, site: Site, *, device: str | None = None, profile: str | None = None,
-                  profile_origin: str = "--profile") -> Executor:
-    """The executor called `name` ("local" or "slurm"), set up from the site defaults; `device` and
-    `profile` override them (a SLURM profile is resolved only when SLURM is chosen)."""
+                  profile_origin: str = "--profile", workers: int | None = None) -> Executor:
+    """The executor called `name` ("local" or "slurm"), set up from the site defaults; `device`, `profile` and
+    the local `workers` override them (a SLURM profile is resolved only when SLURM is chosen)."""
     if name == "slurm":
         from bench.executors.slurm import SlurmExecutor
         return SlurmExecutor.from_site(site, device=device, profile=profile, origin=profile_origin)
     from bench.executors.local import LocalExecutor
-    return LocalExecutor.from_site(site, device=device)
+    return LocalExecutor.from_site(site, device=device, workers=workers)
 
 
 def older_code(plan: Plan, store: Store) -> list[str]:
@@ -76,5 +76,6 @@ def older_code(plan: Plan, store: Store) -> list[str]:
             by_label.setdefault(task.method.label, []).extend(
                 store.older_versions(task.lineage, task.identity["source"]))
     return [f"{label}: {len(notes)} synthetic set(s) in the store were made by an older version of its code "
-            f"(last on {max(n['created'] for n in notes)}); they are not used here, and `bench run` computes this version's."
+            f"(last on {max(n['created'] for n in notes)}); they are not used here, and `bench run` computes this "
+            f"version's."
             for label, notes in by_label.items() if notes]
