@@ -45,8 +45,9 @@ def write(path: Path, text: str) -> Path:
 
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A folder with its own bench.yaml (store and reports inside it), made the working directory."""
-    write(tmp_path / "bench.yaml", "store: results\nreports: reports\ndevice: cpu\n")
+    """A folder with its own bench.yaml (store and reports inside it, one worker whatever the machine's cores),
+    made the working directory."""
+    write(tmp_path / "bench.yaml", "store: results\nreports: reports\ndevice: cpu\nworkers: 1\n")
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
