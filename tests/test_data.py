@@ -84,7 +84,9 @@ def test_digits_constants_match_the_documented_split(digits):
 
 
 def test_registry_facts():
-    assert set(DATASETS) == {"digits", "mnist", "fashionmnist", "svhn", "cifar10", "cifar100", "tinyimagenet"}
+    assert set(DATASETS) == {"digits", "mnist", "fashionmnist", "svhn", "cifar10", "cifar100", "tinyimagenet",
+                             "imagenette", "imagewoof", "imagefruit", "imagemeow", "imagesquawk", "imageyellow",
+                             "imagenet10"}  # the ImageNet subsets: tests/test_imagenet.py
     for name, spec in DATASETS.items():
         assert spec.name == name
         assert len(spec.mean) == len(spec.std) == spec.channels

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from bench.data import digits
+from bench.data import digits, imagenet
 
 __all__ = ["DATASETS", "Dataset", "DatasetNotFound", "DatasetSpec", "UnknownDataset", "load_dataset"]
 
@@ -72,6 +72,11 @@ DATASETS: dict[str, DatasetSpec] = {
         DatasetSpec(
             "tinyimagenet", 3, 64, 200, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225), FLIP, 500,
             "Tiny ImageNet, 200 classes, 64x64 colour (100,000 train / 10,000 val as test)",
+        ),
+        *(
+            DatasetSpec(s.name, 3, s.size, len(s.wnids), imagenet.MEAN, imagenet.STD, FLIP,
+                        imagenet.MIN_CLASS_TRAIN, s.description)
+            for s in imagenet.SUBSETS.values()
         ),
     )
 }  # fmt: skip

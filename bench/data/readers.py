@@ -9,9 +9,14 @@ uint8 or [0, 1] float arrays); normalisation is done once, in `bench.data`.
 from __future__ import annotations
 
 import gzip
+import hashlib
+import os
 import pickle
 import struct
+import sys
+import zipfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -19,6 +24,9 @@ from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
 import numpy as np
+
+from bench.atomic import atomic_write
+from bench.data import imagenet
 
 IMAGE_SUFFIXES = frozenset({".jpeg", ".jpg", ".png"})
 
@@ -412,6 +420,86 @@ def _read_tinyimagenet_pt(directory: Path) -> RawData:
     )
 
 
+# --- ImageNet subsets: ILSVRC2012 class folders, decoded once into a cache ---------------------
+
+CACHE_DIR = ".bench-cache"  # in the ImageNet folder: the decoded subsets, one .npz file each
+CACHE_VERSION = 1  # part of each cache file's name: bump it when the decoding below changes
+
+
+def _subset_files(split: Path, subset: imagenet.Subset) -> tuple[list[Path], np.ndarray]:
+    """The images of the subset's classes in `split` (train/ or val/) and their labels, in class order."""
+    paths: list[Path] = []
+    labels: list[int] = []
+    for label, wnid in enumerate(subset.wnids):
+        folder = split / wnid
+        if not folder.is_dir():
+            raise DataFileError(
+                f"{folder}: no such folder; {subset.name} needs ImageNet class {wnid} in {split}/<wnid>/ (for "
+                f"val/, the 50,000 validation images sorted into one folder per class, as ImageNet's valprep.sh "
+                f"or torchvision.datasets.ImageNet leave them).")
+        files = _image_files(folder)
+        if not files:
+            raise DataFileError(f"{folder}: holds no .JPEG images (incomplete extraction?).")
+        paths += files
+        labels += [label] * len(files)
+    return paths, np.asarray(labels, dtype=np.int64)
+
+
+def _fit(path: Path, subset: imagenet.Subset) -> np.ndarray:
+    """One image as (3, size, size) uint8, resized as the subset's reference code does (`Subset.resize_shorter`)."""
+    from PIL import Image
+
+    with _reading(path, "an image"), Image.open(path) as opened:
+        image = opened.convert("RGB")  # greyscale and CMYK JPEGs too, as torchvision's loader does
+    if subset.resize_shorter is None:
+        import torch
+        import torch.nn.functional as F
+
+        x = torch.from_numpy(np.array(image)).permute(2, 0, 1)[None].float().div_(255)
+        # Resizing commutes with MTT's normalisation before it: bilinear weights sum to 1.
+        x = F.interpolate(x, size=(subset.size, subset.size), mode="bilinear", align_corners=False, antialias=False)
+        return x[0].mul_(255).round_().to(torch.uint8).numpy()
+    width, height = image.size
+    short, long = subset.resize_shorter, int(subset.resize_shorter * max(width, height) / min(width, height))
+    image = image.resize((short, long) if width <= height else (long, short), Image.Resampling.BILINEAR)
+    left, top = (round((side - subset.size) / 2) for side in image.size)  # torchvision's center_crop
+    return np.asarray(image.crop((left, top, left + subset.size, top + subset.size))).transpose(2, 0, 1)
+
+
+def _decode(paths: list[Path], subset: imagenet.Subset) -> np.ndarray:
+    """(N, 3, size, size) uint8; Pillow releases the GIL while it decodes, so threads share the work."""
+    out = np.empty((len(paths), 3, subset.size, subset.size), dtype=np.uint8)
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        for i, pixels in enumerate(pool.map(partial(_fit, subset=subset), paths)):
+            out[i] = pixels
+    return out
+
+
+def _read_imagenet_subset(directory: Path, subset: imagenet.Subset) -> RawData:
+    """Decode the subset once into `<directory>/.bench-cache/`; later loads read that file. Its name holds a
+    hash of the subset's definition and of the image file names, so adding or removing images decodes again."""
+    splits = {split: _subset_files(directory / split, subset) for split in ("train", "val")}
+    names = [str(p.relative_to(directory)) for paths, _ in splits.values() for p in paths]
+    listing = [CACHE_VERSION, subset.wnids, subset.size, subset.resize_shorter, *names]
+    digest = hashlib.sha256("\n".join(map(str, listing)).encode()).hexdigest()[:16]
+    cache = directory / CACHE_DIR / f"{subset.name}-{subset.size}px-{digest}.npz"
+    (train, y_train), (val, y_test) = splits.values()
+    if cache.exists():
+        try:
+            with np.load(cache) as arrays:  # no pickles: a crafted cache file cannot run code
+                return RawData(arrays["x_train"], y_train, arrays["x_test"], y_test, list(subset.wnids))
+        except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+            print(f"warning: {cache} is damaged ({type(exc).__name__}: {exc}); decoding the images again.",
+                  file=sys.stderr, flush=True)
+    x_train, x_test = _decode(train, subset), _decode(val, subset)
+    try:
+        atomic_write(cache, lambda f: np.savez(f, x_train=x_train, x_test=x_test))
+    except OSError as exc:  # a read-only ImageNet folder: every load decodes again
+        print(f"warning: cannot write the decoded {subset.name} to {cache} ({exc.strerror}); each load will "
+              "decode the images again.", file=sys.stderr, flush=True)
+    return RawData(x_train, y_train, x_test, y_test, list(subset.wnids))
+
+
 # --- Registry of readers ---------------------------------------------------------------------
 
 _FIX = "or set data_root in bench.yaml to the folder that already holds it."
@@ -428,6 +516,13 @@ _read_mnist_digits = partial(_read_mnist, class_names=MNIST_CLASSES)
 _read_fashion_mnist = partial(_read_mnist, class_names=FASHION_MNIST_CLASSES)
 SVHN_FILES = ("train_32x32.mat", "test_32x32.mat")
 TINYIMAGENET_FILES = ("wnids.txt", "train", "val/images", "val/val_annotations.txt")
+IMAGENET_FOLDERS = ("imagenet", "ImageNet", "ILSVRC2012", "ILSVRC/Data/CLS-LOC")  # the last: Kaggle's layout
+IMAGENET_HINT = (
+    "put ILSVRC2012 (ImageNet-1k) under data_root as `imagenet/train/<wnid>/*.JPEG` and "
+    "`imagenet/val/<wnid>/*.JPEG` (or under ILSVRC2012/, or Kaggle's ILSVRC/Data/CLS-LOC/), the validation "
+    "images sorted into one folder per class (ImageNet's valprep.sh does it; torchvision.datasets.ImageNet("
+    f"root, split='train'/'val') leaves this layout from the official tarballs), {_FIX}"
+)
 
 READERS: dict[str, Reader] = {
     "mnist": Reader(
@@ -463,4 +558,9 @@ READERS: dict[str, Reader] = {
         "`tiny-imagenet-200/` is under data_root, or put DatasetCondensation's `tinyimagenet.pt` "
         f"there, {_FIX}",
     ),
+    **{
+        name: Reader(tuple(Layout(folder, ("train", "val"), partial(_read_imagenet_subset, subset=subset))
+                           for folder in IMAGENET_FOLDERS), IMAGENET_HINT)
+        for name, subset in imagenet.SUBSETS.items()
+    },
 }
