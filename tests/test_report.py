@@ -181,18 +181,21 @@ def test_views_and_comparison_are_configurable(bench, workdir: Path) -> None:
     assert code == 0, err
     md = (workdir / "reports" / "tiny" / "table.md").read_text()
     assert "## Results" in md and "## Reproduced vs reported" in md and "## Cost" not in md
-    assert "| dm | cifar10 | 10 | ConvNet | 48.9 ± 0.0 | 48.5 ± 0.6 | +0.4 | IID (CVPR 2024), Table 1 | ok |" in md
-    assert "| dm | cifar10 | 10 | ConvNet | 48.9 ± 0.0 | 48.9 ± 0.6 | +0.0 | IID (CVPR 2024), Table 3 | ok |" in md
-    assert "| random | cifar10 | 10 | ConvNet | 26.0 ± 0.0 | 26.0 ± 1.2 | +0.0 | IID (CVPR 2024), Table 1 | ok |" in md
+    # Δ with its 95% interval: the runs agree (std 0), so the paper's std over its 5 runs makes the width
+    assert ("| dm | cifar10 | 10 | ConvNet | 48.9 ± 0.0 | 48.5 ± 0.6 | +0.4 [-0.4, +1.2] | IID (CVPR 2024), Table 1 "
+            "| ok |") in md
+    assert "IID (CVPR 2024), Table 3 prints 48.9±0.6 for dm on cifar10 IPC 10, ConvNet" in md  # main table compared
+    assert ("| random | cifar10 | 10 | ConvNet | 26.0 ± 0.0 | 26.0 ± 1.2 | +0.0 [-1.7, +1.7] | IID (CVPR 2024), "
+            "Table 1 | ok |") in md
+    assert "Welch's interval of the difference, assuming the paper's std is np.std (ddof=0) over 5 runs" in md
     # the whole-dataset stage has not run: its comparison row says so rather than inventing a number
     assert "| Whole Dataset | cifar10 |  | ConvNet | – | 84.8 ± 0.1 | – |" in md
-    assert "IID (CVPR 2024), Table 6: The table does not print the IPC; 10 is inferred" in md  # the paper's caveat
     assert "@inproceedings{iid2024" in (workdir / "reports" / "tiny" / "references.bib").read_text()
 
 
 def test_outside_tolerance_is_flagged(bench, workdir: Path) -> None:
     write(workdir / "tiny.yaml", TINY_SUITE.replace("[digits]", "[cifar10]").replace("[1, 2]", "[10]")
-          + "report: {compare_to: [iid2024], tolerance: 0.5}\n")
+          + "report: {compare_to: [iid2024], tolerance: 0.5, match: {dm: DM}}\n")  # dm sets iterations: 3
     plan = make_plan(load_suite(workdir / "tiny.yaml"))
     store = Store(workdir / "results")
     for e in plan.evaluate:
@@ -200,7 +203,8 @@ def test_outside_tolerance_is_flagged(bench, workdir: Path) -> None:
                                   distill_time_s=1.0))
     assert bench("report", "tiny.yaml")[0] == 0
     md = (workdir / "reports" / "tiny" / "table.md").read_text()
-    assert "| dm | cifar10 | 10 | ConvNet | 40.0 ± 0.0 | 48.5 ± 0.6 | **-8.5** | IID (CVPR 2024), Table 1 | **outside ±0.5** |" in md
+    assert ("| dm | cifar10 | 10 | ConvNet | 40.0 ± 0.0 | 48.5 ± 0.6 | **-8.5 [-9.3, -7.7]** | IID (CVPR 2024), "
+            "Table 1 | **outside ±0.5** |") in md  # the interval excludes 0: flagged
     html = (workdir / "reports" / "tiny" / "report.html").read_text()
     assert 'class="flag"' in html
 

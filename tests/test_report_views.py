@@ -6,9 +6,12 @@ import re
 import subprocess
 import sys
 from html.parser import HTMLParser
+from types import SimpleNamespace
 
+import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from bench.names import VIEW_NAMES
 from bench.records import FIELDS
@@ -16,9 +19,10 @@ from bench.reference import PAPERS, parse_value
 from bench.report import latex, markdown
 from bench.report.aggregate import COLUMNS, reference_frame
 from bench.report.html import render_html
-from bench.report.inputs import RECORD_FIELDS
+from bench.report.inputs import RECORD_FIELDS, MethodOptions, ReportOptions
 from bench.report.model import Report, Section
-from bench.report.views import VIEWS, ablation_table, cross_arch_table, fmt_acc, fmt_ratio, paper_table
+from bench.report.significance import BEST, TIED, column_verdict, delta_interval, welch_p
+from bench.report.views import VIEWS, ablation_table, cross_arch_table, fmt_acc, fmt_ratio, paper_table, reported_table
 from conftest import REPO
 
 # IID (CVPR 2024) Table 1 as printed in the paper (the PDF's "±\pm±" written as "±"); the test reads it
@@ -78,7 +82,8 @@ def test_iid_table1_from_the_transcribed_values_alone_markdown(iid_table1) -> No
         assert f"| {name} | {venue} | {' | '.join(shown(v) for v in values)} |" in lines, name
     spans = [v for w in whole for v in (shown(w), "", "")]  # one value spans its data set's 3 IPC columns
     assert f"| Whole Dataset |  | {' | '.join(spans)} |" in lines
-    # Bold: the best mean of each column, decided on numbers.
+    # Bold: the best mean of each column, decided on numbers: a printed table has no runs to test.
+    assert "Bold: the largest mean of its column, as the paper printed it (no runs here to test)." in lines
     for j in range(9):
         column = {n: parse_value(v[j])[0] for n, (_, v) in rows.items() if v[j] != "-"}
         best = max(column.values())
@@ -159,6 +164,7 @@ def frame(rows: list[dict]) -> pd.DataFrame:
 
 
 def test_paper_table_groups_missing_ratio_range_and_ties() -> None:
+    """Equal means over 2 runs each are tied (≈, no bold); a column's only result is not bold."""
     t = paper_table(frame([
         {"method": "mine", "group": "plugin", "mean": 70.0},
         {"method": "idm", "mean": 70.0, "ratio_pct": 4.0},
@@ -168,9 +174,10 @@ def test_paper_table_groups_missing_ratio_range_and_ties() -> None:
     assert [g.title for g in t.groups] == ["Coresets", "Distillation methods", "Your methods"]
     assert t.head[0].cells[0].text == "1–4" and t.head[0].cells[1].text == "10"
     idm, mine = t.groups[1].rows[0].cells, t.groups[2].rows[0].cells
-    assert idm[0].bold and mine[0].bold  # a tie: both best
-    assert idm[1].text == "–" and not idm[1].bold and t.groups[0].rows[0].cells[1].bold
-    assert t.foot == ()
+    assert idm[0].text == mine[0].text == "70.0 ± 0.5 ≈" and not idm[0].bold and not mine[0].bold
+    assert t.groups[0].rows[0].cells[0].text == "40.0 ± 0.5"  # significantly below the best: unmarked
+    assert idm[1].text == "–" and not idm[1].bold and t.groups[0].rows[0].cells[1].text == "60.0 ± 0.5"
+    assert not t.groups[0].rows[0].cells[1].bold and t.foot == () and t.notes == ()
 
 
 def test_cross_arch_largest_drop_from_the_distillation_arch() -> None:
@@ -182,16 +189,104 @@ def test_cross_arch_largest_drop_from_the_distillation_arch() -> None:
     assert t.columns == ("ConvNet (distill)", "AlexNet", "ResNet18", "Largest drop from ConvNet")
     dm, idm = t.groups[0].rows
     assert dm.cells[-1].text == "14.5 (ResNet18)" and idm.cells[-1].text == "1.0 (AlexNet)"
-    assert idm.cells[2].text == "–" and idm.cells[0].bold and not dm.cells[0].bold
+    assert idm.cells[2].text == "–" and dm.cells[2].text == "45.5 ± 0.5"  # ResNet18: one result, not bold
+    assert idm.cells[1].bold and not dm.cells[1].bold  # AlexNet: 61 vs 50, p = 0.004 over 2 runs each
+    assert idm.cells[0].text == "62.0 ± 0.5 ≈" and dm.cells[0].text == "60.0 ± 0.5 ≈"  # 62 vs 60: p = 0.11
 
 
 def test_ablation_differences_to_the_baseline() -> None:
-    t = ablation_table(frame([
-        {"method": "base", "mean": 48.5}, {"method": "+cc", "mean": 52.2}, {"method": "both", "mean": 55.1},
-        {"method": "other", "mean": 99.0},
-    ]), ["base", "+cc", "both"], "ConvNet", "a", "A")
-    texts = [r.cells[0].text for r in t.groups[0].rows]
-    assert texts == ["48.5 ± 0.5", "52.2 ± 0.5 (+3.7)", "55.1 ± 0.5 (+6.6)"] and t.groups[0].rows[2].cells[0].bold
+    rows = [{"method": "base", "mean": 48.5}, {"method": "+cc", "mean": 52.2}, {"method": "both", "mean": 55.1},
+            {"method": "other", "mean": 99.0}]
+    t = ablation_table(frame(rows), ["base", "+cc", "both"], "ConvNet", "a", "A")
+    texts = [r.cells[0].text for r in t.groups[0].rows]  # 55.1 vs 52.2 over 2 runs each: p = 0.055, a tie
+    assert texts == ["48.5 ± 0.5", "52.2 ± 0.5 (+3.7) ≈", "55.1 ± 0.5 (+6.6) ≈"]
+    t = ablation_table(frame([{**r, "n": 5, "n_expected": 5} for r in rows]), ["base", "+cc", "both"], "ConvNet",
+                       "a", "A")
+    assert [r.cells[0].text for r in t.groups[0].rows][2] == "55.1 ± 0.5 (+6.6)" and t.groups[0].rows[2].cells[0].bold
+
+
+def cell(mean: float, std: float = 0.5, n: int = 5, n_expected: int = 5) -> SimpleNamespace:
+    """One aggregated cell, as `column_verdict` and `welch_p` read it."""
+    return SimpleNamespace(mean=mean, std=std, n=n, n_expected=n_expected)
+
+
+def test_welch_p_from_an_aggregate_is_the_test_on_its_runs() -> None:
+    """The ddof=0 std of the aggregate is turned into the sample std: the same p as scipy on the runs."""
+    a, b = np.array([60.1, 61.3, 59.8, 60.6, 62.0]), np.array([58.9, 60.2, 59.1])
+    agg = [cell(x.mean(), x.std(ddof=0), len(x)) for x in (a, b)]
+    assert welch_p(*agg) == pytest.approx(stats.ttest_ind(a, b, equal_var=False).pvalue, rel=1e-12)
+    assert np.isnan(welch_p(cell(60.0, 0.0, 1), agg[1]))  # one run: no variance, no test
+    assert welch_p(cell(60.0, 0.0), cell(59.0, 0.0)) == 0.0 and welch_p(cell(60.0, 0.0), cell(60.0, 0.0)) == 1.0
+
+
+def test_a_clear_win_is_bold_and_overlapping_runs_are_tied() -> None:
+    assert column_verdict({"a": cell(60.0), "b": cell(50.0), "c": cell(40.0)}) == {"a": BEST}
+    # 60.3 vs 60.0 ± 1 over 5 runs cannot be told apart; 50 can, so it is unmarked
+    assert column_verdict({"a": cell(60.0, 1.0), "b": cell(60.3, 1.0), "c": cell(50.0)}) == {"b": TIED, "a": TIED}
+    assert column_verdict({"a": cell(60.0), "b": cell(59.0)}, level=0.05) == {"a": BEST}  # p = 0.02
+    assert column_verdict({"a": cell(60.0), "b": cell(59.0)}, level=0.01) == {"a": TIED, "b": TIED}
+    assert column_verdict({"a": cell(60.0)}) == {} and column_verdict({"a": cell(float("nan"), n=0)}) == {}
+
+
+def test_one_run_and_partial_cells_are_never_bold() -> None:
+    assert column_verdict({"a": cell(70.0, 0.0, 1), "b": cell(50.0)}) == {}  # the best cannot be tested
+    # the runner-up cannot be tested: no bold; it is not tied either, and the others are clearly below
+    assert column_verdict({"a": cell(70.0), "b": cell(69.0, 0.0, 1), "c": cell(50.0)}) == {}
+    assert column_verdict({"a": cell(60.0, n=3), "b": cell(50.0)}) == {}  # 3 of its 5 runs: a clear win, not bold
+    assert column_verdict({"a": cell(60.2, n=3), "b": cell(60.0)}) == {"a": TIED, "b": TIED}
+    t = paper_table(frame([{"method": "a", "mean": 60.0, "n": 3, "n_expected": 5},
+                           {"method": "b", "mean": 50.0, "n": 5, "n_expected": 5}]), "ConvNet", "t", "T")
+    assert [r.cells[0].text for r in t.groups[0].rows] == ["60.0 ± 0.5 (n=3/5)", "50.0 ± 0.5"]
+    assert not any(r.cells[0].bold for r in t.groups[0].rows)
+
+
+def test_ties_and_bold_render_in_every_format() -> None:
+    t = paper_table(frame([{"method": "a", "mean": 70.0}, {"method": "b", "mean": 70.2},
+                           {"method": "a", "ipc": 10, "mean": 80.0}, {"method": "b", "ipc": 10, "mean": 60.0}]),
+                    "ConvNet", "t", "T")
+    md = markdown.render_table(t)
+    assert "| a | 70.0 ± 0.5 ≈ | **80.0 ± 0.5** |" in md and "| b | 70.2 ± 0.5 ≈ | 60.0 ± 0.5 |" in md
+    assert r"a & 70.0 $\pm$ 0.5 $\approx$ & \textbf{80.0 $\pm$ 0.5} \\" in latex.render_table(t)
+    page = render_html(Report("r", "", (Section("paper_table", "Results", tables=(t,)),), ()))
+    assert ">70.0 ± 0.5 ≈</td>" in page and "<b>80.0 ± 0.5</b>" in page
+
+
+def test_a_printed_table_bolds_its_largest_mean() -> None:
+    """A paper's own table (`reference_frame`: n_expected = 0, no runs) keeps the paper's bold."""
+    printed = {"a": cell(60.0, float("nan"), 0, 0), "b": cell(60.0, 0.1, 0, 0), "c": cell(59.9, 0.1, 0, 0)}
+    assert column_verdict(printed) == {"a": BEST, "b": BEST}
+
+
+def test_delta_interval_by_hand() -> None:
+    # runs 50, 52, 54 (std 1.633 with ddof=0, 2 with ddof=1) against a bare 50.0: 2 ± t(0.975, 2) * 2 / sqrt(3),
+    # t(0.975, 2) = 4.3027 from a t table
+    lo, hi = delta_interval(52.0, float(np.std([50, 52, 54])), 3, 50.0, None, 5)
+    assert (lo, hi) == pytest.approx((2 - 4.302653 * 2 / 3 ** 0.5, 2 + 4.302653 * 2 / 3 ** 0.5), abs=1e-5)
+    # 5 runs with std 1.0 (ddof=0) against a paper's 50.0 ± 1.0 over 5 runs: each mean's variance is
+    # 1.0 * 5/4 / 5 = 0.25, df = 0.5² / (2 * 0.25² / 4) = 8, t(0.975, 8) = 2.306004
+    lo, hi = delta_interval(52.0, 1.0, 5, 50.0, 1.0, 5)
+    assert (lo, hi) == pytest.approx((2 - 2.306004 * 0.5 ** 0.5, 2 + 2.306004 * 0.5 ** 0.5), abs=1e-5)
+    assert delta_interval(52.0, 0.0, 1, 50.0, 1.0, 5) is None and delta_interval(52.0, 0.0, 4, 50.0, 0.0, 5) == (2, 2)
+
+
+def test_reported_status_tells_outside_tolerance_from_noise() -> None:
+    """IID Table 1 prints DM on CIFAR-10 IPC 10 / ConvNet as 48.5 ± 0.6 (5 runs)."""
+    method = MethodOptions(label="dm", name="dm", preset="standard", params={}, recipe={})
+    options = ReportOptions(name="s", description="", datasets=("cifar10",), ipcs=(10,), eval_archs=("ConvNet",),
+                            distill_arch="ConvNet", seeds=(0,), distill_seeds=(0,), methods=(method,),
+                            compare_to=("iid2024",), match={"dm": "DM"})
+    t = reported_table(frame([
+        {"method": "dm", "dataset": "cifar10", "ipc": 10, "mean": 48.9, "n": 10, "n_expected": 10},  # |Δ| = 0.4
+        {"method": "dm", "dataset": "cifar10", "ipc": 10, "mean": 50.0, "std": 3.0, "n": 3, "n_expected": 3},
+        {"method": "dm", "dataset": "cifar10", "ipc": 10, "mean": 40.0, "n": 10, "n_expected": 10},
+        {"method": "dm", "dataset": "cifar10", "ipc": 10, "mean": 50.0, "std": 0.0, "n": 1, "n_expected": 1},
+    ]), options)
+    rows = [(r.cells[5], r.cells[7]) for r in t.groups[0].rows if r.cells[6].text == "IID (CVPR 2024), Table 1"]
+    assert [(d.text, s.text, d.flag, s.flag) for d, s in rows] == [
+        ("+0.4 [-0.4, +1.2]", "ok", False, False),  # the paper's std over 5 runs is most of the width
+        ("+1.5 [-7.4, +10.4]", "within the noise", False, False),  # |Δ| > 1, but 3 runs spread by ± 3
+        ("-8.5 [-9.3, -7.7]", "outside ±1", True, True),
+        ("+1.5", "outside ±1", True, True)]  # one run: no interval, so the tolerance alone decides
 
 
 def test_formatting_helpers() -> None:

@@ -71,5 +71,5 @@ class ReportOptions:
     match: dict[str, str] = field(default_factory=dict)  # method label -> method name in the papers
     ablation: tuple[str, ...] | None = None
     older_code: tuple[str, ...] = ()  # per plugin method, the sets in the store an older version of its code made
-    significance: float = SIGNIFICANCE  # level of the two-sided Welch t-tests (bold / ≈) and of the Δ intervals (1 − it)
-    paper_runs: int = 5  # runs behind a paper's printed std where it is used for a Δ interval (the papers state 5)
+    significance: float = SIGNIFICANCE  # of the two-sided Welch t-tests (bold / ≈); Δ intervals cover 1 − it
+    paper_runs: int = 5  # runs assumed behind a paper's printed std, for the Δ intervals (IID states 5)

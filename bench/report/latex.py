@@ -12,7 +12,8 @@ from bench.report.templating import latex_env
 _TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
         "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "<": r"\textless{}", ">": r"\textgreater{}",
         "|": r"\textbar{}", "\n": " ", "\r": " ", "\u00a0": "~", "±": r"$\pm$", "–": "--", "—": "---", "’": "'",
-        "†": r"\textdagger{}", "×": r"$\times$", "−": "-"}
+        "†": r"\textdagger{}", "×": r"$\times$", "−": "-", "≈": r"$\approx$", "≤": r"$\leq$",
+        "≥": r"$\geq$"}
 # Greek letters that LaTeX's math mode names (the others look like Latin capitals).
 _GREEK = frozenset("alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi pi rho sigma tau upsilon "
                    "phi chi psi omega Gamma Delta Theta Lambda Xi Pi Sigma Upsilon Phi Psi Omega".split())

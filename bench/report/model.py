@@ -16,7 +16,7 @@ MISSING = "–"
 class Cell:
     text: str  # plain text; each renderer escapes it and maps "±" / "–" to its own notation
     value: float | None = None  # numeric sort key (the mean, not the string)
-    bold: bool = False
+    bold: bool = False  # significantly the best of its column (bench.report.significance.column_verdict)
     span: int = 1  # columns this cell covers (a whole-dataset value spans its data set's IPC columns)
     note: str = ""  # longer explanation: an HTML tooltip
     flag: bool = False  # draws attention: a reproduction outside the tolerance
