@@ -126,6 +126,8 @@ class ReportSchema(_Schema):
     tolerance: PositiveFinite = 1.0
     match: dict[str, str] = Field(default_factory=dict)
     ablation: list[str] | None = None
+    significance: float = Field(default=0.05, gt=0, lt=1)
+    paper_runs: int = Field(default=5, ge=2, le=1000)
 
 
 class WholeSchema(_Schema):
@@ -149,6 +151,7 @@ class SuiteSchema(_Schema):
     profile: str | None = None  # the bench.yaml SLURM profile this suite's jobs use
     whole_dataset: bool | WholeSchema = False
     report: ReportSchema = Field(default_factory=ReportSchema)
+    deviations: dict[str, Annotated[str, Field(min_length=1)]] = Field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -214,6 +217,8 @@ class ReportSpec:
     tolerance: float = 1.0  # accuracy points a reproduction may differ from the reported value
     match: dict[str, str] = field(default_factory=dict)  # suite method label -> method name in the paper
     ablation: tuple[str, ...] | None = None  # method labels, baseline first
+    significance: float = 0.05  # level of the Welch t-tests behind bold / tied cells and the Δ intervals
+    paper_runs: int = 5  # runs assumed behind a paper's printed std
 
 
 @dataclass(frozen=True)
@@ -240,6 +245,7 @@ class Suite:
     profile: str | None = None
     whole_dataset: WholeDataset | None = None  # also train each eval arch on the full training set
     report: ReportSpec = field(default_factory=ReportSpec)
+    deviations: tuple[tuple[str, str], ...] = ()  # (name, why): settings that depart from the paper's text
 
 
 def load_site(path: Path | None = None) -> Site:
@@ -346,7 +352,7 @@ def load_suite(path: Path, site: Site | None = None) -> Suite:
                  ipcs=tuple(s.ipc), eval_archs=tuple(s.eval_archs), distill_arch=s.distill_arch,
                  methods=tuple(methods), seeds=tuple(s.seeds), distill_seeds=tuple(s.distill_seeds),
                  profile=s.profile, whole_dataset=_whole(s.whole_dataset),
-                 report=_report(s.report, labels, fail))
+                 report=_report(s.report, labels, fail), deviations=tuple(s.deviations.items()))
 
 
 def _report(r: ReportSchema, labels: dict[str, int], fail) -> ReportSpec:
@@ -378,7 +384,8 @@ def _report(r: ReportSchema, labels: dict[str, int], fail) -> ReportSpec:
                                                  f"has a method '{name}'.{did_you_mean(name, published)}")
     return ReportSpec(views=tuple(r.views) if r.views is not None else None, compare_to=tuple(papers),
                       tolerance=r.tolerance, match=dict(r.match),
-                      ablation=tuple(r.ablation) if r.ablation is not None else None)
+                      ablation=tuple(r.ablation) if r.ablation is not None else None,
+                      significance=r.significance, paper_runs=r.paper_runs)
 
 
 def _repeat(values: list) -> tuple[int, int] | None:

@@ -251,4 +251,5 @@ def report_options(suite: Suite) -> ReportOptions:
                          eval_archs=suite.eval_archs, distill_arch=suite.distill_arch, seeds=suite.seeds,
                          distill_seeds=suite.distill_seeds, methods=methods, whole_dataset=w is not None,
                          whole_epochs=w.epochs if w else None, whole_seeds=w.seeds if w else None, views=r.views,
-                         compare_to=r.compare_to, tolerance=r.tolerance, match=r.match, ablation=r.ablation)
+                         compare_to=r.compare_to, tolerance=r.tolerance, match=r.match, ablation=r.ablation,
+                         significance=r.significance, paper_runs=r.paper_runs, deviations=suite.deviations)

@@ -66,3 +66,25 @@ def test_a_cell_two_tables_print_differently_is_compared_with_the_main_table_and
     (note,) = [n for n in table.notes if n.startswith("Tables of one paper disagree")]
     assert "IID (CVPR 2024), Table 3 prints 53.0±0.3 for idm on cifar10 IPC 10, ConvNet; this report compares " \
            "with IID (CVPR 2024), Table 1 (" in note
+
+
+@pytest.mark.parametrize("name, deviations", [("iid-table1", {"idm-image-lr", "svhn-ipc1-batch"}),
+                                              ("udd-table1", {"udd-image-lr"})])
+def test_settings_that_depart_from_the_papers_text_are_named_in_the_suite_and_the_report(name: str,
+                                                                                     deviations: set) -> None:
+    from bench.report.views import notes
+    options = report_options(load_suite(REPO / "suites" / f"{name}.yaml"))
+    assert {n for n, _ in options.deviations} == deviations
+    said = [n for n in notes(options) if n.startswith("Deviation '")]
+    assert len(said) == len(deviations) and all("(named in the suite)" in n for n in said)
+
+
+@pytest.mark.parametrize("report, problem", [("{significance: 1.5}", "significance"),
+                                             ("{paper_runs: 1}", "paper_runs")])
+def test_report_significance_and_paper_runs_are_checked(tmp_path, report: str, problem: str) -> None:
+    from bench.config import ConfigError
+    path = tmp_path / "s.yaml"
+    path.write_text(f"datasets: [digits]\nipc: [1]\neval_archs: [MLP]\nmethods: [{{name: random}}]\nseeds: [0]\n"
+                    f"report: {report}\n")
+    with pytest.raises(ConfigError, match=f"report.{problem}"):
+        load_suite(path)

@@ -73,3 +73,4 @@ class ReportOptions:
     older_code: tuple[str, ...] = ()  # per plugin method, the sets in the store an older version of its code made
     significance: float = SIGNIFICANCE  # of the two-sided Welch t-tests (bold / ≈); Δ intervals cover 1 − it
     paper_runs: int = 5  # runs assumed behind a paper's printed std, for the Δ intervals (IID states 5)
+    deviations: tuple[tuple[str, str], ...] = ()  # (name, why): the suite's named departures from the paper

@@ -331,6 +331,7 @@ def notes(options: ReportOptions) -> list[str]:
         *whole,
         *evaluation,
         *(f"Not used: {line}" for line in options.older_code),
+        *(f"Deviation '{name}' (named in the suite): {why}" for name, why in options.deviations),
     ]
 
 
