@@ -85,11 +85,12 @@ def train_epoch(net: nn.Module, x: torch.Tensor, y: torch.Tensor, opt: torch.opt
     feature networks and methods' inner loops all call it. `on_batch(indices, logits)` lets a
     caller watch per-sample predictions (forgetting events) without a second forward pass.
     Each batch is augmented (`dsa_mode`), then CutMixed with probability `cutmix_prob`, as IDC
-    does; with `cutmix_prob` 0 no random number is drawn for it. A NaN or Inf loss raises `Diverged`.
+    does; with `cutmix_prob` 0 no random number is drawn for it. The loss is summed on the device and read
+    once per pass, where a NaN or Inf raises `Diverged`.
     """
     net.train()
     order = torch.randperm(len(x), generator=generator).to(x.device)
-    total, batches = 0.0, 0
+    total, batches = torch.zeros((), device=x.device), 0
     for start in range(0, len(x), batch_size):
         if steps is not None and batches == steps:
             break
@@ -110,12 +111,12 @@ def train_epoch(net: nn.Module, x: torch.Tensor, y: torch.Tensor, opt: torch.opt
         opt.step()
         if on_batch is not None:
             on_batch(idx, logits.detach())
-        value = loss.item()
-        if not math.isfinite(value):
-            raise Diverged(f"the training loss became {value} at batch {batches + 1}")
-        total += value
+        total += loss.detach()  # summed on the device: no host sync per batch
         batches += 1
-    return total / max(batches, 1)
+    mean = total.item() / max(batches, 1)
+    if not math.isfinite(mean):
+        raise Diverged(f"the training loss became {mean}")
+    return mean
 
 
 OnEpoch = Callable[[nn.Module, int, float], None]
@@ -139,7 +140,7 @@ def fit(net: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe: EvalRecipe, *,
                                dsa_strategy=strategy, on_batch=on_batch, dsa_mode=recipe.dsa_mode,
                                cutmix_prob=recipe.cutmix_prob, cutmix_beta=recipe.cutmix_beta)
         except Diverged as exc:
-            raise Diverged(f"{exc} of epoch {epoch + 1}/{recipe.passes} (lr {recipe.lr})") from None
+            raise Diverged(f"{exc} in epoch {epoch + 1}/{recipe.passes} (lr {recipe.lr})") from None
         if epoch in recipe.decay_epochs:
             lr *= recipe.decay_factor
             if recipe.decay_at is None:

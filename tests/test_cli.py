@@ -319,7 +319,7 @@ def test_a_diverged_evaluation_is_recorded_as_diverged_not_as_an_accuracy(bench,
         eval: {epochs: 2, lr: 1.0e+8}
         """)
     code, out, err = bench("run", "s.yaml")
-    assert code == 0 and err.count(": diverged (the training loss became nan at batch 1 of epoch") == 2, err
+    assert code == 0 and err.count(": diverged (the training loss became nan in epoch 3/3 (lr 100000000.0))") == 2, err
     records = [json.loads(p.read_text()) for p in (workdir / "results" / "records").rglob("*.json")]
     assert [r["accuracy"] for r in records] == [None, None] and all("lr 100000000.0" in r["diverged"] for r in records)
     assert "0 to run" in bench("run", "s.yaml")[1]
