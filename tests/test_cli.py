@@ -127,14 +127,10 @@ class Gate(Method):
 """
 
 
-@pytest.mark.slow
-def test_sigkill_mid_suite_then_rerun_completes_without_duplicates(workdir: Path) -> None:
-    """Killed while it waits at a gate after finishing random's and dm's cells (a state the test waits
-    for, whatever the machine's speed), the rerun keeps every finished task and computes the rest once."""
-    write(workdir / "gate.py", GATE)
-    write(workdir / "tiny.yaml", TINY_SUITE.replace("    params: {iterations: 3}\n",
-                                                      "    params: {iterations: 3}\n  - entry: gate:Gate\n"))
-    cmd = [sys.executable, "-m", "bench.cli", "run", "tiny.yaml"]
+def start_at_gate(workdir: Path, suite: str, *args: str) -> tuple[subprocess.Popen, list[str], dict]:
+    """Start `bench run SUITE ARGS` (with the gate plugin importable) and return once it waits at the gate: a
+    state, whatever the machine's speed. The process, its command and its environment."""
+    cmd = [sys.executable, "-m", "bench.cli", "run", suite, *args]
     env = {**cli_env(), "PYTHONPATH": str(workdir)}
     proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + SAFETY_TIMEOUT_S
@@ -142,6 +138,17 @@ def test_sigkill_mid_suite_then_rerun_completes_without_duplicates(workdir: Path
         assert proc.poll() is None, proc.stderr.read()
         assert time.monotonic() < deadline, "the run never reached the gate"
         time.sleep(0.05)
+    return proc, cmd, env
+
+
+@pytest.mark.slow
+def test_sigkill_mid_suite_then_rerun_completes_without_duplicates(workdir: Path) -> None:
+    """Killed while it waits at a gate after finishing random's and dm's cells (a state the test waits
+    for, whatever the machine's speed), the rerun keeps every finished task and computes the rest once."""
+    write(workdir / "gate.py", GATE)
+    write(workdir / "tiny.yaml", TINY_SUITE.replace("    params: {iterations: 3}\n",
+                                                      "    params: {iterations: 3}\n  - entry: gate:Gate\n"))
+    proc, cmd, env = start_at_gate(workdir, "tiny.yaml")
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     records = workdir / "results" / "records"
@@ -175,16 +182,9 @@ def test_two_runs_share_a_suite_and_one_takes_over_from_the_other_killed(workdir
         seeds: [0, 1]
         eval: {epochs: 2}
         """)
-    cmd = [sys.executable, "-m", "bench.cli", "run", "s.yaml"]
-    env = {**cli_env(), "PYTHONPATH": str(workdir)}
-    first = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    first, cmd, env = start_at_gate(workdir, "s.yaml")
     second = None
     try:
-        deadline = time.monotonic() + SAFETY_TIMEOUT_S
-        while not (workdir / "gate.started").exists():
-            assert first.poll() is None, first.stderr.read()
-            assert time.monotonic() < deadline, "run A never reached the gate"
-            time.sleep(0.05)
         second = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                   text=True)
         lines = []
@@ -337,14 +337,8 @@ def test_workers_killed_with_their_run_leave_a_store_the_rerun_completes(workdir
     write(workdir / "gate.py", GATE)
     write(workdir / "tiny.yaml", TINY_SUITE.replace("    params: {iterations: 3}\n",
                                                       "    params: {iterations: 3}\n  - entry: gate:Gate\n"))
-    cmd = [sys.executable, "-m", "bench.cli", "run", "tiny.yaml", "--workers", "2"]
-    env = {**cli_env(), "PYTHONPATH": str(workdir)}
-    proc = subprocess.Popen(cmd, cwd=workdir, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc, cmd, env = start_at_gate(workdir, "tiny.yaml", "--workers", "2")
     deadline = time.monotonic() + SAFETY_TIMEOUT_S
-    while not (workdir / "gate.started").exists():
-        assert proc.poll() is None, proc.stderr.read()
-        assert time.monotonic() < deadline, "the run never reached the gate"
-        time.sleep(0.05)
     children = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _parent(p) == proc.pid]
     assert len(children) >= 2, "two worker processes"
     os.kill(proc.pid, signal.SIGKILL)
