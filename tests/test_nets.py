@@ -260,6 +260,7 @@ def test_registry_lists_all_reference_variants() -> None:
         + ["ConvNetAS", "ConvNetAR", "ConvNetAL", "ConvNetASwish", "ConvNetASwishBN"]
         + ["ConvNetNP", "ConvNetMP", "ConvNetAP"]
         + ["AlexNet", "AlexNetBN", "VGG11", "VGG11BN", "ResNet18", "ResNet18BN", "ResNet18_AP", "ResNet18BN_AP"]
+        + ["ResNetAP-10"]
         + ["LeNet", "MLP"]
     )
     assert sorted(NETWORKS) == sorted(expected)

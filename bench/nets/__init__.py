@@ -119,6 +119,9 @@ _SPECS: dict[str, _Spec] = {
     "ResNet18BN_AP": _Spec("ResNet18 downsampling by average pooling, batch norm", "resnet:ResNet18",
                            lambda size, _channels: shapes.resnet_side(size, avg_pool=True),
                            {"batchnorm": True, "avg_pool": True}),
+    "ResNetAP-10": _Spec("IDC's ResNetAP-10: one block per stage, average-pool downsampling, instance norm, "
+                         "stem by image size (224 px: 7x7 conv, 4x4 pool)", "resnet:ResNetAP10",
+                         lambda size, _channels: shapes.resnet_ap_side(size)),
     "LeNet": _Spec("LeNet-5", "small:LeNet", shapes.lenet_side),
     "MLP": _Spec("MLP with two hidden layers of 128", "small:MLP", lambda size, _channels: size),
 }

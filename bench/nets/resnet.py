@@ -1,14 +1,16 @@
-"""CIFAR-style ResNet18 and its average-pooling variant (DatasetCondensation `networks.py`)."""
+"""CIFAR-style ResNet18 and its average-pooling variant (DatasetCondensation `networks.py`), and IDC's
+ResNetAP-10 (snu-mllab/Efficient-Dataset-Condensation `models/resnet_ap.py`)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.nets.shapes import RESNET_WIDTHS, resnet_side
+from bench.nets.shapes import RESNET_WIDTHS, resnet_ap_stem_pool, resnet_side
 
 Norm = Callable[[int], nn.Module]
 
@@ -77,6 +79,44 @@ class ResNet18(nn.Module):
         if not self.avg_pool:
             out = F.avg_pool2d(out, 4)
         return out.flatten(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.embed(x))
+
+
+class ResNetAP10(nn.Module):
+    """IDC's ResNetAP-10, the network of its ImageNet experiments (and of UDD's Table 8).
+
+    IDC's ImageNet branch at depth 10 and width 1: a stem chosen by image size (`resnet_ap_stem_pool`;
+    224 px: 7x7 conv, 4x4 average pool), one BasicBlock per stage (64/128/256/512) whose downsampling
+    is a stride-1 conv then 2x2 average pooling (shortcut: 1x1 conv, pool, norm), instance norm
+    (IDC's default `--norm_type instance`, GroupNorm(C, C)), global average pooling, Linear(512).
+    Conv weights start as IDC's: N(0, 2 / (k * k * out_channels)). IDC's CIFAR branch (widths 32-256)
+    is another network.
+    """
+
+    def __init__(self, channels: int, num_classes: int, image_size: int) -> None:
+        super().__init__()
+        norm = _norm_factory(False)
+        pool = resnet_ap_stem_pool(image_size)
+        kernel = 7 if pool == 4 else 3
+        self.conv1 = nn.Conv2d(channels, RESNET_WIDTHS[0], kernel, padding=kernel // 2, bias=False)
+        self.norm1 = norm(RESNET_WIDTHS[0])
+        self.pool = nn.AvgPool2d(pool, pool) if pool > 1 else nn.Identity()
+        blocks, in_ch = [], RESNET_WIDTHS[0]
+        for i, width in enumerate(RESNET_WIDTHS):
+            blocks.append(BasicBlock(in_ch, width, 2 if i else 1, norm, avg_pool=True))
+            in_ch = width
+        self.layers = nn.Sequential(*blocks)
+        self.classifier = nn.Linear(in_ch, num_classes)
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.normal_(m.weight, 0.0, math.sqrt(2.0 / (m.kernel_size[0] * m.kernel_size[1] * m.out_channels)))
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """The globally average-pooled last stage: the classifier input that Distribution Matching compares."""
+        out = self.layers(self.pool(F.relu(self.norm1(self.conv1(x)))))
+        return out.mean((-2, -1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.embed(x))

@@ -73,6 +73,24 @@ def resnet_side(image_size: int, avg_pool: bool) -> int:
     return side if avg_pool else side // 4
 
 
+def resnet_ap_stem_pool(image_size: int) -> int:
+    """The average pool after IDC's ResNetAP stem, chosen by image size as IDC's `net_size` does: none up
+    to 64 px ('small', 3x3 conv), 2x2 up to 128 px ('mid', 3x3 conv), else 4x4 ('large', 7x7 conv)."""
+    return 1 if image_size <= 64 else 2 if image_size <= 128 else 4
+
+
+def resnet_ap_side(image_size: int) -> int:
+    """Side of IDC's ResNetAP map before its global average pool (< 1 if the image is too small).
+
+    The stem pool (`resnet_ap_stem_pool`), then a 2x2 average pool (rounding down) entering each of the
+    last three stages; 224 px -> 56 -> 28 -> 14 -> 7.
+    """
+    side = image_size // resnet_ap_stem_pool(image_size)
+    for _ in RESNET_WIDTHS[1:]:
+        side //= 2
+    return side
+
+
 def lenet_side(image_size: int, channels: int) -> int:
     """Side of LeNet's last conv map (< 1 if the image is too small).
 
