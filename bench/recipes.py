@@ -97,4 +97,11 @@ PRESETS: dict[str, EvalRecipe] = {
     # MNIST with factor > 1, SVHN IPC 1 factor 1) are not part of the preset.
     "idc": EvalRecipe(batch_size=64, decay_factor=0.2, decay_at=(2 / 3, 5 / 6), extra_epoch=False,
                       dsa_mode="idc", cutmix_prob=0.5, cutmix_beta=1.0),
+    # IDC on ImageNet (test.py, train.py, argument.py): the `idc` loop with CutMix on every batch (mix_p keeps
+    # its default 1.0 for ImageNet) and 1000 epochs (ipc_epoch: 11-200 decoded images per class, i.e. IPC
+    # 10 and 20 at factor 3). IDC augments ImageNet with its loader's RandomResizedCrop (scale 0.5-1), flip,
+    # ColorJitter 0.4 and PCA lighting 0.1 instead of DiffAug; bench has no such augmentation, so this
+    # preset keeps IDC's DiffAug of the `idc` preset (colour, crop, flip, scale, rotate).
+    "idc-imagenet": EvalRecipe(batch_size=64, decay_factor=0.2, decay_at=(2 / 3, 5 / 6), extra_epoch=False,
+                               dsa_mode="idc", cutmix_prob=1.0, cutmix_beta=1.0),
 }

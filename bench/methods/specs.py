@@ -447,6 +447,7 @@ class NSD(MethodSpec):
 # ------------------------------------------------------------------------ UDD (on IDC)
 
 Policy = Literal["activation", "gradient", "jitter", "voting"]
+UDDMetric = Literal["ours", "mse", "cos", "l1"]  # gradient matching's, plus IDC's l1 (its ImageNet setting)
 Jitter = Literal["gaussian", "salt_pepper", "uniform"]
 
 
@@ -461,11 +462,17 @@ class UDDParams(Params):
     lr_img_decay_at: list[float] = [0.6, 0.8, 0.9]  # UDD: halved at 1200, 1600, 1800 of 2000 iterations
     lr_img_decay_factor: PositiveFinite = 0.5
     momentum_img: Momentum = 0.5  # IDC mom_img
-    factor: Literal[1, 2] = 2  # IDC multi-formation (2 in every IDC command for these data sets)
-    metric: Metric = "mse"  # UDD Eq. 9 (IDC: mse for CIFAR/SVHN, l1 for MNIST/Fashion)
+    # IDC multi-formation: each stored image splits into factor x factor images (2 in IDC's commands for the
+    # small data sets, 3 for ImageNet); IDC's decode takes any factor.
+    factor: int = Field(default=2, ge=1)
+    # IDC --decode_type during distillation: "bound" decodes the first stored images of a class at `factor`,
+    # the next at smaller factors, so at most batch_syn_max images come out (IDC: factor >= 3 and IPC >= 20).
+    decode: Literal["single", "bound"] = "single"
+    metric: UDDMetric = "mse"  # UDD Eq. 9 (IDC: mse for CIFAR/SVHN, l1 for MNIST/Fashion/ImageNet)
     batch_real: int = Field(default=64, ge=1)  # IDC
     batch_syn_max: int = Field(default=128, ge=1)  # IDC: synthetic training images per matching step
     n_data: int = Field(default=500, ge=1)  # IDC: real images the network trains on per inner step
+    pretrain_epochs: int = Field(default=0, ge=0)  # IDC --early: epochs on the real data for each fresh network
     net_batch: int = Field(default=64, ge=1)  # IDC --batch_size
     lr_net: PositiveFinite = 0.01  # IDC: SGD momentum 0.9, weight decay 5e-4
     match_augment: str = "color_crop_cutout"  # IDC --aug_type (siamese, IDC's DiffAug)

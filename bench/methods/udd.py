@@ -9,9 +9,13 @@ space [0, 1] (normalised on the fly, clamped to [0, 1] before every outer iterat
 norm and classifier gradients are left out, IDC's `--bias False --fc False`) on a real batch and on
 the class's synthetic training images, both augmented with one siamese draw of IDC's DiffAug
 (`color_crop_cutout`), then the network trains on `n_data` real images (batch 64, DiffAug
-`color_crop`, CutMix). With `factor` 2 (multi-formation) every stored image holds four half-size
+`color_crop`, CutMix), after `pretrain_epochs` epochs on the real data (IDC's `--early`, its ImageNet-10
+setting). With `factor` 2 (multi-formation) every stored image holds four half-size
 sub-images, initialised from four real images and decoded by bilinear x2 upsampling; the stored
-set is IDM's `idm-quadrants` format, so evaluation trains on the same decoded images as IDC's.
+set is IDM's `idm-quadrants` format, so evaluation trains on the same decoded images as IDC's. With
+`factor` f >= 3 (IDC's ImageNet setting) every stored image holds f x f real images (IDC's `mix` init)
+and decodes as IDC's `decode_zoom` does (`zoom_decode`; stored as `ZoomSet`); `decode: bound` is IDC's
+`decode_zoom_bound` for the matching batch.
 
 UDD on top:
 * candidate regions (Sec. 2.2): three sizes (1/3, 1/2, 2/3 of the side, rounded) at the four corners
@@ -37,6 +41,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from itertools import product
+from typing import ClassVar
 
 import torch
 import torch.nn as nn
@@ -44,7 +50,7 @@ import torch.nn.functional as F
 
 from bench.augment import siamese_generator
 from bench.methods import specs
-from bench.methods.base import DistillContext, SyntheticSet, class_labels, sample_per_class
+from bench.methods.base import DistillContext, SyntheticSet, class_labels, register_format, sample_per_class
 from bench.methods.gradmatch import class_gradient, match_distance
 from bench.methods.idm import QuadrantSet, expand, packed_real_init
 from bench.methods.loop import IterativeMethod, LoopState
@@ -52,6 +58,78 @@ from bench.methods.specs import Jitter, UDDParams
 from bench.train import idc_dsa, seeded, train_epoch
 
 Box = tuple[int, int, int, int]  # top, left, height, width
+
+
+def zoom_decode(images: torch.Tensor, factor: int, fill: torch.Tensor) -> torch.Tensor:
+    """IDC's multi-formation decode (`decode_zoom`): (N, C, S, S) -> (factor^2 N, C, S, S), crop-major.
+
+    The images are padded at the bottom and right with `fill` (C values: IDC's grey 0.5, in the images'
+    units) to a multiple of `factor`, cut into factor x factor crops of side ceil(S / factor) in row-major
+    order, and each crop is upsampled bilinearly (align_corners=False) back to S x S.
+    """
+    side = images.shape[-1]
+    crop = math.ceil(side / factor)
+    pad = crop * factor - side
+    grey = fill.view(1, -1, 1, 1).to(images)
+    padded = torch.cat([images, grey.expand(len(images), -1, side, pad)], 3)
+    padded = torch.cat([padded, grey.expand(len(images), -1, pad, side + pad)], 2)
+    crops = [padded[:, :, i * crop:(i + 1) * crop, j * crop:(j + 1) * crop]
+             for i, j in product(range(factor), repeat=2)]
+    return F.interpolate(torch.cat(crops), size=images.shape[-2:], mode="bilinear", align_corners=False)
+
+
+def bound_decode(images: torch.Tensor, factor: int, fill: torch.Tensor, bound: int) -> torch.Tensor:
+    """IDC's `decode_zoom_bound` for one class: the first stored images decode at `factor`, the next at
+    factor - 1, ..., the rest at 1 (as stored), taking as many at each factor as keep the total within
+    `bound` while every later image still fits."""
+    parts, start, decoded = [], 0, 0
+    for f in range(factor, 0, -1):
+        left = len(images) - start
+        n = max(0, min((bound - decoded - left) // f**2, left)) if f > 1 else left
+        if n > 0:
+            parts.append(zoom_decode(images[start:start + n], f, fill) if f > 1 else images[start:start + n])
+        start, decoded = start + n, decoded + n * f**2
+        if start == len(images):
+            break
+    return torch.cat(parts)
+
+
+def zoom_real_init(real: list[torch.Tensor], ipc: int, factor: int, g: torch.Generator) -> torch.Tensor:
+    """IDC's `mix` initialisation for `factor`: each stored image holds factor^2 distinct real images of its
+    class (reused only when the class is smaller), each downscaled (nearest, IDC's F.interpolate default)
+    into its cell of a factor x factor grid, row-major; the first side % factor rows and columns of cells
+    are one pixel larger (IDC's Synthesizer.init)."""
+    packed = []
+    for x in real:
+        side, k = x.shape[-1], factor * factor
+        lengths = [side // factor + (i < side % factor) for i in range(factor)]
+        cells = list(zip([sum(lengths[:i]) for i in range(factor)], lengths))
+        order = torch.cat([torch.randperm(len(x), generator=g) for _ in range(-(-k * ipc // len(x)))])
+        out = x.new_empty((ipc, *x.shape[1:]))
+        for part, ((top, h), (left, w)) in zip(x[order[:k * ipc].to(x.device)].split(ipc), product(cells, repeat=2)):
+            out[:, :, top:top + h, left:left + w] = F.interpolate(part, size=(h, w))
+        packed.append(out)
+    return torch.cat(packed)
+
+
+@register_format
+@dataclass(kw_only=True)
+class ZoomSet(SyntheticSet):
+    """IDC's multi-formation set for any factor: IPC stored images per class, each decoding to factor^2
+    training images (`zoom_decode`). The factor and the padding value are stored with the images (and
+    counted in `nbytes`); decoded labels repeat crop-major."""
+
+    factor: torch.Tensor  # 0-d int64
+    fill: torch.Tensor  # (C,): IDC's grey 0.5 in the stored (normalised) units
+    format: ClassVar[str] = "idc-zoom"
+    not_images: ClassVar[tuple[str, ...]] = ("labels", "lr", "factor", "fill")
+
+    def tensors(self) -> dict[str, torch.Tensor]:
+        return {**super().tensors(), "factor": self.factor, "fill": self.fill}
+
+    def training_data(self) -> tuple[torch.Tensor, torch.Tensor]:
+        factor = int(self.factor)
+        return zoom_decode(self.images, factor, self.fill), self.labels.repeat(factor * factor)
 
 
 def candidate_boxes(height: int, width: int, scales: list[float]) -> list[Box]:
@@ -222,6 +300,11 @@ class UDDState(LoopState):
         self.centres.load(saved["centres"], self.ctx.device)
 
 
+def _grey(mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """IDC's padding grey, pixel value 0.5, in normalised units: (C,)."""
+    return ((0.5 - mean) / std).flatten()
+
+
 class UDD(specs.UDD, IterativeMethod):
     def init(self, ctx: DistillContext) -> UDDState:
         p: UDDParams = self.params
@@ -249,6 +332,14 @@ class UDD(specs.UDD, IterativeMethod):
         net = seeded(int(torch.randint(2**31 - 1, (1,), generator=g)), ctx.make_net).to(ctx.device)
         net.train()
         opt_net = torch.optim.SGD(net.parameters(), lr=p.lr_net, momentum=0.9, weight_decay=5e-4)
+
+        def train_net(steps: int | None) -> None:
+            train_epoch(net, s.x_all, s.y_all, opt_net, batch_size=p.net_batch, generator=g, steps=steps,
+                        dsa_strategy=p.net_augment, dsa_mode="idc", cutmix_prob=p.net_cutmix_prob,
+                        cutmix_beta=p.net_cutmix_beta)
+
+        for _ in range(p.pretrain_epochs):
+            train_net(None)
         total = 0.0
         for _ in range(p.inner_loop):
             for c, real in enumerate(s.real):
@@ -258,15 +349,16 @@ class UDD(specs.UDD, IterativeMethod):
                 loss.backward(inputs=[s.pixels])
                 s.opt.step()
                 total += loss.item()
-            train_epoch(net, s.x_all, s.y_all, opt_net, batch_size=p.net_batch, generator=g,
-                        dsa_strategy=p.net_augment, steps=math.ceil(p.n_data / p.net_batch), dsa_mode="idc",
-                        cutmix_prob=p.net_cutmix_prob, cutmix_beta=p.net_cutmix_beta)
+            train_net(math.ceil(p.n_data / p.net_batch))
         return total / (len(s.real) * p.inner_loop)
 
     def finish(self, s: UDDState) -> SyntheticSet:
         images = ((s.pixels.detach() - s.mean) / s.std).cpu()
         labels = class_labels(len(s.real), s.ctx.ipc)
-        return QuadrantSet(images, labels) if self.params.factor == 2 else SyntheticSet(images, labels)
+        factor = self.params.factor
+        if factor >= 3:
+            return ZoomSet(images, labels, factor=torch.tensor(factor), fill=_grey(s.mean, s.std).cpu())
+        return QuadrantSet(images, labels) if factor == 2 else SyntheticSet(images, labels)
 
     def _class_loss(self, net: nn.Module, pixels: torch.Tensor, real: torch.Tensor, c: int, mean: torch.Tensor,
                     std: torch.Tensor, boxes: list[Box], centres: ClassCentres, g: torch.Generator) -> torch.Tensor:
@@ -274,7 +366,7 @@ class UDD(specs.UDD, IterativeMethod):
         images plus the upsampled underutilised regions of each stored image."""
         p: UDDParams = self.params
         x = (pixels - mean) / std
-        batch = expand(x) if p.factor == 2 else x
+        batch = self._formed(x, _grey(mean, std))
         if p.num_regions:
             chosen = self._underutilised(net, pixels.detach(), c, mean, std, boxes, g)
             batch = torch.cat([batch, upsample_regions(x, boxes, chosen)])
@@ -287,10 +379,22 @@ class UDD(specs.UDD, IterativeMethod):
         conv = [w.dim() > 2 for w in net.parameters()]  # IDC matches conv kernels only
         gw_real = [gr.detach() for gr, keep in zip(class_gradient(net, xr, c, create_graph=False), conv) if keep]
         gw_syn = [gs for gs, keep in zip(class_gradient(net, xs, c, create_graph=True), conv) if keep]
-        loss = match_distance(gw_syn, gw_real, p.metric)
+        if p.metric == "l1":  # IDC's dist(method='l1'): summed absolute differences of every matched kernel
+            loss = sum(((gs - gr).abs().sum() for gs, gr in zip(gw_syn, gw_real)), gw_syn[0].new_zeros(()))
+        else:
+            loss = match_distance(gw_syn, gw_real, p.metric)
         if p.cfc:
             loss = loss + p.cfc_weight * centres.loss(net.embed(xs).mean(0), c, p.tau)
         return loss
+
+    def _formed(self, x: torch.Tensor, fill: torch.Tensor) -> torch.Tensor:
+        """A class's multi-formation training images from its stored images (IDC's Synthesizer.decode)."""
+        p: UDDParams = self.params
+        if p.decode == "bound":
+            return bound_decode(x, p.factor, fill, p.batch_syn_max)
+        if p.factor == 2:
+            return expand(x)
+        return zoom_decode(x, p.factor, fill) if p.factor >= 3 else x
 
     def _underutilised(self, net: nn.Module, pixels: torch.Tensor, c: int, mean: torch.Tensor, std: torch.Tensor,
                        boxes: list[Box], g: torch.Generator) -> torch.Tensor:
@@ -317,5 +421,8 @@ class UDD(specs.UDD, IterativeMethod):
     def _init(self, real: list[torch.Tensor], ipc: int, g: torch.Generator) -> torch.Tensor:
         """Real initialisation (UDD Sec. 2.1): IPC real images per class, or with `factor` 2 IDC's 'mix'
         init, four distinct real images of the class (reused only if the class is smaller) downscaled
-        into the four quadrants of each stored image."""
-        return sample_per_class(real, ipc, g) if self.params.factor == 1 else packed_real_init(real, ipc, g)
+        into the four quadrants of each stored image, and with `factor` >= 3 `zoom_real_init`."""
+        factor = self.params.factor
+        if factor >= 3:
+            return zoom_real_init(real, ipc, factor, g)
+        return sample_per_class(real, ipc, g) if factor == 1 else packed_real_init(real, ipc, g)
