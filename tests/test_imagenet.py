@@ -99,7 +99,7 @@ def test_mtt_subsets_stretch_the_whole_image(tmp_path: Path) -> None:
     assert (image[:, :, 8:24] > 230).all() and (image[:, :, 40:] < 25).all()
 
 
-def test_imagenet10_resizes_the_shorter_side_to_256_then_crops_224(tmp_path: Path) -> None:
+def test_imagenet10_resizes_the_shorter_side_to_224_then_crops_224(tmp_path: Path) -> None:
     base = write_imagenet(tmp_path, "imagenet10")
     wnid = SUBSETS["imagenet10"].wnids[0]
     path = base / "train" / wnid / f"{wnid}_0.JPEG"
@@ -107,11 +107,11 @@ def test_imagenet10_resizes_the_shorter_side_to_256_then_crops_224(tmp_path: Pat
     Image.fromarray(rng.integers(0, 256, (600, 300, 3), dtype=np.uint8)).save(path, quality=95)
     ds = load_dataset("imagenet10", tmp_path)
     assert ds.x_train.shape == (20, 3, 224, 224)
-    # IDC: Resize(256) makes 300x600 into 256x512; CenterCrop(224) starts at row (512 - 224) / 2 = 144,
-    # column (256 - 224) / 2 = 16.
+    # IDC (condense.py, data.transform_imagenet(size=224)): Resize(224) makes 300x600 into 224x448;
+    # CenterCrop(224) starts at row (448 - 224) / 2 = 112, column 0.
     with Image.open(path) as image:
-        resized = image.convert("RGB").resize((256, 512), Image.Resampling.BILINEAR)
-    expected = np.asarray(resized.crop((16, 144, 240, 368)))
+        resized = image.convert("RGB").resize((224, 448), Image.Resampling.BILINEAR)
+    expected = np.asarray(resized.crop((0, 112, 224, 336)))
     got = pixels(ds, ds.x_train[:1])[0].permute(1, 2, 0).numpy()
     assert np.abs(got - expected).max() < 1e-3
 

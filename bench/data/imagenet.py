@@ -75,8 +75,8 @@ SUBSETS: dict[str, Subset] = {s.name: s for s in (
     # garden spider
     Subset("imagenet10", (
         "n02869837", "n01749939", "n02488291", "n02107142", "n13037406",
-        "n02091831", "n04517823", "n04589890", "n03062245", "n01773797"), 224, 256,
-        "ImageNet-10: IDC's subset of 10 ImageNet classes (CMC's list), 224x224 colour, shorter side to 256 "
-        "and centre crop (about 1,300 train / 50 val as test per class); IDC and UDD (Table 8) evaluate it "
-        "with ResNetAP-10, which bench does not have"),
+        "n02091831", "n04517823", "n04589890", "n03062245", "n01773797"), 224, 224,
+        "ImageNet-10: IDC's subset of 10 ImageNet classes (CMC's list), 224x224 colour, shorter side to 224 "
+        "and centre crop as IDC's condense.py and test loader do (about 1,300 train / 50 val as test per "
+        "class); IDC and UDD (Table 8) distill and evaluate it with ResNetAP-10"),
 )}
