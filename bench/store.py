@@ -14,9 +14,10 @@ the same host when its process is gone (kill -9), elsewhere once its heartbeat i
 
 Every file is verified when read: a record by its checksum (or, written by an older bench, field by field), an
 artifact by loading it and checking its metadata and the checksum of its tensors, a checkpoint by loading it. A
-file that fails (a disk error, a copy cut short, a hand edit) is moved to `quarantine/` under the same relative
-path, with `<name>.reason.txt` beside it, and a warning names it: its task then counts as not done, so
-`bench run` recomputes it, and a report shows what remains.
+large tensor that is read a row at a time (MTT's trajectories: 10 GB for CIFAR-100) is stored one file per row,
+each checked when it is first read (`Parts`). A file that fails (a disk error, a copy cut short, a hand edit) is
+moved to `quarantine/` under the same relative path, with `<name>.reason.txt` beside it, and a warning names it:
+its task then counts as not done, so `bench run` recomputes it, and a report shows what remains.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Iterable, TypeVar
+from typing import Any, Callable, Collection, Iterable, TypeVar
 
 import torch
 
@@ -47,6 +48,7 @@ from bench.records import (CHECKSUMMED, ArtifactMeta, DamagedFile, Record, check
                            load_record)
 
 QUARANTINE = "quarantine"
+PARTS = ".parts"  # artifacts/<k[:2]>/<key>.parts/<name>.<row>.pt: the rows of an artifact's `Parts`
 CLAIMS = "claims"
 HEARTBEAT_S = 30.0  # how often a running task refreshes its claim
 STALE_AFTER_S = 600.0  # a claim not refreshed for this long belongs to a dead holder (clocks of hosts may differ)
@@ -138,9 +140,12 @@ def _read_fields(root: str, keys: list[str], fields: tuple[str, ...]) -> tuple[l
     return rows, moved
 
 
-def _digest(tensors: dict[str, torch.Tensor], meta: str) -> str:
-    """SHA-256 of an artifact's metadata text and of each tensor's name, dtype, shape and bytes."""
+def _digest(tensors: dict[str, torch.Tensor], meta: str, parts: dict[str, Any] | None = None) -> str:
+    """SHA-256 of an artifact's metadata text, of its `parts` (the checksum of each row stored apart, where it
+    has any) and of each tensor's name, dtype, shape and bytes."""
     h = hashlib.sha256(meta.encode())
+    if parts:
+        h.update(json.dumps(parts, sort_keys=True).encode())
     for name in sorted(tensors):
         t = tensors[name].detach().cpu().contiguous()
         h.update(f"\0{name}\0{t.dtype}\0{tuple(t.shape)}\0".encode())
@@ -148,13 +153,16 @@ def _digest(tensors: dict[str, torch.Tensor], meta: str) -> str:
     return h.hexdigest()
 
 
-def _torch_load(data: bytes) -> Any:
-    """What torch.save wrote, from a file's bytes; `DamagedFile` where the bytes are not a torch file."""
-    if not data:
+def _torch_load(data: bytes | Path) -> Any:
+    """What torch.save wrote, from a file's bytes, or memory-mapped from a file (only what is used of its tensors
+    is read); `DamagedFile` where it is not a torch file."""
+    if not (data if isinstance(data, bytes) else data.stat().st_size):
         raise DamagedFile("it is empty (zero bytes)")
     try:
         with warnings.catch_warnings():  # a damaged pickle can make torch warn before it fails: the error says it
             warnings.simplefilter("ignore")
+            if isinstance(data, Path):
+                return torch.load(data, map_location="cpu", weights_only=True, mmap=True)
             return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:  # on damaged bytes torch raises anything: EOFError, OSError, IndexError, ...
         said = re.split(r"(?<=\.)\s", str(exc).strip(), maxsplit=1)[0][:200] or "no message"
@@ -162,25 +170,88 @@ def _torch_load(data: bytes) -> Any:
                           f"({type(exc).__name__}: {said})") from None
 
 
-def _artifact(data: bytes, key: str) -> tuple[dict[str, torch.Tensor], ArtifactMeta]:
-    """An artifact file's tensors and metadata, verified: its layout, its metadata's fields and key, and the
-    checksum of metadata and tensors (an artifact of a bench before checksums has none)."""
+def _artifact(data: bytes, key: str) -> tuple[dict[str, torch.Tensor], ArtifactMeta, dict[str, Any]]:
+    """An artifact file's tensors, metadata and parts (name: {shape, checksums} of each tensor stored one file
+    per row; none in a file of a bench before parts), verified: its layout, its metadata's fields and key, and
+    the checksum of metadata, parts and tensors (an artifact of a bench before checksums has none)."""
     payload = _torch_load(data)
     if not (isinstance(payload, dict) and isinstance(payload.get("tensors"), dict)
-            and isinstance(payload.get("meta"), str) and payload.keys() <= {"tensors", "meta", "checksum"}):
-        raise DamagedFile("it is not an artifact (a dict of 'tensors', 'meta' and 'checksum')")
+            and isinstance(payload.get("meta"), str) and isinstance(payload.get("parts", {}), dict)
+            and payload.keys() <= {"tensors", "meta", "parts", "checksum"}):
+        raise DamagedFile("it is not an artifact (a dict of 'tensors', 'meta', 'parts' and 'checksum')")
     tensors = payload["tensors"]
     if not all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in tensors.items()):
         raise DamagedFile("its 'tensors' are not a dict of named tensors")
     meta = ArtifactMeta.from_json(payload["meta"])
     if meta.key != key:
         raise DamagedFile(f"it holds the artifact of key '{meta.key}', not that of its file name")
+    parts = payload.get("parts", {})
     if "checksum" in payload:
-        if payload["checksum"] != _digest(tensors, payload["meta"]):
+        if payload["checksum"] != _digest(tensors, payload["meta"], parts):
             raise DamagedFile("its checksum does not match its tensors (the file was changed after it was written)")
-    elif meta.schema_version >= CHECKSUMMED:
+    elif meta.schema_version >= CHECKSUMMED or parts:
         raise DamagedFile(f"its metadata has schema version {meta.schema_version} but it has no checksum")
-    return tensors, meta
+    return tensors, meta, parts
+
+
+def _part_id(key: str, name: str, row: int) -> str:
+    """What the checksum of a row stored apart covers besides its tensor: its place, so a file moved to another
+    row or artifact fails it."""
+    return f"{key}/{name}/{row}"
+
+
+class Parts:
+    """A tensor an artifact stores one file per row (`Store.save_artifact(..., parts=...)`), read a row at a time:
+    MTT's trajectories, one file per expert, so a distillation holds the expert it matches, never the stage.
+
+    Why one file per row and not one file read memory-mapped: each row has its own checksum (kept in the
+    artifact's main file, itself checksummed), so a row is verified by reading that row alone. One file's
+    checksum would make every distillation read all of it (10 GB) before trusting any of it, and one bad byte
+    would condemn the whole stage; here nothing reads the whole tensor but `bench verify`, one row at a time.
+
+    `parts[i]` is row i, memory-mapped: of a row already verified, only what the caller indexes is read. The
+    first read of a row through this object hashes it whole; where that fails (or its file is gone) it is
+    quarantined with its reason, and the artifact counts as not done, so `bench run` rebuilds it. `len` and
+    `shape` are those of the whole tensor, as for the tensor it stands for.
+    """
+
+    def __init__(self, store: Store, key: str, name: str, shape: list[int], checksums: list[str]):
+        self.store, self.key, self.name, self.checksums = store, key, name, checksums
+        self.shape = torch.Size(shape)
+        self._verified: set[int] = set()
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def stored(self) -> bool:
+        """Whether every row has its file (a quarantined or deleted one makes the artifact not done)."""
+        return all(self.store._part_path(self.key, self.name, row).exists() for row in range(len(self)))
+
+    def verify(self) -> None:
+        """Check every row, one at a time (`bench verify`), quarantining each that fails."""
+        self._verified.clear()
+        for row in range(len(self)):
+            with contextlib.suppress(DamagedFile, FileNotFoundError):
+                self[row]
+
+    def __getitem__(self, row: int) -> torch.Tensor:
+        path = self.store._part_path(self.key, self.name, row)
+        try:
+            tensor = _torch_load(path)
+            if not isinstance(tensor, torch.Tensor):
+                raise DamagedFile("it is not a tensor (a row of an artifact stored apart)")
+            if row not in self._verified and _digest({self.name: tensor}, _part_id(self.key, self.name, row)) \
+                    != self.checksums[row]:
+                raise DamagedFile("its checksum does not match its tensor (the file was changed after it was "
+                                  "written, or belongs elsewhere)")
+        except FileNotFoundError:  # quarantined by another run meanwhile
+            self.store._sound.discard(self.key)
+            raise
+        except DamagedFile as exc:
+            self.store._sound.discard(self.key)
+            raise DamagedFile(str(self.store._quarantine(path, str(exc)))) from None
+        self._verified.add(row)
+        return tensor
 
 
 @dataclass(frozen=True)
@@ -323,23 +394,28 @@ class Store:
             self._moved(moved)
         return [row for rows, _ in parts for row in rows]
 
-    def _artifact(self, key: str) -> tuple[dict[str, torch.Tensor], ArtifactMeta] | None:
-        """The verified artifact of `key`, or None where there is none; `DamagedFile` (after quarantining it)
-        where it does not verify."""
+    def _artifact(self, key: str) -> tuple[dict[str, torch.Tensor | Parts], ArtifactMeta] | None:
+        """The verified artifact of `key` (its rows stored apart as `Parts`, checked when read), or None where
+        there is none or a row's file is missing; `DamagedFile` (after quarantining it) where it does not
+        verify."""
         path = self._path("artifacts", key, ".pt")
         data = _read_file(str(path))
         if data is None:
             return None
         try:
-            loaded = _artifact(data, key)
+            tensors, meta, parts = _artifact(data, key)
         except DamagedFile as exc:
             raise DamagedFile(str(self._quarantine(path, str(exc)))) from None
+        rows = {name: Parts(self, key, name, p["shape"], p["checksums"]) for name, p in parts.items()}
+        if not all(r.stored() for r in rows.values()):
+            return None  # a row was quarantined (or deleted): not done, `bench run` rebuilds it
         self._sound.add(key)
-        return loaded
+        return {**tensors, **rows}, meta
 
     def has_artifact(self, key: str) -> bool:
         """Whether the store holds an artifact of `key` that verifies (a damaged one is quarantined: not done).
-        Verified once per Store: an artifact is never replaced."""
+        Verified once per Store: an artifact is never replaced. Of its rows stored apart, only that each has its
+        file: they are verified when read."""
         if key in self._sound:
             return True
         try:
@@ -347,26 +423,45 @@ class Store:
         except DamagedFile:
             return False
 
-    def save_artifact(self, tensors: dict[str, torch.Tensor], meta: ArtifactMeta) -> None:
+    def save_artifact(self, tensors: dict[str, torch.Tensor], meta: ArtifactMeta, parts: Collection[str] = ()
+                      ) -> None:
         """Artifacts are written once: an existing one that verifies is never replaced.
 
         `meta` is stored as JSON text, so it is plain data and loads with `weights_only=True`; the checksum covers
-        that text and the tensors' bytes.
+        that text and the tensors' bytes. The tensors named in `parts` are stored one file per row, each with
+        its checksum in the main file (read back as `Parts`); the rows are written first and the main file
+        last, each atomically, so a reader sees the whole artifact or none.
         """
         key = meta.key
         if not self.has_artifact(key):
             text = meta.to_json()
-            payload = {"tensors": tensors, "meta": text, "checksum": _digest(tensors, text)}
+            whole = {name: t for name, t in tensors.items() if name not in parts}
+            stored = {name: self._save_rows(key, name, tensors[name]) for name in parts}
+            payload = {"tensors": whole, "meta": text, **({"parts": stored} if stored else {}),
+                       "checksum": _digest(whole, text, stored)}
             atomic_write(self._path("artifacts", key, ".pt"), lambda f: torch.save(payload, f))
             self._sound.add(key)
 
-    def load_artifact(self, key: str) -> tuple[dict[str, torch.Tensor], ArtifactMeta]:
-        """The artifact's tensors and metadata, verified; `DamagedFile` (naming the file, now quarantined) where
-        it does not verify."""
+    def _part_path(self, key: str, name: str, row: int) -> Path:
+        return self._path("artifacts", key, PARTS) / f"{name}.{row}.pt"
+
+    def _save_rows(self, key: str, name: str, tensor: torch.Tensor) -> dict[str, Any]:
+        """Write each row of `tensor` to its own file; its shape and the rows' checksums, for the main file."""
+        checksums = []
+        for i in range(len(tensor)):
+            row = tensor[i].clone()  # torch.save of a view would write the whole tensor's storage
+            checksums.append(_digest({name: row}, _part_id(key, name, i)))
+            atomic_write(self._part_path(key, name, i), lambda f: torch.save(row, f))
+        return {"shape": list(tensor.shape), "checksums": checksums}
+
+    def load_artifact(self, key: str) -> tuple[dict[str, torch.Tensor | Parts], ArtifactMeta]:
+        """The artifact's tensors (`Parts` for those stored one file per row) and metadata, verified;
+        `DamagedFile` (naming the file, now quarantined) where it does not verify."""
         loaded = self._artifact(key)
         if loaded is None:
-            raise FileNotFoundError(f"no artifact {self._path('artifacts', key, '.pt')}: the task that makes it "
-                                    f"has not run; `bench run` runs it.")
+            raise FileNotFoundError(f"no artifact {self._path('artifacts', key, '.pt')} (or a row of it stored "
+                                    f"apart is missing): the task that makes it has not run, or must run again; "
+                                    f"`bench run` runs it.")
         return loaded
 
     def claim(self, key: str) -> Claim | Holder:
@@ -448,18 +543,24 @@ class Store:
         return path
 
     def verify(self, keys: Iterable[str] | None = None) -> int:
-        """Verify the records, artifacts and checkpoints of `keys` (default: every one in the store), quarantining
-        each that fails (`self.quarantined` lists them); the number of files checked."""
+        """Verify the records, artifacts (each row stored apart too, one at a time) and checkpoints of `keys`
+        (default: every one in the store), quarantining each that fails (`self.quarantined` lists them); the
+        number of files checked."""
         keys = None if keys is None else list(keys)
         found = {kind: self._keys(kind, suffix, keys)
                  for kind, suffix in (("records", ".json"), ("artifacts", ".pt"), ("checkpoints", ".pt"))}
         self.read_fields(found["records"], ("key",))
+        rows = 0
         for key in found["artifacts"]:
             self._sound.discard(key)
-            self.has_artifact(key)
+            with contextlib.suppress(DamagedFile):
+                tensors, _ = self._artifact(key) or ({}, None)
+                for parts in (t for t in tensors.values() if isinstance(t, Parts)):
+                    parts.verify()
+                    rows += len(parts)
         for key in found["checkpoints"]:
             self.checkpoint_path(key)
-        return sum(map(len, found.values()))
+        return sum(map(len, found.values())) + rows
 
     def _keys(self, kind: str, suffix: str, keys: list[str] | None) -> list[str]:
         """The keys of `keys` (default: all) that have a file of `kind`."""

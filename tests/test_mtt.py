@@ -197,3 +197,24 @@ def test_resumed_from_a_checkpoint_equals_uninterrupted(digits: data.Dataset, ex
     distill(4, saved)
     resumed = distill(5, saved)
     assert torch.equal(resumed.images, uninterrupted.images) and torch.equal(resumed.lr, uninterrupted.lr)
+
+
+def test_distilling_from_the_stage_stored_per_expert_equals_the_stage_stored_whole(
+        digits: data.Dataset, experts: dict, tmp_path) -> None:
+    """Bit for bit: the stage as `run_expert` stores it now (one file per expert, read an expert at a time), as a
+    bench before that stored it (one tensor), and in memory."""
+    from bench.executors.tasks import _load_input
+    from bench.experts import EXPERT_PARTS
+    from bench.plan import ExpertTask
+    from bench.records import ArtifactMeta
+    from bench.store import Parts, Store
+    task = ExpertTask.make(trajectory_spec(EXPERTS, "digits", ARCH))
+    meta = ArtifactMeta(task.key, task.identity, 1.0, {})
+    Store(tmp_path / "new").save_artifact(experts, meta, parts=EXPERT_PARTS[task.spec.kind])
+    Store(tmp_path / "old").save_artifact(experts, meta)
+    new, old = (_load_input(Store(tmp_path / s), task.key, "the stage")[0] for s in ("new", "old"))
+    assert isinstance(new["trajectories"], Parts) and type(old["trajectories"]) is torch.Tensor
+    p = MTTParams(iterations=6, syn_steps=2, expert_epochs=2, max_start_epoch=3, lr_img=100.0, batch_syn=7)
+    in_memory, *stored = (MTT(p).distill(context(digits, stage, 2, seed=1)) for stage in (experts, new, old))
+    for synset in stored:
+        assert torch.equal(synset.images, in_memory.images) and torch.equal(synset.lr, in_memory.lr)

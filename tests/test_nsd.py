@@ -339,6 +339,21 @@ def test_resume_from_a_checkpoint_equals_an_uninterrupted_run(digits: data.Datas
         assert torch.equal(tensor, resumed.tensors()[name]), name
 
 
+def test_distilling_from_the_stage_stored_per_expert_equals_distilling_from_memory(
+        digits: data.Dataset, experts: dict, tmp_path: Path) -> None:
+    from bench.experts import EXPERT_PARTS
+    from bench.records import ArtifactMeta
+    from bench.store import Parts, Store
+    store = Store(tmp_path)
+    store.save_artifact(experts, ArtifactMeta("t1", {"kind": "expert"}, 1.0, {}), parts=EXPERT_PARTS["trajectories"])
+    stored = store.load_artifact("t1")[0]
+    assert isinstance(stored["trajectories"], Parts)
+    params = NSDParams(**TINY)
+    in_memory, from_store = (NSD(params).distill(context(digits, stage, ipc=1, seed=2)) for stage in (experts, stored))
+    for name, tensor in in_memory.tensors().items():
+        assert torch.equal(tensor, from_store.tensors()[name]), name
+
+
 def test_start_epochs_must_fit_the_trajectories(digits: data.Dataset, experts: dict) -> None:
     with pytest.raises(ValueError, match="recorded expert epochs"):
         NSD(NSDParams(iterations=1, expert_epochs=2, max_start_epoch=4)).distill(context(digits, experts, 1))

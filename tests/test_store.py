@@ -318,3 +318,85 @@ def test_an_unreadable_claim_is_judged_by_its_age(tmp_path: Path, age_s: float, 
     path.write_bytes(b'{"host": "x", "pi')
     os.utime(path, (time.time() - age_s,) * 2)
     assert isinstance(Store(tmp_path).claim("ab12"), Claim) == taken
+
+
+def _stage(store: Store, key: str = "t1") -> dict[str, torch.Tensor]:
+    """A trajectory-shaped stage (3 experts x 4 snapshots x 10 parameters), saved with its trajectories stored
+    one file per expert, as `run_expert` saves MTT's."""
+    tensors = {"trajectories": torch.randn(3, 4, 10, generator=torch.Generator().manual_seed(0)),
+               "test_accuracy": torch.tensor([90.0, 91.0, 92.0])}
+    store.save_artifact(tensors, ArtifactMeta(key, {"kind": "expert"}, 1.0, PROVENANCE), parts=("trajectories",))
+    return tensors
+
+
+def test_rows_stored_apart_read_back_one_file_each_equal_to_the_tensor(tmp_path: Path) -> None:
+    from bench.store import Parts
+    store = Store(tmp_path)
+    written = _stage(store)
+    rows = sorted(p.name for p in (tmp_path / "artifacts" / "t1" / "t1.parts").iterdir())
+    assert rows == ["trajectories.0.pt", "trajectories.1.pt", "trajectories.2.pt"]
+    main = torch.load(tmp_path / "artifacts" / "t1" / "t1.pt", weights_only=True)
+    assert set(main["tensors"]) == {"test_accuracy"} and main["parts"]["trajectories"]["shape"] == [3, 4, 10]
+    tensors, meta = Store(tmp_path).load_artifact("t1")
+    trajectories = tensors["trajectories"]
+    assert isinstance(trajectories, Parts) and len(trajectories) == 3 and trajectories.shape == (3, 4, 10)
+    assert torch.equal(torch.stack([trajectories[e] for e in range(3)]), written["trajectories"])
+    assert torch.equal(trajectories[1][2], written["trajectories"][1, 2])  # a verified row, read again
+    assert torch.equal(tensors["test_accuracy"], written["test_accuracy"]) and meta.key == "t1"
+    assert Store(tmp_path).has_artifact("t1") and Store(tmp_path).verify() == 1 + 3
+
+
+@pytest.mark.parametrize("fault, reason", [
+    ("flipped", "checksum does not match its tensor"), ("moved", "checksum does not match its tensor"),
+    ("truncated", "torch cannot load it"), ("zero_bytes", "empty (zero bytes)"),
+])
+def test_a_damaged_row_is_quarantined_with_its_reason_and_the_artifact_counts_as_not_done(
+        tmp_path: Path, capsys: pytest.CaptureFixture, fault: str, reason: str) -> None:
+    written = _stage(Store(tmp_path))
+    folder = tmp_path / "artifacts" / "t1" / "t1.parts"
+    path = folder / "trajectories.1.pt"
+    data = path.read_bytes()
+    if fault == "flipped":  # one bit of expert 1's parameters, stored raw in the zip
+        at = data.index(written["trajectories"][1].numpy().tobytes()[40:56]) + 3
+        data = data[:at] + bytes([data[at] ^ 1]) + data[at + 1:]
+    path.write_bytes({"truncated": data[:len(data) // 2], "zero_bytes": b"",
+                      "moved": (folder / "trajectories.2.pt").read_bytes()}.get(fault, data))
+    store = Store(tmp_path)
+    trajectories = store.load_artifact("t1")[0]["trajectories"]  # only the main file is read here
+    assert torch.equal(trajectories[0], written["trajectories"][0])
+    with pytest.raises(DamagedFile, match=f"{re.escape(str(path))} is damaged: .*{re.escape(reason)}.*quarantine"):
+        trajectories[1]
+    moved = tmp_path / "quarantine" / "artifacts" / "t1" / "t1.parts" / "trajectories.1.pt"
+    assert moved.exists() and not path.exists()
+    assert reason in moved.with_name("trajectories.1.pt.reason.txt").read_text()
+    assert f"warning: {path} is damaged" in capsys.readouterr().err
+    assert not store.has_artifact("t1") and not Store(tmp_path).has_artifact("t1")
+    with pytest.raises(FileNotFoundError, match="a row of it stored apart is missing"):
+        store.load_artifact("t1")
+    _stage(store)  # `bench run` builds the stage again
+    assert torch.equal(Store(tmp_path).load_artifact("t1")[0]["trajectories"][1], written["trajectories"][1])
+
+
+def test_verify_checks_each_row_stored_apart(tmp_path: Path) -> None:
+    _stage(Store(tmp_path))
+    (tmp_path / "artifacts" / "t1" / "t1.parts" / "trajectories.2.pt").write_bytes(b"")
+    store = Store(tmp_path)
+    assert store.verify() == 1 + 3 and [q.path.name for q in store.quarantined] == ["trajectories.2.pt"]
+    again = Store(tmp_path)
+    assert not again.has_artifact("t1") and again.verify() == 1 and not again.quarantined  # the main file is sound
+
+
+def test_a_stage_stored_whole_by_a_bench_before_parts_still_loads(tmp_path: Path) -> None:
+    """The file an earlier bench wrote for MTT's stage: one tensor, the checksum over metadata and tensors."""
+    trajectories = torch.randn(2, 3, 5, generator=torch.Generator().manual_seed(1))
+    text = ArtifactMeta("t0", {"kind": "expert"}, 1.0, PROVENANCE).to_json()
+    digest = hashlib.sha256(text.encode())
+    for name, t in (("test_accuracy", torch.ones(2)), ("trajectories", trajectories)):
+        digest.update(f"\0{name}\0{t.dtype}\0{tuple(t.shape)}\0".encode() + t.numpy().tobytes())
+    path = tmp_path / "artifacts" / "t0" / "t0.pt"
+    path.parent.mkdir(parents=True)
+    torch.save({"tensors": {"trajectories": trajectories, "test_accuracy": torch.ones(2)}, "meta": text,
+                "checksum": digest.hexdigest()}, path)
+    tensors, meta = Store(tmp_path).load_artifact("t0")
+    assert type(tensors["trajectories"]) is torch.Tensor and torch.equal(tensors["trajectories"], trajectories)
+    assert meta.key == "t0" and Store(tmp_path).verify() == 1 and not (tmp_path / "quarantine").exists()

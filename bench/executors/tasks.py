@@ -26,12 +26,12 @@ from bench import data, nets
 from bench.config import ConfigError
 from bench.data import zca as zca_module
 from bench.data.readers import DataFileError
-from bench.experts import EXPERT_BUILDERS, Builder, ExpertContext
+from bench.experts import EXPERT_BUILDERS, EXPERT_PARTS, Builder, ExpertContext
 from bench.methods.base import SYNSET_FORMATS, Checkpoint, DistillContext
 from bench.methods.registry import load_builtin_maths
 from bench.plan import WHOLE_KIND, DistillTask, EvalTask, ExpertTask, Plan, content_key
-from bench.records import ArtifactMeta, Record
-from bench.store import Holder, Store, atomic_write
+from bench.records import ArtifactMeta, DamagedFile, Record
+from bench.store import Holder, Parts, Store, atomic_write
 from bench.train import Diverged, Progress, evaluate_synset
 from bench.whole import train_whole_dataset
 
@@ -56,12 +56,16 @@ class MissingInput(RuntimeError):
     """A task's input is not in the store: the task that makes it failed, was cancelled or never ran."""
 
 
-def _load_input(store: Store, key: str, what: str) -> tuple[dict[str, torch.Tensor], ArtifactMeta]:
-    if not store.has_artifact(key):
+def _load_input(store: Store, key: str, what: str) -> tuple[dict[str, torch.Tensor | Parts], ArtifactMeta]:
+    """The artifact `key`, verified: whole, or for a stage stored one file per expert its main file, each
+    expert being verified when the method first reads it. Loaded once: checking with `has_artifact` first
+    would read a stage stored whole twice."""
+    try:
+        return store.load_artifact(key)
+    except (FileNotFoundError, DamagedFile):
         raise MissingInput(f"this task needs {what} [{key}], which is not in the store {store.root}: the task "
                            f"that makes it failed, was cancelled or has not run. `bench status` shows why; "
-                           f"`bench run` again submits it.")
-    return store.load_artifact(key)
+                           f"`bench run` again submits it.") from None
 
 
 def resolve_device(name: str) -> torch.device:
@@ -140,7 +144,8 @@ def run_expert(task: ExpertTask, store: Store, datasets: DatasetCache, device: t
                progress: Progress) -> None:
     tensors, seconds = _build_expert(task, EXPERT_BUILDERS[task.spec.kind], datasets, device, progress)
     store.save_artifact({k: v.detach().cpu() for k, v in tensors.items()},
-                        ArtifactMeta(task.key, task.identity, seconds, provenance(device)))
+                        ArtifactMeta(task.key, task.identity, seconds, provenance(device)),
+                        parts=EXPERT_PARTS.get(task.spec.kind, ()))
 
 
 def run_whole(task: ExpertTask, store: Store, datasets: DatasetCache, device: torch.device,

@@ -2,9 +2,11 @@
 
 Two stages. The experts stage (`buffer.py`) trains networks on the full real training set and
 records every parameter after every epoch; it is cached and shared by every MTT-family cell of
-the same data set, architecture and expert settings. Distillation (`distill.py`) starts a student
-at an expert's epoch t0, takes `syn_steps` differentiable SGD steps on the synthetic set with a
-learnable lr alpha, and pulls the end point towards the expert's epoch t0 + `expert_epochs`:
+the same data set, architecture and expert settings. It is stored one file per expert and read an
+expert at a time (`bench.store.Parts`): the stage is 100 experts x 51 snapshots of a ConvNet, 10 GB
+for CIFAR-100, and an iteration needs two snapshots of one expert. Distillation (`distill.py`) starts
+a student at an expert's epoch t0, takes `syn_steps` differentiable SGD steps on the synthetic set
+with a learnable lr alpha, and pulls the end point towards the expert's epoch t0 + `expert_epochs`:
 
     loss = ||theta_N - theta*||^2 / ||theta_0 - theta*||^2
 
@@ -28,10 +30,14 @@ from bench.methods import specs
 from bench.methods.base import DistillContext, SyntheticSet, class_labels, initial_images
 from bench.methods.loop import IterativeMethod, LoopState
 from bench.methods.specs import MTTParams
+from bench.store import Parts
 from bench.train import accuracy, constant_lr, part_progress, seeded, train_fresh
 
 Forward = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 """forward(x, flat_params) -> logits: a network evaluated at a flat parameter vector."""
+Trajectories = torch.Tensor | Parts
+"""(experts, snapshots, P): from the store, `Parts` (an expert read when indexed), or a tensor (a stage
+stored whole by a bench before `Parts`, or built in memory)."""
 
 
 def flatten_params(net: nn.Module) -> torch.Tensor:
@@ -39,7 +45,7 @@ def flatten_params(net: nn.Module) -> torch.Tensor:
     return torch.cat([p.detach().reshape(-1) for p in net.parameters()]).float()
 
 
-@register_expert("trajectories")
+@register_expert("trajectories", parts=("trajectories",))
 def build_trajectories(ctx: ExpertContext) -> dict[str, torch.Tensor]:
     """Train `num_experts` fresh networks with plain SGD and record parameters at every epoch.
 
@@ -79,7 +85,7 @@ def flat_forward(net: nn.Module) -> Forward:
 
 
 def trajectory_student(ctx: DistillContext, max_start_epoch: int, expert_epochs: int,
-                       ) -> tuple[torch.Tensor, torch.Generator, Forward]:
+                       ) -> tuple[Trajectories, torch.Generator, Forward]:
     """What every trajectory-matching method starts from: the experts' trajectories (checked against
     the start epochs it will sample), the seeded generator, and the student network as a function of
     its flat parameters (its init drawn first from the generator)."""
@@ -108,15 +114,18 @@ class ExpertOrder:
         self.order = saved["order"].tolist()
 
 
-def next_segment(trajectories: torch.Tensor, order: list[int], max_start_epoch: int, expert_epochs: int,
+def next_segment(trajectories: Trajectories, order: list[int], max_start_epoch: int, expert_epochs: int,
                  generator: torch.Generator, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """The expert segment to match next, (start, target): every expert once per round in a fresh random
-    order (`order` holds the round's rest and is consumed in place), from a random start epoch."""
+    order (`order` holds the round's rest and is consumed in place), from a random start epoch.
+
+    Only this expert is read (from `Parts`: memory-mapped, whole the first time, to check it), and the
+    two snapshots are copied out of it, so nothing holds on to the rest."""
     if not order:
         order.extend(torch.randperm(len(trajectories), generator=generator).tolist())
     expert = trajectories[order.pop()]
     t0 = int(torch.randint(max_start_epoch, (1,), generator=generator))
-    return expert[t0].to(device), expert[t0 + expert_epochs].to(device)
+    return expert[t0].to(device, copy=True), expert[t0 + expert_epochs].to(device, copy=True)
 
 
 def unroll_student(forward: Forward, start: torch.Tensor, images: torch.Tensor, labels: torch.Tensor,
@@ -158,7 +167,7 @@ def trajectory_matching_loss(forward: Forward, start: torch.Tensor, target: torc
 @dataclass
 class MTTState(ExpertOrder, LoopState):
     ctx: DistillContext
-    trajectories: torch.Tensor
+    trajectories: Trajectories
     forward: Forward
     g: torch.Generator
     syn: torch.Tensor

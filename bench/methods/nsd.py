@@ -77,7 +77,8 @@ from bench.methods import specs
 from bench.methods.base import DistillContext, SyntheticSet, register_format
 from bench.methods.budget import storage_budget_values
 from bench.methods.loop import IterativeMethod, LoopState
-from bench.methods.mtt import ExpertOrder, Forward, matching_distance, next_segment, trajectory_student, unroll_student
+from bench.methods.mtt import (ExpertOrder, Forward, Trajectories, matching_distance, next_segment, trajectory_student,
+                               unroll_student)
 from bench.methods.specs import NSDParams
 
 Kind = Literal["stored", "fixed", "identity"]
@@ -441,7 +442,7 @@ def stored_set(layout: Layout, spectra: torch.Tensor, labels: torch.Tensor, kern
 class NSDState(ExpertOrder, LoopState):
     ctx: DistillContext
     layout: Layout
-    trajectories: torch.Tensor
+    trajectories: Trajectories  # read an expert at a time (`next_segment`)
     forward: Forward
     g: torch.Generator
     spectra: torch.Tensor
