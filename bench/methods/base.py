@@ -24,7 +24,7 @@ import torch.nn as nn
 from bench.data import Dataset, DatasetSpec
 from bench.methods.budget import storage_budget_bytes
 from bench.methods.specs import MethodSpec
-from bench.store import atomic_write
+from bench.store import Parts, atomic_write
 from bench.train import Progress
 
 
@@ -176,7 +176,7 @@ class DistillContext:
     make_net: Callable[[], nn.Module]
     dsa_strategy: str
     progress: Progress = field(default=lambda step, total, detail: None)
-    experts: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)
+    experts: dict[str, dict[str, torch.Tensor | Parts]] = field(default_factory=dict)  # a big stage: Parts
     checkpoint: Checkpoint = field(default_factory=Checkpoint)
 
     def generator(self) -> torch.Generator:
