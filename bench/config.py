@@ -110,6 +110,7 @@ class EvalSchema(_Schema):
     dsa_mode: Literal["single", "idc"] | None = None
     cutmix_prob: float | None = Field(default=None, ge=0, le=1, allow_inf_nan=False)
     cutmix_beta: PositiveFinite | None = None
+    batch_seeds: bool | None = None  # train a cell's seeds together (bench.batched); part of the recipe's hash
 
 
 class MethodSchema(_Schema):

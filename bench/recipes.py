@@ -32,7 +32,12 @@ class EvalRecipe:
     * `extra_epoch`: False runs exactly `epochs` passes (IDC) instead of `epochs + 1`;
     * `dsa_mode`: "idc" applies the DSA strategy as IDC's DiffAug does (see `idc_dsa`);
     * `cutmix_prob`, `cutmix_beta`: IDC's CutMix on each batch with this probability, the box area
-      drawn from Beta(beta, beta); with CutMix on, cutout is removed from the DSA strategy, as IDC does.
+      drawn from Beta(beta, beta); with CutMix on, cutout is removed from the DSA strategy, as IDC does;
+    * `batch_seeds`: train the seeds of a cell together (`bench.batched`). Each seed's network, data order and
+      augmentation are those of the one-at-a-time loop, but vmapped kernels round differently in the last
+      bits, so its accuracies are not bit-identical to the loop's: the option is part of the hashed identity
+      and such records never stand in for one-at-a-time ones. Off by default on every device; turning it on by
+      default on CUDA needs a GPU measurement first (benchmarks/batched_seeds.py).
     """
 
     epochs: int = 1000
@@ -48,6 +53,7 @@ class EvalRecipe:
     dsa_mode: DSAMode = "single"
     cutmix_prob: float = 0.0
     cutmix_beta: float = 1.0
+    batch_seeds: bool = False
 
     def __post_init__(self) -> None:
         if self.decay_at is not None:  # a suite's YAML list; a tuple keeps the recipe hashable
@@ -80,7 +86,7 @@ class EvalRecipe:
         return tuple(math.floor(f * self.epochs + 1e-9) - 1 for f in self.decay_at)
 
 
-OPTIONAL_FIELDS = ("decay_at", "extra_epoch", "dsa_mode", "cutmix_prob", "cutmix_beta")
+OPTIONAL_FIELDS = ("decay_at", "extra_epoch", "dsa_mode", "cutmix_prob", "cutmix_beta", "batch_seeds")
 
 PRESETS: dict[str, EvalRecipe] = {
     # DC/DSA/DM/IDM reference protocol: SGD 0.01, momentum 0.9, wd 5e-4, batch 256, 1000 epochs, DSA.

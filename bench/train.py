@@ -74,6 +74,28 @@ def cutmix(x: torch.Tensor, y: torch.Tensor, beta: float,
     return mixed, y[perm], 1.0 - (bottom - top) * (right - left) / (h * w)
 
 
+def augmented_batch(xb: torch.Tensor, yb: torch.Tensor, generator: torch.Generator, *, dsa_strategy: str,
+                    dsa_mode: DSAMode, cutmix_prob: float,
+                    cutmix_beta: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None, float]:
+    """One training batch as `train_epoch` feeds it: augmented (`dsa_mode`), then CutMixed with probability
+    `cutmix_prob`. Returns (images, labels, CutMix partner labels or None, weight of the own labels); the draws
+    from `generator` come in this order, so a loop that trains several networks draws as this one does."""
+    if dsa_strategy not in ("", "none"):
+        augment = dsa if dsa_mode == "single" else idc_dsa
+        xb = augment(xb, dsa_strategy, generator)
+    if cutmix_prob > 0 and float(torch.rand((), generator=generator)) < cutmix_prob:
+        xb, partner, keep = cutmix(xb, yb, cutmix_beta, generator)
+        return xb, yb, partner, keep
+    return xb, yb, None, 1.0
+
+
+def batch_loss(logits: torch.Tensor, yb: torch.Tensor, partner: torch.Tensor | None, keep: float) -> torch.Tensor:
+    """Cross-entropy of a batch from `augmented_batch`: CutMix weighs the own and the partner labels."""
+    if partner is None:
+        return F.cross_entropy(logits, yb)
+    return keep * F.cross_entropy(logits, yb) + (1 - keep) * F.cross_entropy(logits, partner)
+
+
 def train_epoch(net: nn.Module, x: torch.Tensor, y: torch.Tensor, opt: torch.optim.Optimizer, *,
                 batch_size: int, generator: torch.Generator, dsa_strategy: str = "none",
                 steps: int | None = None,
@@ -95,17 +117,10 @@ def train_epoch(net: nn.Module, x: torch.Tensor, y: torch.Tensor, opt: torch.opt
         if steps is not None and batches == steps:
             break
         idx = order[start:start + batch_size]
-        xb, yb = x[idx], y[idx]
-        if dsa_strategy not in ("", "none"):
-            augment = dsa if dsa_mode == "single" else idc_dsa
-            xb = augment(xb, dsa_strategy, generator)
-        if cutmix_prob > 0 and float(torch.rand((), generator=generator)) < cutmix_prob:
-            xb, partner, keep = cutmix(xb, yb, cutmix_beta, generator)
-            logits = net(xb)
-            loss = keep * F.cross_entropy(logits, yb) + (1 - keep) * F.cross_entropy(logits, partner)
-        else:
-            logits = net(xb)
-            loss = F.cross_entropy(logits, yb)
+        xb, yb, partner, keep = augmented_batch(x[idx], y[idx], generator, dsa_strategy=dsa_strategy,
+                                                dsa_mode=dsa_mode, cutmix_prob=cutmix_prob, cutmix_beta=cutmix_beta)
+        logits = net(xb)
+        loss = batch_loss(logits, yb, partner, keep)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -123,17 +138,41 @@ OnEpoch = Callable[[nn.Module, int, float], None]
 """on_epoch(net, epoch, loss): called after each pass (0-based epoch, its mean loss), e.g. to snapshot parameters."""
 
 
+def train_strategy(recipe: EvalRecipe, dsa_strategy: str) -> str:
+    """The DSA strategy `fit` trains with: none unless the recipe augments with DSA, less cutout under CutMix."""
+    strategy = dsa_strategy if recipe.augment == "dsa" else "none"
+    return without_cutout(strategy) if recipe.cutmix_prob > 0 else strategy
+
+
+def sgd(params: list[torch.Tensor], lr: float, recipe: EvalRecipe) -> torch.optim.Optimizer:
+    """The recipe's SGD; elementwise, so on stacked parameters it steps each network as on its own."""
+    return torch.optim.SGD(params, lr=lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
+
+
+def decayed(opt: torch.optim.Optimizer, params: list[torch.Tensor], lr: float, recipe: EvalRecipe,
+            epoch: int) -> tuple[torch.optim.Optimizer, float]:
+    """The optimiser and lr after pass `epoch` (0-based): at a decay pass the lr is multiplied by `decay_factor`,
+    with a fresh optimiser (the reference's single decay) or in place, keeping momentum (`decay_at`)."""
+    if epoch not in recipe.decay_epochs:
+        return opt, lr
+    lr *= recipe.decay_factor
+    if recipe.decay_at is None:
+        return sgd(params, lr, recipe), lr
+    for group in opt.param_groups:
+        group["lr"] = lr
+    return opt, lr
+
+
 def fit(net: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe: EvalRecipe, *, dsa_strategy: str,
         generator: torch.Generator, progress: Progress | None = None,
         on_batch: Callable[[torch.Tensor, torch.Tensor], None] | None = None,
         on_epoch: OnEpoch | None = None) -> nn.Module:
     """Train `net` on (x, y) with the recipe. All randomness (shuffling, DSA, CutMix) comes from `generator`.
     `on_batch` is `train_epoch`'s; `on_epoch` sees the network after each pass."""
-    strategy = dsa_strategy if recipe.augment == "dsa" else "none"
-    if recipe.cutmix_prob > 0:
-        strategy = without_cutout(strategy)
+    strategy = train_strategy(recipe, dsa_strategy)
+    params = list(net.parameters())
     lr = recipe.lr
-    opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
+    opt = sgd(params, lr, recipe)
     for epoch in range(recipe.passes):
         try:
             loss = train_epoch(net, x, y, opt, batch_size=recipe.batch_size, generator=generator,
@@ -141,14 +180,7 @@ def fit(net: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe: EvalRecipe, *,
                                cutmix_prob=recipe.cutmix_prob, cutmix_beta=recipe.cutmix_beta)
         except Diverged as exc:
             raise Diverged(f"{exc} in epoch {epoch + 1}/{recipe.passes} (lr {recipe.lr})") from None
-        if epoch in recipe.decay_epochs:
-            lr *= recipe.decay_factor
-            if recipe.decay_at is None:
-                opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=recipe.momentum,
-                                      weight_decay=recipe.weight_decay)
-            else:
-                for group in opt.param_groups:
-                    group["lr"] = lr
+        opt, lr = decayed(opt, params, lr, recipe, epoch)
         if on_epoch is not None:
             on_epoch(net, epoch, loss)
         if progress is not None:
