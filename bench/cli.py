@@ -93,7 +93,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     _check_device(args.device or site.device, error, here=executor_name == "local" and not args.dry_run)
     site.check_writable("store")
     from bench.executors import ExecutorError, make_executor
-    from bench.executors.tasks import pending
+    from bench.executors.todo import pending
     from bench.plan import make_plan
     from bench.store import Store
 
@@ -135,7 +135,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from tabulate import tabulate
 
     from bench.executors import STATES, make_executor, older_code
-    from bench.executors.tasks import stage_of
+    from bench.executors.todo import stage_of
     from bench.plan import make_plan
     from bench.store import Store
 
@@ -210,7 +210,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     store, scope = Store(site.store), f"store {site.store}"
     keys = None
     if args.suite:
-        from bench.executors.tasks import plan_tasks
+        from bench.executors.todo import plan_tasks
         from bench.plan import make_plan
         suite = load_suite(_suite_path(args.suite), site)
         keys, scope = [t.key for t in plan_tasks(make_plan(suite))], f"suite '{suite.name}' in {scope}"

@@ -155,7 +155,9 @@ WHOLE_KIND = "whole_dataset"  # the stage that trains on the full training set (
 
 def whole_recipe(recipe: EvalRecipe) -> EvalRecipe:
     """The recipe the full training set is trained with: the method's own, except that a learned lr
-    (MTT's, stored with its synthetic set) does not exist for real data, so the standard preset's lr is used."""
+    (MTT's, stored with its synthetic set) does not exist for real data, so the standard preset's lr is used,
+    and that its seeds train one at a time (a Whole Dataset run is one task per seed)."""
+    recipe = replace(recipe, batch_seeds=False)
     return replace(recipe, lr=PRESETS["standard"].lr) if recipe.lr == "learned" else recipe
 
 

@@ -39,13 +39,15 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Callable, Collection, Iterable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Collection, Iterable, TypeVar
 
-import torch
 
 from bench.atomic import atomic_write
 from bench.records import (CHECKSUMMED, ArtifactMeta, DamagedFile, Record, check_record, field_reader,
                            load_record)
+
+if TYPE_CHECKING:  # torch is imported where tensors are read or written: planning a suite needs none
+    import torch
 
 QUARANTINE = "quarantine"
 PARTS = ".parts"  # artifacts/<k[:2]>/<key>.parts/<name>.<row>.pt: the rows of an artifact's `Parts`
@@ -143,6 +145,8 @@ def _read_fields(root: str, keys: list[str], fields: tuple[str, ...]) -> tuple[l
 def _digest(tensors: dict[str, torch.Tensor], meta: str, parts: dict[str, Any] | None = None) -> str:
     """SHA-256 of an artifact's metadata text, of its `parts` (the checksum of each row stored apart, where it
     has any) and of each tensor's name, dtype, shape and bytes."""
+    import torch
+
     h = hashlib.sha256(meta.encode())
     if parts:
         h.update(json.dumps(parts, sort_keys=True).encode())
@@ -156,6 +160,8 @@ def _digest(tensors: dict[str, torch.Tensor], meta: str, parts: dict[str, Any] |
 def _torch_load(data: bytes | Path) -> Any:
     """What torch.save wrote, from a file's bytes, or memory-mapped from a file (only what is used of its tensors
     is read); `DamagedFile` where it is not a torch file."""
+    import torch
+
     if not (data if isinstance(data, bytes) else data.stat().st_size):
         raise DamagedFile("it is empty (zero bytes)")
     try:
@@ -174,6 +180,8 @@ def _artifact(data: bytes, key: str) -> tuple[dict[str, torch.Tensor], ArtifactM
     """An artifact file's tensors, metadata and parts (name: {shape, checksums} of each tensor stored one file
     per row; none in a file of a bench before parts), verified: its layout, its metadata's fields and key, and
     the checksum of metadata, parts and tensors (an artifact of a bench before checksums has none)."""
+    import torch
+
     payload = _torch_load(data)
     if not (isinstance(payload, dict) and isinstance(payload.get("tensors"), dict)
             and isinstance(payload.get("meta"), str) and isinstance(payload.get("parts", {}), dict)
@@ -216,6 +224,8 @@ class Parts:
     """
 
     def __init__(self, store: Store, key: str, name: str, shape: list[int], checksums: list[str]):
+        import torch
+
         self.store, self.key, self.name, self.checksums = store, key, name, checksums
         self.shape = torch.Size(shape)
         self._verified: set[int] = set()
@@ -235,6 +245,8 @@ class Parts:
                 self[row]
 
     def __getitem__(self, row: int) -> torch.Tensor:
+        import torch
+
         path = self.store._part_path(self.key, self.name, row)
         try:
             tensor = _torch_load(path)
@@ -432,6 +444,8 @@ class Store:
         its checksum in the main file (read back as `Parts`); the rows are written first and the main file
         last, each atomically, so a reader sees the whole artifact or none.
         """
+        import torch
+
         key = meta.key
         if not self.has_artifact(key):
             text = meta.to_json()
@@ -447,6 +461,8 @@ class Store:
 
     def _save_rows(self, key: str, name: str, tensor: torch.Tensor) -> dict[str, Any]:
         """Write each row of `tensor` to its own file; its shape and the rows' checksums, for the main file."""
+        import torch
+
         checksums = []
         for i in range(len(tensor)):
             row = tensor[i].clone()  # torch.save of a view would write the whole tensor's storage

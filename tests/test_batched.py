@@ -95,3 +95,24 @@ def test_batch_seeds_is_hashed_only_when_on() -> None:
     on = recipe.with_overrides(EvalSchema(batch_seeds=True).model_dump(exclude_none=True))
     assert "batch_seeds" not in recipe.as_dict() and on.batch_seeds and on.as_dict()["batch_seeds"] is True
     assert content_key(recipe.as_dict()) != content_key(on.as_dict())
+
+
+def test_bench_run_trains_a_cells_seeds_together_with_the_accuracies_of_one_at_a_time(tmp_path, monkeypatch) -> None:
+    """`eval: {batch_seeds: true}` through the CLI: the three seeds of each cell run as one task and score what the
+    one-at-a-time loop scores, within one test image."""
+    import json
+
+    from bench.cli import main
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bench.yaml").write_text("device: cpu\nworkers: 1\n")
+    suite = "datasets: [digits]\nipc: [2]\neval_archs: [ConvNet]\nmethods: [{name: random}]\nseeds: [0, 1, 2]\n"
+    accuracies = {}
+    for batched in (False, True):
+        (tmp_path / "s.yaml").write_text(suite + f"eval: {{epochs: 3, batch_seeds: {str(batched).lower()}}}\n")
+        assert main(["run", "s.yaml"]) == 0
+        records = [json.loads(p.read_text()) for p in (tmp_path / "results" / "records").rglob("*.json")]
+        accuracies[batched] = {r["eval_seed"]: r["accuracy"] for r in records
+                               if r["recipe"].get("batch_seeds", False) == batched}
+    assert accuracies[False].keys() == accuracies[True].keys() == {0, 1, 2}
+    for seed, acc in accuracies[False].items():
+        assert abs(acc - accuracies[True][seed]) <= 100 / 540 + 1e-9, seed

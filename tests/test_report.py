@@ -266,7 +266,8 @@ def test_whole_dataset_stage_trains_on_the_full_training_set(bench, workdir: Pat
 
 def test_whole_dataset_artifact_of_an_older_bench_becomes_a_record_without_training(workdir: Path) -> None:
     """tests/fixtures/whole_v1.pt is a whole-dataset run as an older bench stored it (an `accuracy` tensor)."""
-    from bench.executors.tasks import DatasetCache, is_done, run_task
+    from bench.executors.tasks import DatasetCache, run_task
+    from bench.executors.todo import is_done
     write(workdir / "w.yaml", "name: w\ndatasets: [digits]\nipc: [1]\neval_archs: [MLP]\nmethods: [{name: random}]\n"
                               "seeds: [0]\neval: {epochs: 2}\nwhole_dataset: true\n")
     (task,) = make_plan(load_suite(workdir / "w.yaml")).whole

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from bench.config import Site
-    from bench.executors.tasks import Pending
+    from bench.executors.todo import Pending
     from bench.plan import DistillTask, EvalTask, ExpertTask, Plan
     from bench.store import Store
 

@@ -14,8 +14,9 @@ import torch
 
 from bench.config import Site
 from bench.executors import Outcome, TaskStatus
-from bench.executors.tasks import (Busy, DatasetCache, Pending, Task, check_data, fmt_time, inputs_of, is_done,
-                                   plan_tasks, progress_lines, resolve_device, run_task, stage_of)
+from bench.executors.tasks import (Busy, DatasetCache, check_data, fmt_time, progress_lines, resolve_device,
+                                   run_seeds, run_task)
+from bench.executors.todo import Pending, Task, inputs_of, is_done, plan_tasks, stage_of
 from bench.plan import EvalTask, Plan
 from bench.store import Store
 from bench.train import Progress
@@ -185,6 +186,8 @@ def run_local(plan: Plan, todo: Pending, store: Store, datasets: DatasetCache, d
             if is_done(task, store):
                 board.finished(kind, label, 0.0, " (done by another run)", key=task.key)
                 return True
+            if isinstance(task, EvalTask) and task.recipe.batch_seeds:
+                return seeds_of(task)
             result = run_task(task, store, datasets, device, board.task_progress(label), plan.suite.name,
                               checkpoint_every)
         except Busy:
@@ -201,6 +204,24 @@ def run_local(plan: Plan, todo: Pending, store: Store, datasets: DatasetCache, d
         ran += 1
         board.finished(kind, label, time.perf_counter() - start, result, key=task.key)
         return True
+
+    def seeds_of(task: EvalTask) -> bool:
+        """`task` and the queued evaluations that differ from it only in seed, trained together (`batch_seeds`);
+        False where another run holds `task`."""
+        group = [task] + [t for t in queue.values() if isinstance(t, EvalTask) and t is not task and
+                          (t.distill.key, t.arch, t.recipe) == (task.distill.key, task.arch, task.recipe)]
+        start = time.perf_counter()
+        said = run_seeds(group, store, datasets, device, board.task_progress(task.describe()), plan.suite.name)
+        for t in group:
+            if t.key in said:
+                board.finished("evaluate", t.describe(), (time.perf_counter() - start) / len(said), said[t.key],
+                               key=t.key)
+                queue.pop(t.key, None)
+        nonlocal ran
+        ran += len(said)
+        if task.key not in said and is_done(task, store):
+            board.finished("evaluate", task.describe(), 0.0, " (done by another run)", key=task.key)
+        return task.key in said or is_done(task, store)
 
     held: frozenset[str] = frozenset()
     while queue:

@@ -35,8 +35,9 @@ import submitit
 from bench.config import Site
 from bench.executors import ExecutorError, Outcome, TaskStatus
 from bench.executors.profiles import STAGES, SlurmProfile, choose_profile, submitit_parameters
-from bench.executors.tasks import (Busy, DatasetCache, Pending, Task, check_data, inputs_of, is_done, plan_tasks,
-                                   progress_lines, resolve_device, run_task, slurm_job_id, stage_of)
+from bench.executors.tasks import (Busy, DatasetCache, check_data, progress_lines, resolve_device, run_task,
+                                   slurm_job_id)
+from bench.executors.todo import Pending, Task, inputs_of, is_done, plan_tasks, stage_of
 from bench.plan import Plan
 from bench.store import Store, atomic_write
 

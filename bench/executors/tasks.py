@@ -9,12 +9,14 @@ the store while it runs, so an interrupted one resumes where it was.
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
 import platform
 import socket
 import subprocess
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timezone
 from functools import cache
 from pathlib import Path
@@ -26,16 +28,17 @@ from bench import data, nets
 from bench.config import ConfigError
 from bench.data import zca as zca_module
 from bench.data.readers import DataFileError
+from bench.executors.todo import Task, is_done, is_whole
 from bench.experts import EXPERT_BUILDERS, EXPERT_PARTS, Builder, ExpertContext
 from bench.methods.base import SYNSET_FORMATS, Checkpoint, DistillContext
 from bench.methods.registry import load_builtin_maths
-from bench.plan import WHOLE_KIND, DistillTask, EvalTask, ExpertTask, Plan, content_key
+from bench.plan import DistillTask, EvalTask, ExpertTask, content_key
 from bench.records import ArtifactMeta, DamagedFile, Record
-from bench.store import Holder, Parts, Store, atomic_write
+from bench.store import Claim, Holder, Parts, Store, atomic_write
+from bench.batched import evaluate_synset_batched
 from bench.train import Diverged, Progress, evaluate_synset
 from bench.whole import train_whole_dataset
 
-Task = ExpertTask | DistillTask | EvalTask
 
 load_builtin_maths()  # their synthetic-set formats and expert builders, which the tasks look up by name
 
@@ -213,17 +216,32 @@ def run_distill(task: DistillTask, store: Store, datasets: DatasetCache, device:
 
 def run_evaluate(task: EvalTask, store: Store, datasets: DatasetCache, device: torch.device,
                  progress: Progress, suite: str) -> Record:
-    dataset = datasets(task.distill.dataset, task.distill.zca)
-    tensors, meta = _load_input(store, task.distill.key, f"the artifact of `{task.distill.describe()}`")
+    return run_evaluations([task], store, datasets, device, progress, suite)[0]
+
+
+def run_evaluations(tasks: list[EvalTask], store: Store, datasets: DatasetCache, device: torch.device,
+                    progress: Progress, suite: str) -> list[Record]:
+    """Evaluations of one synthetic set with one architecture and recipe, differing only in seed: one at a time,
+    or, where there are several, trained together (`bench.batched`, the recipe's `batch_seeds`); a record each."""
+    first, d = tasks[0], tasks[0].distill
+    dataset = datasets(d.dataset, d.zca)
+    tensors, meta = _load_input(store, d.key, f"the artifact of `{d.describe()}`")
     synset = SYNSET_FORMATS[meta.format].from_tensors(tensors)
     x, y = synset.training_data()
-    recipe = replace(task.recipe, lr=synset.eval_lr(task.recipe.lr))
+    recipe = replace(first.recipe, lr=synset.eval_lr(first.recipe.lr))
+    build, spec = _builder(first.arch, dataset.spec), dataset.spec
     start = time.perf_counter()
-    acc, diverged = _scored(lambda: evaluate_synset(
-        _builder(task.arch, dataset.spec), x, y, dataset.x_test, dataset.y_test, recipe, seed=task.seed,
-        dsa_strategy=dataset.spec.dsa_strategy, device=device, progress=progress))
-    d = task.distill
-    record = Record(
+    if len(tasks) > 1:
+        accuracies = evaluate_synset_batched(build, x, y, dataset.x_test, dataset.y_test, recipe,
+                                             [t.seed for t in tasks], spec.dsa_strategy, device, progress)
+        scores = [(a, None) if math.isfinite(a) else (None, "the training loss became NaN or Inf (seeds trained "
+                                                             "together)") for a in accuracies]
+    else:
+        scores = [_scored(lambda: evaluate_synset(build, x, y, dataset.x_test, dataset.y_test, recipe,
+                                                  seed=first.seed, dsa_strategy=spec.dsa_strategy, device=device,
+                                                  progress=progress))]
+    seconds = (time.perf_counter() - start) / len(tasks)
+    records = [Record(
         key=task.key, suite=suite, group=d.method.cls.group, method=d.method.cls.name, method_label=d.method.label,
         method_version=d.method.cls.version, params=d.identity["params"],
         params_hash=content_key(d.identity["params"]), dataset=d.dataset, ipc=d.ipc, distill_arch=d.arch,
@@ -231,10 +249,11 @@ def run_evaluate(task: EvalTask, store: Store, datasets: DatasetCache, device: t
         over_budget=meta.over_budget, train_bytes=_train_bytes(dataset), distill_time_s=meta.time_s,
         expert_time_s=meta.expert_time_s, zca=d.zca, artifact_format=meta.format, eval_arch=task.arch,
         recipe=task.recipe.as_dict(), recipe_hash=content_key(task.recipe.as_dict()), lr_used=recipe.lr,
-        eval_seed=task.seed, accuracy=acc, diverged=diverged, wall_time_s=time.perf_counter() - start,
-        created=_now(), **provenance(device))
-    store.write_record(record)
-    return record
+        eval_seed=task.seed, accuracy=acc, diverged=diverged, wall_time_s=seconds, created=_now(),
+        **provenance(device)) for task, (acc, diverged) in zip(tasks, scores)]
+    for record in records:
+        store.write_record(record)
+    return records
 
 
 def _train_bytes(dataset: data.Dataset) -> int:
@@ -244,44 +263,6 @@ def _train_bytes(dataset: data.Dataset) -> int:
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-@dataclass
-class Pending:
-    """What a plan still needs, given the store."""
-
-    experts: list[ExpertTask]
-    distill: list[DistillTask]
-    evaluate: list[EvalTask]
-    done: int
-    total: int
-
-    @property
-    def tasks(self) -> list[ExpertTask | DistillTask | EvalTask]:
-        return [*self.experts, *self.distill, *self.evaluate]
-
-
-def pending(plan: Plan, store: Store) -> Pending:
-    """Evaluate tasks without a record, the artifacts they need and lack, the experts those need, and
-    the whole-dataset stages not yet run."""
-    evals = list({e.key: e for e in plan.evaluate}.values())
-    todo = [e for e in evals if not store.has_record(e.key)]
-    needed = {e.distill.key for e in todo}
-    distill = [d for d in plan.distill if d.key in needed and not store.has_artifact(d.key)]
-    needed_experts = {e.key for d in distill for e in d.experts}
-    experts = [e for e in plan.experts if e.key in needed_experts and not store.has_artifact(e.key)]
-    experts += [w for w in plan.whole if not store.has_record(w.key)]  # whole-dataset rows: needed by none
-    total = len(evals) + len(plan.distill) + len(plan.experts) + len(plan.whole)
-    return Pending(experts, distill, todo, total - len(todo) - len(distill) - len(experts), total)
-
-
-def stage_of(task: Task) -> str:
-    return "expert" if isinstance(task, ExpertTask) else "distill" if isinstance(task, DistillTask) else "evaluate"
-
-
-def plan_tasks(plan: Plan) -> list[Task]:
-    """Every task of the plan once, in stage order (experts and whole-dataset runs, distill, evaluate)."""
-    return [*plan.experts, *plan.whole, *plan.distill, *{e.key: e for e in plan.evaluate}.values()]
 
 
 def check_data(tasks: list[Task], datasets: DatasetCache) -> None:
@@ -296,16 +277,6 @@ def check_data(tasks: list[Task], datasets: DatasetCache) -> None:
             raise ConfigError(f"{exc} (data_root is set in bench.yaml, or `--config` names another one.)") from None
         except DataFileError as exc:
             raise ConfigError(str(exc)) from None
-
-
-def _is_whole(task: Task) -> bool:
-    return isinstance(task, ExpertTask) and task.spec.kind == WHOLE_KIND
-
-
-def is_done(task: Task, store: Store) -> bool:
-    """Evaluations and whole-dataset runs leave a record, the other tasks an artifact."""
-    recorded = isinstance(task, EvalTask) or _is_whole(task)
-    return store.has_record(task.key) if recorded else store.has_artifact(task.key)
 
 
 def run_task(task: Task, store: Store, datasets: DatasetCache, device: torch.device, progress: Progress,
@@ -324,19 +295,32 @@ def run_task(task: Task, store: Store, datasets: DatasetCache, device: torch.dev
         if isinstance(task, DistillTask):
             run_distill(task, store, datasets, device, progress, checkpoint_every)
             return ""
-        if isinstance(task, ExpertTask) and not _is_whole(task):
+        if isinstance(task, ExpertTask) and not is_whole(task):
             run_expert(task, store, datasets, device, progress)
             return ""
-        run = run_whole if _is_whole(task) else run_evaluate
-        record = run(task, store, datasets, device, progress, suite)
+        run = run_whole if is_whole(task) else run_evaluate
+        return said(run(task, store, datasets, device, progress, suite))
+
+
+def run_seeds(tasks: list[EvalTask], store: Store, datasets: DatasetCache, device: torch.device,
+              progress: Progress, suite: str) -> dict[str, str]:
+    """Evaluations that differ only in seed (`batch_seeds`), trained together, each under its claim; by key, what
+    to say after the name of each one run here (one done or held elsewhere is left to its holder)."""
+    with contextlib.ExitStack() as held:
+        mine = []
+        for task in tasks:
+            claim = None if is_done(task, store) else store.claim(task.key)
+            if isinstance(claim, Claim):
+                held.enter_context(claim)
+                mine.append(task)
+        if not mine:
+            return {}
+        return {r.key: said(r) for r in run_evaluations(mine, store, datasets, device, progress, suite)}
+
+
+def said(record: Record) -> str:
+    """What the board says after a run's name: its accuracy, or that it diverged."""
     return f": diverged ({record.diverged})" if record.diverged else f": {record.accuracy:.2f}%"
-
-
-def inputs_of(task: Task) -> list[str]:
-    """The keys of the artifacts a task reads: a distillation's experts, an evaluation's synthetic set."""
-    if isinstance(task, DistillTask):
-        return [e.key for e in task.experts]
-    return [task.distill.key] if isinstance(task, EvalTask) else []
 
 
 def fmt_time(seconds: float) -> str:

@@ -26,7 +26,8 @@ from typing import Any, Iterator
 import torch
 
 from bench.executors.local import ProgressBoard, available_cores, run_local
-from bench.executors.tasks import DatasetCache, Pending, progress_lines
+from bench.executors.tasks import DatasetCache, progress_lines
+from bench.executors.todo import Pending
 from bench.plan import Plan
 from bench.store import Store
 from bench.train import Progress
