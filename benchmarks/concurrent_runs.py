@@ -13,7 +13,7 @@ evaluations); `--suite`
 runs another (e.g. suites/demo.yaml). With two free cores `two` and `workers` should take about half of
 `one`'s time; on a loaded machine the figures are noisier, so run it when the machine is quiet.
 
-Usage: python benchmarks/concurrent_runs.py [--suite FILE] [--keep DIR]
+Usage: python benchmarks/concurrent_runs.py [--suite FILE] [--keep DIR] [--modes one,two,workers]
 """
 
 from __future__ import annotations
@@ -63,11 +63,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--suite", type=Path, help="suite file to run (default: a small digits suite)")
     parser.add_argument("--keep", type=Path, help="keep the work folders under this folder")
+    parser.add_argument("--modes", default="one,two,workers", help="which of one, two, workers to run")
     args = parser.parse_args()
+    modes = args.modes.split(",")
     root = args.keep or Path(tempfile.mkdtemp(prefix="bench-concurrent-"))
     text = args.suite.read_text() if args.suite else SUITE
     times = {}
     for label, processes, workers in (("one", 1, 1), ("two", 2, 1), ("workers", 1, 2)):
+        if label not in modes:
+            continue
         workdir = root / label
         workdir.mkdir(parents=True)
         (workdir / "suite.yaml").write_text(text)
@@ -75,7 +79,7 @@ def main() -> None:
         records = len(list((workdir / "results" / "records").rglob("*.json")))
         times[label] = seconds
         print(f"{label:8s} {seconds:7.1f} s wall, tasks run per process {ran}, {records} records", flush=True)
-    for label in ("two", "workers"):
+    for label in (m for m in ("two", "workers") if m in times and "one" in times):
         print(f"{label} / one: {times[label] / times['one']:.2f}x the wall time "
               f"({times['one'] / times[label]:.2f}x the throughput), on {os.cpu_count()} cores")
 
