@@ -11,7 +11,7 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field, replace
 from functools import cache
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 from bench.config import ConfigError, MethodEntry, Suite
 from bench.experts import ExpertSpec
@@ -19,6 +19,8 @@ from bench.methods.registry import source_hash
 from bench.methods.specs import Params
 from bench.recipes import PRESETS, EvalRecipe
 from bench.report.inputs import WHOLE, ExpectedCell, MethodOptions, ReportOptions
+
+T = TypeVar("T")
 
 # Bump when the evaluation loop changes what it computes: old records then no longer match.
 EVAL_LOOP_VERSION = 1
@@ -81,7 +83,8 @@ class DistillTask:
     def make(cls, method: MethodEntry, dataset: str, ipc: int, arch: str, seed: int) -> DistillTask:
         params = method.params_for(dataset, ipc)
         arch_used = arch if method.cls.uses_network else None
-        experts = tuple(ExpertTask.make(s) for s in method.cls(params).experts(dataset, arch))
+        experts = tuple(ExpertTask.make(s) for s in planned(method, "experts",
+                                                             lambda: method.cls(params).experts(dataset, arch)))
         identity = {"kind": "distill", "method": method.cls.name, "version": method.cls.version,
                     "params": params.model_dump(mode="json"), "dataset": dataset, "ipc": ipc,
                     "arch": arch_used, "seed": seed, "experts": [e.key for e in experts]}
@@ -206,12 +209,26 @@ def make_plan(suite: Suite) -> Plan:
                 tuple(whole.values()), refused)
 
 
+def planned(method: MethodEntry, hook: str, call: Callable[[], T]) -> T:
+    """A method's own planning code (`check_cell`, `experts`), run for the plan: where a plugin's raises, one
+    paragraph naming the method and its module, not a traceback."""
+    try:
+        return call()
+    except ConfigError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - anything a plugin's code raises
+        raise ConfigError(f"{method.origin}: method '{method.cls.name}' ({method.cls.__module__}) raised "
+                          f"{type(exc).__name__} in its {hook}() while the suite was planned: {exc}. Fix the "
+                          f"method; nothing has run.") from None
+
+
 def refusals(suite: Suite) -> tuple[Refusal, ...]:
     """The cells each method entry declines, with its reason."""
     found = []
     for m in suite.methods:
         own = [Refusal(m.label, dataset, ipc, reason) for dataset in suite.datasets for ipc in suite.ipcs
-               if (reason := m.cls.check_cell(dataset, ipc, m.params_for(dataset, ipc))) is not None]
+               if (reason := planned(m, "check_cell", lambda: m.cls.check_cell(
+                   dataset, ipc, m.params_for(dataset, ipc)))) is not None]
         if len(own) == len(suite.datasets) * len(suite.ipcs):
             raise ConfigError(f"{m.origin}: '{m.cls.name}' refuses every cell of this suite: {own[0].reason}")
         found += own

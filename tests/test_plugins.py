@@ -214,3 +214,32 @@ def test_editing_a_plugin_makes_new_tasks_instead_of_reusing_old_results(workdir
     assert f"Not used: {said}" in (workdir / "reports" / "s" / "table.md").read_text()
     assert bench(["run", "s.yaml"], workdir, workdir).returncode == 0
     assert said in bench(["status", "s.yaml"], workdir, workdir).stdout  # the new version's set is not "older"
+
+
+RAISES_WHEN_PLANNED = """\
+from bench.methods import Method
+
+
+class Picky(Method):
+    name = "picky"
+    description = "its check_cell raises"
+    uses_network = False
+
+    @classmethod
+    def check_cell(cls, dataset, ipc, params):
+        raise RuntimeError("no idea about " + dataset)
+
+    def distill(self, ctx):
+        raise AssertionError("never planned, never run")
+"""
+
+
+def test_a_plugin_that_raises_while_the_suite_is_planned_is_one_paragraph(workdir: Path) -> None:
+    write(workdir / "picky.py", RAISES_WHEN_PLANNED)
+    write(workdir / "s.yaml", "datasets: [digits]\nipc: [1]\neval_archs: [MLP]\nmethods: [{entry: \"picky:Picky\"}]\n"
+                              "seeds: [0]\n")
+    for command in (["validate", "s.yaml"], ["run", "s.yaml", "--dry-run"]):
+        done = bench(command, workdir, workdir)
+        assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+        assert "method 'picky' (picky) raised RuntimeError in its check_cell() while the suite was planned: no idea " \
+               "about digits" in done.stderr and done.stderr.count("\n") == 1
