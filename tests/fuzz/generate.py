@@ -345,7 +345,7 @@ SUITES: list[tuple[str, str, str]] = [
     ("params-udd-num-regions", "more udd regions than candidates", params("udd", "iterations: 3, num_regions: 100")),
     ("params-udd-decay-at", "a udd lr decay point past the end",
      params("udd", "iterations: 3, lr_img_decay_at: [1.5]")),
-    ("params-udd-factor", "udd factor 3", params("udd", "iterations: 3, factor: 3")),
+    ("params-udd-factor", "udd factor 0", params("udd", "iterations: 3, factor: 0")),
     ("params-udd-tau-zero", "udd tau 0", params("udd", "iterations: 3, tau: 0")),
     ("params-random-any", "a parameter for random, which takes none", params("random", "iterations: 3")),
     # ---- method plugins (tests/fuzz/plugins is put on the path)
