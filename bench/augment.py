@@ -5,7 +5,8 @@ each call picks one op family uniformly from the '_'-separated strategy and appl
 the whole batch. All ops are differentiable w.r.t. x.
 
 Randomness comes only from the caller's CPU `torch.Generator`; values are drawn on CPU and
-moved to x's device, so a given generator state gives the same parameters on any device.
+moved to x's device (`to_device`: pinned memory, an asynchronous copy, so a GPU run never waits for its queue to
+drain on every batch), and a given generator state gives the same parameters on any device.
 
 Siamese use (matching, `siamese=True`): the reference seeds both calls identically and switches
 to "batch mode", where every sample of a batch gets the first sample's parameters. Here: make
@@ -41,6 +42,14 @@ class DSAParams:
     contrast: float = 0.5
     # DatasetCondensation relies on the grid_sample default (False); MTT passes True.
     align_corners: bool = False
+
+
+def to_device(t: Tensor, device: torch.device) -> Tensor:
+    """A CPU tensor of random draws on `device`. To a GPU through pinned memory without blocking: a copy from
+    ordinary (pageable) memory makes the host wait until the GPU has finished all queued work, once per batch."""
+    if device.type != "cuda":
+        return t.to(device)
+    return t.contiguous().pin_memory().to(device, non_blocking=True)
 
 
 def siamese_generator(seed: int) -> torch.Generator:
@@ -200,5 +209,6 @@ def dsa(x: Tensor, strategy: str, generator: torch.Generator, params: DSAParams 
     family = pick_family(strategy, generator)
     if family is None:
         return x
-    drawn = sample_params(family, x.shape, generator, params, siamese)
+    drawn = {name: to_device(t, x.device) for name, t in sample_params(family, x.shape, generator, params,
+                                                                       siamese).items()}
     return apply_family(family, x, drawn, params).contiguous()

@@ -24,6 +24,7 @@ import torch
 import torch.nn as nn
 from torch.func import functional_call, stack_module_state, vmap
 
+from bench.augment import to_device
 from bench.recipes import EvalRecipe
 from bench.train import Progress, accuracy, augmented_batch, batch_loss, decayed, seeded, sgd, train_strategy
 
@@ -41,7 +42,7 @@ def fit_batched(nets: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, rec
     opt = sgd(leaves, lr, recipe)
     why: list[str | None] = [None] * len(nets)
     for epoch in range(recipe.passes):
-        orders = [torch.randperm(len(x), generator=g).to(x.device) for g in generators]
+        orders = [to_device(torch.randperm(len(x), generator=g), x.device) for g in generators]
         total, steps = torch.zeros(len(nets), device=x.device), 0
         for start in range(0, len(x), recipe.batch_size):
             batches = [augmented_batch(x[order[start:start + recipe.batch_size]],

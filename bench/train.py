@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from bench.augment import dsa
+from bench.augment import dsa, to_device
 from bench.recipes import DSAMode, EvalRecipe
 
 class Diverged(ArithmeticError):
@@ -63,7 +63,7 @@ def cutmix(x: torch.Tensor, y: torch.Tensor, beta: float,
     """
     lam = np.random.default_rng(int(torch.randint(2**62, (1,), generator=generator))).beta(beta, beta)
     n, _, h, w = x.shape
-    perm = torch.randperm(n, generator=generator).to(x.device)
+    perm = to_device(torch.randperm(n, generator=generator), x.device)
     cut = math.sqrt(1.0 - lam)
     cut_h, cut_w = int(h * cut), int(w * cut)
     cy, cx = int(torch.randint(h, (1,), generator=generator)), int(torch.randint(w, (1,), generator=generator))
@@ -111,7 +111,7 @@ def train_epoch(net: nn.Module, x: torch.Tensor, y: torch.Tensor, opt: torch.opt
     once per pass, where a NaN or Inf raises `Diverged`.
     """
     net.train()
-    order = torch.randperm(len(x), generator=generator).to(x.device)
+    order = to_device(torch.randperm(len(x), generator=generator), x.device)
     total, batches = torch.zeros((), device=x.device), 0
     for start in range(0, len(x), batch_size):
         if steps is not None and batches == steps:
@@ -190,12 +190,12 @@ def fit(net: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe: EvalRecipe, *,
 
 @torch.no_grad()
 def accuracy(net: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 256) -> float:
-    """Top-1 accuracy in percent, net in eval mode."""
+    """Top-1 accuracy in percent, net in eval mode; counted on the device and read once."""
     net.eval()
-    correct = 0
+    correct = torch.zeros((), dtype=torch.long, device=x.device)
     for start in range(0, len(x), batch_size):
-        correct += (net(x[start:start + batch_size]).argmax(1) == y[start:start + batch_size]).sum().item()
-    return 100.0 * correct / len(x)
+        correct += (net(x[start:start + batch_size]).argmax(1) == y[start:start + batch_size]).sum()
+    return 100.0 * correct.item() / len(x)
 
 
 def seeded(seed: int, build: Callable[[], nn.Module]) -> nn.Module:
