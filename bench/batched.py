@@ -75,12 +75,12 @@ def fit_batched(nets: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, rec
 def evaluate_synset_batched(build: Callable[[], nn.Module], x: torch.Tensor, y: torch.Tensor,
                             x_test: torch.Tensor, y_test: torch.Tensor, recipe: EvalRecipe, seeds: Sequence[int],
                             dsa_strategy: str, device: torch.device,
-                            progress: Progress | None = None) -> list[float]:
-    """`evaluate_synset` for each of `seeds`, trained together. A seed whose training diverged scores NaN
-    (where `evaluate_synset` raises `Diverged`); the others are trained on unaffected."""
+                            progress: Progress | None = None) -> list[tuple[float | None, str | None]]:
+    """`evaluate_synset` for each of `seeds`, trained together: per seed (accuracy, None), or (None, why) where its
+    training diverged (where `evaluate_synset` raises `Diverged`); the others are trained on unaffected."""
     nets = [seeded(seed, build).to(device) for seed in seeds]
     why = fit_batched(nets, x.to(device), y.to(device), recipe, dsa_strategy=dsa_strategy,
                       generators=[torch.Generator().manual_seed(seed + 1) for seed in seeds], progress=progress)
     x_test, y_test = x_test.to(device), y_test.to(device)
-    return [math.nan if diverged else accuracy(net, x_test, y_test, recipe.test_batch_size)
+    return [(None, diverged) if diverged else (accuracy(net, x_test, y_test, recipe.test_batch_size), None)
             for net, diverged in zip(nets, why)]

@@ -56,7 +56,8 @@ def main() -> None:
     ways = {
         "one at a time": lambda r: [evaluate_synset(build, x, y, x_test, y_test, r, seed=s, dsa_strategy=STRATEGY,
                                                     device=device) for s in seeds],
-        "together": lambda r: evaluate_synset_batched(build, x, y, x_test, y_test, r, seeds, STRATEGY, device),
+        "together": lambda r: [acc for acc, _ in evaluate_synset_batched(build, x, y, x_test, y_test, r, seeds,
+                                                                         STRATEGY, device)],
     }
     warm = recipe.with_overrides({"epochs": 1})
     for run in ways.values():

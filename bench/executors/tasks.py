@@ -10,7 +10,6 @@ the store while it runs, so an interrupted one resumes where it was.
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import platform
 import socket
@@ -232,10 +231,8 @@ def run_evaluations(tasks: list[EvalTask], store: Store, datasets: DatasetCache,
     build, spec = _builder(first.arch, dataset.spec), dataset.spec
     start = time.perf_counter()
     if len(tasks) > 1:
-        accuracies = evaluate_synset_batched(build, x, y, dataset.x_test, dataset.y_test, recipe,
-                                             [t.seed for t in tasks], spec.dsa_strategy, device, progress)
-        scores = [(a, None) if math.isfinite(a) else (None, "the training loss became NaN or Inf (seeds trained "
-                                                             "together)") for a in accuracies]
+        scores = evaluate_synset_batched(build, x, y, dataset.x_test, dataset.y_test, recipe,
+                                         [t.seed for t in tasks], spec.dsa_strategy, device, progress)
     else:
         scores = [_scored(lambda: evaluate_synset(build, x, y, dataset.x_test, dataset.y_test, recipe,
                                                   seed=first.seed, dsa_strategy=spec.dsa_strategy, device=device,
