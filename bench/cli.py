@@ -73,6 +73,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
         site = _site(path if path.name == "bench.yaml" else args.config)
         site.check_writable("store")
         site.check_writable("reports")
+        from bench.tracking import tracking
+        tracking(site)  # a tracker's package is missing: one error here, not a warning per record
         if path.name == "bench.yaml":
             print(f"{path}: ok (site defaults)")
             continue
@@ -96,8 +98,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bench.executors.todo import pending
     from bench.plan import make_plan
     from bench.store import Store
+    from bench.tracking import tracking
 
-    plan, store = make_plan(suite), Store(site.store)
+    plan, store = make_plan(suite), Store(site.store, tracking(site))
     todo = pending(plan, store)
     print(f"suite '{suite.name}' ({suite.path}): {len(plan.cells)} cells -> {todo.total} tasks, "
           f"{todo.done} already in the store {site.store}, {todo.total - todo.done} to run "
@@ -226,6 +229,22 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 1
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    """Send the suite's records in the store to a tracker of bench.yaml, skipping those it holds already."""
+    site, suite = _load(args)
+    from bench.plan import make_plan
+    from bench.store import Store
+    from bench.tracking import export, tracker_for
+
+    tracker, plan = tracker_for(site, args.to), make_plan(suite)
+    keys = list(dict.fromkeys([w.key for w in plan.whole] + [e.key for e in plan.evaluate]))
+    records = Store(site.store).read_records(keys)
+    sent, there = export(records, tracker)
+    print(f"suite '{suite.name}': {len(records)} of its {len(keys)} record(s) are in the store {site.store}; sent "
+          f"{sent} to {tracker.where()}, {there} already there.")
+    return 0
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     if args.what == "methods":
         from bench.methods.presets import preset_files
@@ -299,6 +318,13 @@ def build_parser() -> argparse.ArgumentParser:
                                       "store); quarantine the damaged ones")
     p.add_argument("suite", nargs="?", help="check only this suite's files (default: the whole store)")
     p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("export", help="send a suite's records in the store to W&B or MLflow (`tracking:` in "
+                                      "bench.yaml); records already there are skipped")
+    p.add_argument("suite")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="the overrides the suite was run with")
+    p.add_argument("--to", required=True, choices=["wandb", "mlflow"], help="the tracker of bench.yaml's `tracking:`")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("list", help="what a suite can name")
     p.add_argument("what", choices=["methods", "datasets", "archs", "presets"])

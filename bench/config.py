@@ -83,6 +83,28 @@ def _path_text(text: str) -> str:
 PathText = Annotated[str, AfterValidator(_path_text)]
 
 
+class WandbSchema(_Schema):
+    """`tracking: {wandb: ...}`: Weights & Biases, one run per record (bench.tracking)."""
+
+    project: Annotated[str, Field(min_length=1)]
+    entity: str | None = None  # None: the logged-in user's default entity
+    mode: Literal["online", "offline", "disabled"] | None = None  # None: W&B's own (WANDB_MODE, `wandb offline`)
+
+
+class MlflowSchema(_Schema):
+    """`tracking: {mlflow: ...}`: MLflow, one run per record (bench.tracking)."""
+
+    uri: Annotated[PathText, Field(min_length=1)]  # a tracking URI (http://..., file:///..., databricks) or a folder
+    experiment: Annotated[str, Field(min_length=1)] = "bench"
+
+
+class TrackingSchema(_Schema):
+    """Where every record written is also logged; each tracker is an optional extra (`pip install 'bench[wandb]'`)."""
+
+    wandb: WandbSchema | None = None
+    mlflow: MlflowSchema | None = None
+
+
 class SiteSchema(_Schema):
     data_root: PathText = "data"
     store: PathText = "results"
@@ -93,6 +115,7 @@ class SiteSchema(_Schema):
     checkpoint_every: int = Field(default=100, gt=0)
     workers: int | None = Field(default=None, gt=0, le=1024)  # local processes; None: one per GPU, or per 2 cores
     profiles: dict[str, ProfileSchema] = Field(default_factory=dict)
+    tracking: TrackingSchema = Field(default_factory=TrackingSchema)
 
 
 class EvalSchema(_Schema):
@@ -172,6 +195,7 @@ class Site:
     checkpoint_every: int
     profiles: dict[str, ProfileSchema]
     workers: int | None = None
+    tracking: TrackingSchema = field(default_factory=TrackingSchema)  # MLflow's folder as a file: URI
     lines: dict = field(default_factory=dict, compare=False, repr=False)
 
     def error(self, at: Path_, problem: str) -> ConfigError:
@@ -262,7 +286,20 @@ def load_site(path: Path | None = None) -> Site:
     return Site(path=path, data_root=base / schema.data_root, store=base / schema.store,
                 reports=base / schema.reports, device=schema.device, executor=schema.executor,
                 profile=schema.profile, checkpoint_every=schema.checkpoint_every, profiles=schema.profiles,
-                workers=schema.workers, lines=lines)
+                workers=schema.workers, tracking=_tracking(schema.tracking, base), lines=lines)
+
+
+_URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
+
+
+def _tracking(tracking: TrackingSchema, base: Path) -> TrackingSchema:
+    """`tracking:` with an MLflow folder as an absolute file: URI: relative to bench.yaml's folder like `store:`,
+    and the same folder for a worker or a SLURM job that starts elsewhere."""
+    mlflow = tracking.mlflow
+    if mlflow is None or _URI.match(mlflow.uri) or mlflow.uri in ("databricks", "databricks-uc"):
+        return tracking
+    uri = (base / mlflow.uri).resolve().as_uri()
+    return tracking.model_copy(update={"mlflow": mlflow.model_copy(update={"uri": uri})})
 
 
 def _unknown_profile(name: str, profiles: typing.Iterable[str], site_path: Path | None) -> str:

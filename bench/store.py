@@ -340,8 +340,9 @@ class Store:
     damaged files under quarantine/, task claims under claims/, which plugin code made which artifact under
     versions/."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, on_record: Callable[[Record], None] | None = None):
         self.root = Path(root)
+        self.on_record = on_record  # told of each record once it is written (`bench.tracking.Tracking`)
         self.quarantined: list[Quarantined] = []  # what this Store (and its read workers) moved, in order
         self._sound: set[str] = set()  # artifacts verified here: written once, they need no second check
 
@@ -373,6 +374,8 @@ class Store:
     def write_record(self, record: Record) -> None:
         text = record.to_json().encode()
         atomic_write(self._path("records", record.key, ".json"), lambda f: f.write(text))
+        if self.on_record is not None:
+            self.on_record(record)
 
     def read_record(self, key: str) -> Record | None:
         raw = self._record(key, load_record)

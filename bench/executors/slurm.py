@@ -28,7 +28,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TextIO
+from typing import Callable, TextIO
 
 import submitit
 
@@ -39,6 +39,7 @@ from bench.executors.tasks import (Busy, DatasetCache, check_data, progress_line
                                    slurm_job_id)
 from bench.executors.todo import Pending, Task, inputs_of, is_done, plan_tasks, stage_of
 from bench.plan import Plan
+from bench.records import Record
 from bench.store import Store, atomic_write
 
 QUEUED = {"PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "CONFIGURING", "SUSPENDED", "RESIZING",
@@ -57,6 +58,7 @@ class JobSettings:
     device: str
     suite: str
     checkpoint_every: int
+    on_record: Callable[[Record], None] | None = None  # the store's (bench.tracking): jobs log what they write
 
 
 class TaskJob(submitit.helpers.Checkpointable):
@@ -67,7 +69,7 @@ class TaskJob(submitit.helpers.Checkpointable):
         label = task.describe()
         print(f"bench: {label} [{task.key}] on {socket.gethostname()}, SLURM job {slurm_job_id()}"
               f", restart {os.environ.get('SLURM_RESTART_COUNT', '0')}", flush=True)
-        store = Store(settings.store)
+        store = Store(settings.store, settings.on_record)
         while True:  # the jobs after this one start when it ends: wait for a run that holds the task
             try:
                 result = run_task(task, store, DatasetCache(settings.data_root, settings.store / "cache"),
@@ -260,7 +262,8 @@ class SlurmExecutor:
         profile = choose_profile(self.site, self.profile, self.origin)
         settings = JobSettings(store=store.root.resolve(), data_root=self.site.data_root.resolve(),
                                device=self.device, suite=plan.suite.name,
-                               checkpoint_every=self.site.checkpoint_every)
+                               checkpoint_every=self.site.checkpoint_every,
+                               on_record=store.on_record)
         result = submit(plan, store, todo, settings, profile)
         alive = f"; {result.skipped_alive} already queued or running" if result.skipped_alive else ""
         ids = " ".join(a[1] for a in result.arrays)

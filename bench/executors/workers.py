@@ -21,7 +21,7 @@ import traceback
 from dataclasses import dataclass, field
 from multiprocessing.process import BaseProcess
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 
@@ -29,6 +29,7 @@ from bench.executors.local import ProgressBoard, available_cores, run_local
 from bench.executors.tasks import DatasetCache, progress_lines
 from bench.executors.todo import Pending
 from bench.plan import Plan
+from bench.records import Record
 from bench.store import Store
 from bench.train import Progress
 
@@ -101,13 +102,14 @@ class _Lines:
 
 
 def _work(worker: int, parent: int, plan: Plan, todo: Pending, store: Path, data_root: Path, device: str,
-          threads: int, checkpoint_every: int, events: Any, inbox: Any) -> None:
+          threads: int, checkpoint_every: int, events: Any, inbox: Any,
+          on_record: Callable[[Record], None] | None) -> None:
     """One worker: the whole pending plan, under claims, reporting to the parent."""
     _die_with(parent)
     torch.set_num_threads(threads)
     board = RemoteBoard(events, worker, parent)
     try:
-        ran, failed = run_local(plan, todo, Store(store), DatasetCache(data_root, store / "cache"),
+        ran, failed = run_local(plan, todo, Store(store, on_record), DatasetCache(data_root, store / "cache"),
                                 torch.device(device), board, checkpoint_every, GivenUp(inbox))
     except BaseException as exc:  # noqa: BLE001 - a worker's own crash is reported, never silent
         board._send("crashed", "".join(traceback.format_exception(exc)))
@@ -137,7 +139,7 @@ def run_workers(plan: Plan, todo: Pending, store: Store, datasets: DatasetCache,
         pinned = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)} | (
             {"CUDA_VISIBLE_DEVICES": str(i % gpus)} if gpus else {})
         args = (i + 1, os.getpid(), plan, todo, store.root, datasets.root, "cuda" if gpus else str(device), threads,
-                checkpoint_every, events, inboxes[i])
+                checkpoint_every, events, inboxes[i], store.on_record)
         with _environment(pinned):
             proc = context.Process(target=_work, args=args, name=f"bench worker {i + 1}", daemon=True)
             proc.start()
