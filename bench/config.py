@@ -533,6 +533,8 @@ def _explain(err: dict, loc: Path_, parent: Any) -> str:
         return f"required key '{loc[-1]}' is missing: add it."
     if kind == "value_error":  # a validator's own sentence
         return f"{ctx['error']}."
+    if kind == "too_short" and isinstance(value, str):
+        return "must not be empty, got ''."
     if kind == "too_short":
         return f"must list at least {ctx['min_length']} value(s), got {_show(value)}."
     if kind == "finite_number":

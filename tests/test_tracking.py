@@ -11,7 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from bench.store import Store
+from bench.tracking import KEY_TAG, MlflowTracker, Tracking, WandbTracker, _mlflow
 from conftest import write
+from fakes import record as fake_record
 
 TRACKED = """\
 name: tracked
@@ -50,7 +53,6 @@ def records(workdir: Path) -> dict[str, dict]:
 
 def mlflow_runs(workdir: Path, experiment: str = "tests") -> dict[str, object]:
     """The MLflow runs of the file store bench.yaml's `uri: mlruns` names, by their `bench.key` tag (one each)."""
-    from bench.tracking import KEY_TAG, _mlflow
     client, experiment_id = _mlflow((workdir / "mlruns").resolve().as_uri(), experiment)
     runs = client.search_runs([experiment_id])
     keys = [r.data.tags[KEY_TAG] for r in runs]
@@ -204,6 +206,10 @@ def test_tracking_mistakes_are_one_paragraph_each(bench, workdir: Path, monkeypa
     code, _, err = bench("validate", "bench.yaml")
     assert code == 2 and "required key 'project' is missing" in err
 
+    write(workdir / "bench.yaml", SITE + "tracking:\n  mlflow: {uri: ''}\n")
+    code, _, err = bench("validate", "bench.yaml")
+    assert code == 2 and "key 'tracking.mlflow.uri': must not be empty, got ''." in err
+
     write(workdir / "bench.yaml", SITE + "tracking:\n" + WANDB)
     monkeypatch.setitem(sys.modules, "wandb", None)  # as where the extra is not installed
     for args in (("validate", "bench.yaml"), ("validate", "tracked.yaml"), ("run", "tracked.yaml", "--dry-run")):
@@ -211,3 +217,17 @@ def test_tracking_mistakes_are_one_paragraph_each(bench, workdir: Path, monkeypa
         assert code == 2 and err.count("error:") == 1 and "bench.yaml, line 6, key 'tracking.wandb'" in err, err
         assert "needs the 'wandb' package" in err and "pip install 'bench[wandb]'" in err
     assert not (workdir / "results").exists()
+
+
+def test_a_diverged_run_is_logged_as_diverged_without_an_accuracy(offline: Path) -> None:
+    why = "the training loss became NaN or Inf in epoch 1 (lr 1e8)"
+    store = Store(offline / "results", Tracking((WandbTracker("bench-tests"), MlflowTracker(
+        (offline / "mlruns").as_uri(), "tests"))))
+    store.write_record(fake_record("d1verged0000000000000", None, suite="tracked", method="dm", method_label="dm",
+                                   ipc=1, diverged=why))
+    assert store.read_record("d1verged0000000000000").diverged == why
+    run = mlflow_runs(offline)["d1verged0000000000000"]
+    assert run.data.tags["bench.diverged"] == why and "accuracy" not in run.data.metrics
+    assert run.info.run_name == "tracked/dm/digits/ipc1/ConvNet/seed0"
+    summary = wandb_runs(offline)["d1verged0000000000000"]["summary"]
+    assert summary["diverged"] == why and "accuracy" not in summary and summary["wall_time_s"] == 1.0
