@@ -251,7 +251,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         from bench.methods.registry import METHODS, ORIGIN, load_entry_points
         load_entry_points()
         for name, cls in sorted(METHODS.items()):
-            params = ", ".join(f"{k}={f.default!r}" for k, f in cls.Params.model_fields.items())
+            params = ", ".join(f"{k}={f.default!r}" if not f.is_required() else f"{k} (required)"
+                               for k, f in cls.Params.model_fields.items())
             preset = f"; published settings per data set/IPC: {preset_files(cls.presets)}" if cls.presets else ""
             print(f"{name:12} {cls.description} [{ORIGIN[name]}]\n{'':12} params: {params or '(none)'}{preset}\n"
                   f"{'':12} evaluated with preset '{cls.eval_preset}'")
@@ -269,6 +270,49 @@ def cmd_list(args: argparse.Namespace) -> int:
         for name, recipe in PRESETS.items():
             print(f"{name:10} {recipe.as_dict()}")
     return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """One file or folder made elsewhere, evaluated as a suite of one `import` entry (`bench.single`): its
+    records go to the store under the keys a suite importing the same file gives them."""
+    site = _site(args.config)
+    site.check_writable("store")
+    error = (lambda problem: ConfigError(f"--device: {problem}")) if args.device else \
+        (lambda problem: site.error(("device",), problem))
+    _check_device(args.device or site.device, error, here=True)
+    from bench.executors import ExecutorError, make_executor
+    from bench.executors.todo import pending
+    from bench.plan import make_plan
+    from bench.single import file_suite, summary
+    from bench.store import Store
+
+    params = {k: v for k, v in {"labels": args.labels, "lr": _number_or_path(args.lr), "soft_labels": args.soft_labels,
+                                "space": args.space, "format": args.format}.items() if v is not None}
+    suite = file_suite(args.path, args.dataset, ipc=args.ipc, arch=args.arch, seeds=args.seeds, preset=args.preset,
+                       epochs=args.epochs, params=params)
+    plan, store = make_plan(suite), Store(site.store)
+    todo = pending(plan, store)
+    print(f"{args.path}: {args.dataset} IPC {suite.ipcs[0]}, {args.arch}, seeds {' '.join(map(str, args.seeds))}, "
+          f"preset '{suite.methods[0].preset}': {todo.total - todo.done} of {todo.total} tasks to run (the rest are in "
+          f"the store {site.store})")
+    try:
+        outcome = make_executor("local", site, device=args.device).run(plan, store, todo)
+    except ExecutorError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    if outcome.failed:
+        print(outcome.summary, file=sys.stderr)
+        return 1
+    print(summary(plan, store))
+    return 0
+
+
+def _number_or_path(text: str | None) -> float | str | None:
+    """`--lr`: a number, or the path of a file holding one."""
+    try:
+        return float(text) if text is not None else None
+    except ValueError:
+        return text
 
 
 def _positive(text: str) -> int:
@@ -325,6 +369,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="the overrides the suite was run with")
     p.add_argument("--to", required=True, choices=["wandb", "mlflow"], help="the tracker of bench.yaml's `tracking:`")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("eval", help="evaluate one synthetic set made elsewhere (a file or an image folder) "
+                                    "without a suite; records go to the store")
+    p.add_argument("path", help="images_best.pt, res_*.pt, .npz, .npy, or a folder of one sub-folder per class")
+    p.add_argument("--dataset", required=True, help="the data set the set was distilled from (digits, cifar10, ...)")
+    p.add_argument("--ipc", type=_positive, default=None, help="images per class (default: read from the files)")
+    p.add_argument("--arch", default="ConvNet", help="evaluation architecture (default: ConvNet)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="evaluation seeds (default: 0-4)")
+    p.add_argument("--preset", help="evaluation preset (default: standard; `bench list presets`)")
+    p.add_argument("--epochs", type=_positive, default=None, help="override the preset's epochs")
+    p.add_argument("--labels", help="the labels file (default: labels_*.pt beside images_*.pt, or inside the file)")
+    p.add_argument("--lr", help="the learned evaluation lr, a number or a file (MTT's lr_best.pt); the networks "
+                                "train with it")
+    p.add_argument("--soft-labels", help="a file of soft labels or logits, one row per image")
+    p.add_argument("--space", choices=["normalized", "pixels", "zca"],
+                   help="what the values are (default: normalized; pixels for an image folder)")
+    p.add_argument("--format", choices=["tensor", "dc-res", "npz", "npy", "folder"],
+                   help="override the detected format")
+    p.add_argument("--device", help="cpu, cuda, cuda:1 or auto (default: bench.yaml's device)")
+    p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("list", help="what a suite can name")
     p.add_argument("what", choices=["methods", "datasets", "archs", "presets"])

@@ -372,13 +372,15 @@ def load_suite(path: Path, site: Site | None = None) -> Suite:
         for dataset in s.datasets:
             for ipc in s.ipc:
                 try:
-                    entry.params_for(dataset, ipc)
+                    params = entry.params_for(dataset, ipc)
                 except ValidationError as exc:
                     loc, problem = _first_error(cls.Params, exc)
                     origin = "" if not loc or loc[0] in m.params else (
                         f" This value comes from {preset_files(cls.presets)} for {dataset} at IPC {ipc}; set it "
                         f"under `params:` to override.")
                     fail(("methods", i, "params") + loc, problem + origin)
+                if (problem := cls.check_recipe(params, recipe)) is not None:
+                    fail(("methods", i), problem)
         label = entry.label
         if label in labels:
             fail(("methods", i), f"two method entries are both called '{label}' (entries {labels[label] + 1} and "

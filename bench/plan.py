@@ -16,7 +16,7 @@ from typing import Any, Callable, TypeVar
 from bench.config import ConfigError, MethodEntry, Suite
 from bench.experts import ExpertSpec
 from bench.methods.registry import source_hash
-from bench.methods.specs import Params
+from bench.methods.specs import InputError, Params
 from bench.recipes import PRESETS, EvalRecipe
 from bench.report.inputs import WHOLE, ExpectedCell, MethodOptions, ReportOptions
 
@@ -78,19 +78,26 @@ class DistillTask:
     experts: tuple[ExpertTask, ...]
     identity: dict[str, Any] = field(compare=False, repr=False)
     key: str = field(compare=False)
+    inputs: tuple[dict[str, Any], ...] = field(default=(), compare=False, repr=False)  # files read from outside
 
     @classmethod
     def make(cls, method: MethodEntry, dataset: str, ipc: int, arch: str, seed: int) -> DistillTask:
         params = method.params_for(dataset, ipc)
+        spec = method.cls(params)
         arch_used = arch if method.cls.uses_network else None
-        experts = tuple(ExpertTask.make(s) for s in planned(method, "experts",
-                                                             lambda: method.cls(params).experts(dataset, arch)))
+        experts = tuple(ExpertTask.make(s) for s in planned(method, "experts", lambda: spec.experts(dataset, arch)))
+        try:
+            inputs = tuple(planned(method, "inputs", lambda: spec.inputs(dataset, ipc, seed)))
+        except InputError as exc:
+            raise ConfigError(f"{method.origin}: {method.label}: {exc}") from None
         identity = {"kind": "distill", "method": method.cls.name, "version": method.cls.version,
-                    "params": params.model_dump(mode="json"), "dataset": dataset, "ipc": ipc,
+                    "params": planned(method, "key_params", spec.key_params), "dataset": dataset, "ipc": ipc,
                     "arch": arch_used, "seed": seed, "experts": [e.key for e in experts]}
+        if inputs:  # only then: the keys of methods that read no outside files stay as they were
+            identity["inputs"] = [{"param": i["param"], "sha256": i["sha256"]} for i in inputs]
         if (source := source_hash(method.cls)) is not None:
             identity["source"] = source
-        return cls(method, params, dataset, ipc, arch_used, seed, experts, identity, content_key(identity))
+        return cls(method, params, dataset, ipc, arch_used, seed, experts, identity, content_key(identity), inputs)
 
     @property
     def zca(self) -> bool:
@@ -214,7 +221,7 @@ def planned(method: MethodEntry, hook: str, call: Callable[[], T]) -> T:
     paragraph naming the method and its module, not a traceback."""
     try:
         return call()
-    except ConfigError:
+    except (ConfigError, InputError):
         raise
     except Exception as exc:  # noqa: BLE001 - anything a plugin's code raises
         raise ConfigError(f"{method.origin}: method '{method.cls.name}' ({method.cls.__module__}) raised "

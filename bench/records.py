@@ -22,7 +22,7 @@ from dataclasses import MISSING, asdict, dataclass, fields
 from functools import cache
 from typing import Any, Callable, Union, get_args, get_origin, get_type_hints
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 UNVERSIONED = 1  # the version of a file written before files had one
 CHECKSUMMED = 3  # the first version whose record files carry a checksum and artifacts a payload checksum
 
@@ -81,6 +81,8 @@ class Record:
     train_bytes: int | None = None  # bytes of the full training set as the same tensors
     lr_used: float | None = None  # the recipe's lr, or the learned one stored with the set
     diverged: str | None = None  # why the run has no accuracy: its training loss became NaN or Inf (version 4)
+    # an imported set's files: {"param", "template" (as written), "path" (filled in), "sha256"[, "files"]} each
+    imported: list[dict[str, Any]] | None = None  # (version 5)
     schema_version: int = SCHEMA_VERSION  # of the file it was read from
 
     def to_json(self) -> str:

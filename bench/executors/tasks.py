@@ -31,6 +31,7 @@ from bench.executors.todo import Task, is_done, is_whole
 from bench.experts import EXPERT_BUILDERS, EXPERT_PARTS, Builder, ExpertContext
 from bench.methods.base import SYNSET_FORMATS, Checkpoint, DistillContext
 from bench.methods.registry import load_builtin_maths
+from bench.methods.specs import InputError
 from bench.plan import DistillTask, EvalTask, ExpertTask, content_key
 from bench.records import ArtifactMeta, DamagedFile, Record
 from bench.store import Claim, Holder, Parts, Store, atomic_write
@@ -247,7 +248,7 @@ def run_evaluations(tasks: list[EvalTask], store: Store, datasets: DatasetCache,
         expert_time_s=meta.expert_time_s, zca=d.zca, artifact_format=meta.format, eval_arch=task.arch,
         recipe=task.recipe.as_dict(), recipe_hash=content_key(task.recipe.as_dict()), lr_used=recipe.lr,
         eval_seed=task.seed, accuracy=acc, diverged=diverged, wall_time_s=seconds, created=_now(),
-        **provenance(device)) for task, (acc, diverged) in zip(tasks, scores)]
+        imported=list(d.inputs) or None, **provenance(device)) for task, (acc, diverged) in zip(tasks, scores)]
     for record in records:
         store.write_record(record)
     return records
@@ -274,6 +275,24 @@ def check_data(tasks: list[Task], datasets: DatasetCache) -> None:
             raise ConfigError(f"{exc} (data_root is set in bench.yaml, or `--config` names another one.)") from None
         except DataFileError as exc:
             raise ConfigError(str(exc)) from None
+    for task in tasks:
+        if isinstance(task, DistillTask) and task.inputs:
+            _check_inputs(task, datasets)
+
+
+def _check_inputs(task: DistillTask, datasets: DatasetCache) -> None:
+    """Read a pending task's outside files as its distillation will, so a missing, changed or mismatched file is
+    one error before any task starts (`MethodSpec.inputs`, and the method's `check_inputs` where it has one)."""
+    where = f"{task.method.origin}: {task.method.label} ({task.dataset}, IPC {task.ipc}, distill seed {task.seed})"
+    method = task.method.cls.implementation()(task.params)
+    try:
+        now = method.inputs(task.dataset, task.ipc, task.seed)
+        if changed := [i["path"] for i, was in zip(now, task.inputs) if i["sha256"] != was["sha256"]]:
+            raise InputError(f"{changed[0]} changed while the suite was planned; run the command again.")
+        if hasattr(method, "check_inputs"):
+            method.check_inputs(datasets(task.dataset, task.zca), task.ipc, task.seed)
+    except InputError as exc:
+        raise ConfigError(f"{where}: {exc} Nothing has run.") from None
 
 
 def run_task(task: Task, store: Store, datasets: DatasetCache, device: torch.device, progress: Progress,

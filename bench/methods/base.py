@@ -40,6 +40,7 @@ class SyntheticSet:
     images: torch.Tensor
     labels: torch.Tensor
     lr: torch.Tensor | None = None
+    soft_labels: torch.Tensor | None = None
     format: ClassVar[str] = "images"
     not_images: ClassVar[tuple[str, ...]] = ("labels", "lr")  # stored tensors a storage budget leaves out
 

@@ -12,14 +12,19 @@ A plugin is one class that is both (it subclasses `bench.methods.Method`, itself
 
 from __future__ import annotations
 
+import hashlib
 import importlib
-from typing import Annotated, ClassVar, Literal
+import string
+from functools import cache
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, field_validator, model_validator
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, NonNegativeInt, PositiveInt, field_validator,
+                      model_validator)
 
 from bench import nets
 from bench.experts import ExpertSpec
-from bench.recipes import FAMILIES
+from bench.recipes import FAMILIES, EvalRecipe
 
 # Bounds every run needs, so that `bench validate` refuses what a run would fail on (or silently misuse):
 # learning rates and other scales are positive and fit a float32 (torch's optimisers refuse larger ones for
@@ -68,6 +73,23 @@ class MethodSpec:
 
     def experts(self, dataset: str, arch: str) -> list[ExpertSpec]:
         """Cached stages this method needs for `dataset`, distilling with `arch` (none by default)."""
+        return []
+
+    @classmethod
+    def check_recipe(cls, params: Params, recipe: EvalRecipe) -> str | None:
+        """Why sets made with `params` cannot be evaluated with `recipe`, or None (checked by `bench validate`)."""
+        return None
+
+    def key_params(self) -> dict[str, Any]:
+        """The params as the distill task's key hashes them (all of them, unless a method says otherwise)."""
+        return self.params.model_dump(mode="json")
+
+    def inputs(self, dataset: str, ipc: int, seed: int) -> list[dict[str, Any]]:
+        """Files read from outside the store for this cell and distill seed, each {"param", "template", "path",
+        "sha256"}: their hashes enter the distill key (a changed file makes a new key) and the records carry
+        them. Raises `InputError` for a missing file, when the suite is planned. A method with inputs may also
+        define `check_inputs(dataset, ipc, seed)`, which reads them against the loaded data set (raising
+        `InputError`) before any task of a run starts."""
         return []
 
     @classmethod
@@ -527,5 +549,149 @@ class UDD(MethodSpec):
     maths = "bench.methods.udd:UDD"
 
 
+# ------------------------------------------------------------------------ import (sets made elsewhere)
+
+PLACEHOLDERS = ("dataset", "ipc", "seed")
+ImportFormat = Literal["tensor", "dc-res", "npz", "npy", "folder"]
+
+
+def _template(value: str | None) -> str | None:
+    """A file template: non-empty, with only {dataset}, {ipc} and {seed} as placeholders."""
+    if value is None:
+        return None
+    if not value.strip():
+        raise ValueError("a file template cannot be empty")
+    try:
+        names = [field for _, field, _, _ in string.Formatter().parse(value) if field is not None]
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not a file template ({exc}); write braces only around dataset, ipc "
+                         f"or seed") from None
+    if unknown := [n for n in names if n not in PLACEHOLDERS]:
+        raise ValueError(f"{value!r} has the placeholder {{{unknown[0]}}}; a file template may use {{dataset}}, "
+                         f"{{ipc}} and {{seed}} only")
+    return value
+
+
+FileTemplate = Annotated[str, AfterValidator(_template)]
+
+
+class ImportParams(Params):
+    """Where an imported set's files are and what their values mean. `path`, `labels`, `soft_labels` and a
+    string `lr` are file templates ({dataset}, {ipc}, {seed}: the distill seed), relative to the working
+    directory. `space` None means normalised values, or pixels for an image folder."""
+
+    path: FileTemplate
+    labels: FileTemplate | None = None
+    lr: PositiveFinite | FileTemplate | None = None
+    soft_labels: FileTemplate | None = None
+    space: Literal["normalized", "pixels", "zca"] | None = None
+    format: ImportFormat | None = None
+
+    @property
+    def zca(self) -> bool:
+        """Values in MTT's ZCA space are evaluated on ZCA-whitened data (`DistillTask.zca`)."""
+        return self.space == "zca"
+
+
+class InputError(ValueError):
+    """A file a method reads from outside the store is missing or does not fit its cell; one paragraph."""
+
+
+FILE_PARAMS = ("path", "labels", "lr", "soft_labels")
+
+
+class Import(MethodSpec):
+    name = "import"
+    description = ("A synthetic set made elsewhere, read from files: MTT/DATM .pt tensors, DatasetCondensation "
+                   "res_*.pt, .npz/.npy, or an image folder per class; the files' SHA-256 are in its key and "
+                   "records.")
+    Params = ImportParams
+    uses_network = False
+    learns_lr = True  # with an `lr:` file or number, `eval: {lr: learned}` trains with it
+    maths = "bench.methods.imported:Import"
+
+    @classmethod
+    def check_recipe(cls, params: ImportParams, recipe: EvalRecipe) -> str | None:
+        if recipe.lr == "learned" and params.lr is None:
+            return ("the evaluation trains with the learned lr (`lr: learned` or preset 'mtt'), but this import "
+                    "has no `lr:` param: set `lr:` to the lr file (MTT's lr_best.pt) or a number, or evaluate "
+                    "with a numeric lr.")
+        return None
+
+    def key_params(self) -> dict[str, Any]:
+        """The params less the file templates: the key holds the files' SHA-256 instead (`inputs`), so a
+        file evaluated by `bench eval` and by a suite, under any template, has one key."""
+        return {k: v for k, v in self.params.model_dump(mode="json").items()
+                if not (k in FILE_PARAMS and isinstance(v, str))}
+
+    def inputs(self, dataset: str, ipc: int, seed: int) -> list[dict[str, Any]]:
+        p: ImportParams = self.params
+        folder = p.format == "folder"
+        found = []
+        for param in FILE_PARAMS:
+            template = getattr(p, param)
+            if not isinstance(template, str):
+                continue
+            path = Path(template.format(dataset=dataset, ipc=ipc, seed=seed)).expanduser()
+            if not path.exists():
+                raise InputError(f"the `{param}:` file {template!r} is {str(path)!r} for {dataset} at IPC {ipc}, "
+                                 f"distill seed {seed}, and it does not exist (relative paths are read from the "
+                                 f"working directory, {Path.cwd()}).")
+            if param == "path" and path.is_dir() != folder and (folder or p.format is not None):
+                raise InputError(f"`path:` {str(path)!r} is {'a folder' if path.is_dir() else 'a file'}, but "
+                                 f"`format: {p.format}` reads {'a folder' if folder else 'a file'}.")
+            if param != "path" and path.is_dir():
+                raise InputError(f"the `{param}:` file {str(path)!r} is a folder; name a file.")
+            found.append({"param": param, "template": template, "path": str(path), **file_digest(path)})
+        if p.labels is None and (beside := labels_beside(Path(found[0]["path"]))) is not None:
+            found.append({"param": "labels", "template": None, "path": str(beside), **file_digest(beside)})
+        if Path(found[0]["path"]).is_dir() and p.space not in (None, "pixels"):
+            raise InputError(f"`path:` {found[0]['path']!r} is an image folder, which holds pixels, but the "
+                             f"import says `space: {p.space}`. Drop `space:` or set `space: pixels`.")
+        return found
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+def labels_beside(path: Path) -> Path | None:
+    """MTT's and DATM's layout: images_best.pt beside labels_best.pt (likewise .npy); None where there is none."""
+    if path.is_dir() or "images" not in path.name:
+        return None
+    beside = path.with_name(path.name.replace("images", "labels"))
+    return beside if beside.is_file() else None
+
+
+def folder_files(path: Path) -> list[Path]:
+    """The files of an image folder that are read, in a stable order (hidden files left out)."""
+    return sorted(f for f in path.rglob("*") if f.is_file() and not any(part.startswith(".") for part in
+                                                                         f.relative_to(path).parts))
+
+
+@cache
+def _sha256(path: str, size: int, mtime_ns: int) -> str:
+    """A file's SHA-256, once per process for an unchanged file (planning hashes it for every command)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def sha256_of(path: Path) -> str:
+    stat = path.stat()
+    return _sha256(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+def file_digest(path: Path) -> dict[str, Any]:
+    """{"sha256": ...} of a file; for a folder, the SHA-256 of its manifest (one line "relative/path<TAB>sha256"
+    per file, sorted) and the number of files, so a record stays small for a folder of thousands of images."""
+    if not path.is_dir():
+        return {"sha256": sha256_of(path)}
+    files = folder_files(path)
+    manifest = "".join(f"{f.relative_to(path).as_posix()}\t{sha256_of(f)}\n" for f in files)
+    return {"sha256": hashlib.sha256(manifest.encode()).hexdigest(), "files": len(files)}
+
+
 BUILTIN: tuple[type[MethodSpec], ...] = (Random, Herding, KCenter, Forgetting, DC, DSA, DM, IDM, IIDDM, IIDIDM, MTT,
-                                         NSD, UDD)
+                                         NSD, UDD, Import)
