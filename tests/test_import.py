@@ -246,3 +246,24 @@ def test_bench_eval_prints_mean_and_std_and_a_suite_reuses_its_records(bench, wo
     assert code == 0 and "0 to run" in out  # the same keys: nothing is recomputed
     code, _, err = bench("eval", "sets/digits/images.pt", "--dataset", "digits", "--ipc", "2")
     assert code == 2 and "holds 1 image(s) per class (IPC 1), but this cell is IPC 2" in err
+
+
+def test_zca_values_are_evaluated_on_whitened_data_and_a_folder_holds_pixels(bench, workdir: Path, digits) -> None:
+    from bench.config import load_suite
+    from bench.plan import make_plan
+    x, y = class_means(digits)
+    torch.save(x, workdir / "images.pt")
+    torch.save(y, workdir / "labels.pt")
+    write(workdir / "imp.yaml", suite("images.pt", extra=", space: zca"))
+    tasks = {t.method.cls.name: t for t in make_plan(load_suite(workdir / "imp.yaml")).distill}
+    assert tasks["import"].zca and not tasks["random"].zca
+    save_folder(workdir / "folder", x, y, digits.class_names)
+    write(workdir / "imp.yaml", suite("folder", extra=", space: zca"))
+    code, _, err = bench("validate", "imp.yaml")
+    assert code == 2 and "is an image folder, which holds pixels" in err
+
+
+def test_a_template_names_only_dataset_ipc_and_seed(bench, workdir: Path) -> None:
+    write(workdir / "imp.yaml", suite("sets/{data}/images.pt"))
+    code, _, err = bench("validate", "imp.yaml")
+    assert code == 2 and "has the placeholder {data}" in err and "methods[1].params.path" in err
