@@ -360,3 +360,22 @@ def test_a_profile_sbatch_refuses_is_named_in_the_error(cluster: Path, bench, wo
     code, out, err = bench("run", "grid.yaml", "--executor", "slurm", "--profile", "bad")
     assert code == 1 and "sbatch refused the distill array of profile 'bad'" in err
     assert "invalid partition" in err.lower() and not (workdir / "results" / "records").exists()
+
+
+@pytest.mark.slow
+def test_jobs_log_their_records_to_the_tracker(cluster: Path, bench, workdir: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A SLURM job logs each record it writes to bench.yaml's tracker (MLflow's file store here, no network)."""
+    from bench.tracking import KEY_TAG, _mlflow
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+    write(workdir / "bench.yaml", PROFILES + "tracking:\n  mlflow: {uri: mlruns, experiment: slurm}\n")
+    suite = write(workdir / "tracked.yaml", "name: tracked\ndatasets: [digits]\nipc: [1]\neval_archs: [MLP]\n"
+                                            "methods: [{name: random}]\nseeds: [0, 1]\neval: {epochs: 2}\n")
+    code, _, err = bench("run", "tracked.yaml", "--executor", "slurm", "--profile", "test")
+    assert code == 0, err
+    assert {t.state for t in wait_until_idle(suite, workdir / "results", cluster)} == {"done"}
+    stored = [json.loads(p.read_text()) for p in (workdir / "results" / "records").rglob("*.json")]
+    client, experiment = _mlflow((workdir / "mlruns").resolve().as_uri(), "slurm")
+    runs = {r.data.tags[KEY_TAG]: r for r in client.search_runs([experiment])}
+    assert set(runs) == {r["key"] for r in stored} and len(runs) == 2
+    assert {(r["key"], r["job_id"]) for r in stored} == {(k, run.data.tags["bench.job_id"]) for k, run in runs.items()}
