@@ -137,7 +137,8 @@ def test_image_folder_in_the_data_sets_class_order(workdir: Path, digits) -> Non
     x, y = class_means(digits, ipc=2)
     save_folder(workdir / "by-name", x, y, digits.class_names)
     save_folder(workdir / "by-index", x, y, [f"{c:05d}" for c in range(10)], rgb=True)  # RDED-style names, RGB PNGs
-    for folder in ("by-name", "by-index"):
+    save_folder(workdir / "sre2l", x, y, [f"new{c:03d}" for c in range(10)])  # SRe2L's recover.py names
+    for folder in ("by-name", "by-index", "sre2l"):
         synset = read(digits, {"path": folder}, ipc=2)
         assert torch.equal(synset.labels, y)
         assert torch.allclose(synset.images, (to_pixels(x) * 255).round() / 255 / SPEC.std[0] - SPEC.mean[0] / SPEC.std[0],

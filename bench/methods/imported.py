@@ -13,6 +13,7 @@ before the first task starts); each mismatch is one `InputError` paragraph sayin
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -145,15 +146,15 @@ def dc_experiment(saved: Any, path: Path, seed: int) -> tuple[Any, Any]:
 
 def read_folder(path: Path, spec: DatasetSpec, class_names: list[str] | None) -> tuple[torch.Tensor, torch.Tensor]:
     """An image folder (SRe2L/RDED releases): one sub-folder per class, named as the data set's classes or by
-    class index (0, 00001, ...); PNG/JPEG pixels as uint8 (N, C, H, W) and the class of each."""
+    class index (`class_numbers`); PNG/JPEG pixels as uint8 (N, C, H, W) and the class of each."""
     from PIL import Image
 
     folders = sorted(p for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
     names = [f.name for f in folders]
     if class_names is not None and sorted(names) == sorted(class_names):
         index = {name: class_names.index(name) for name in names}
-    elif all(n.isdigit() for n in names) and sorted(int(n) for n in names) == list(range(spec.num_classes)):
-        index = {name: int(name) for name in names}
+    elif (numbers := class_numbers(names)) is not None and sorted(numbers.values()) == list(range(spec.num_classes)):
+        index = numbers
     else:
         want = class_names or [str(c) for c in range(spec.num_classes)]
         extra = sorted(set(names) - set(want))[:5]
@@ -188,6 +189,14 @@ def read_folder(path: Path, spec: DatasetSpec, class_names: list[str] | None) ->
     if not images:
         raise InputError(f"the image folder {str(path)!r} holds no PNG or JPEG files.")
     return torch.stack(images), torch.tensor(labels)
+
+
+def class_numbers(names: list[str]) -> dict[str, int] | None:
+    """Folders named by class index, with one common prefix or none: 0, 00001 (RDED), new000 (SRe2L)."""
+    found = [re.fullmatch(r"(\D*)(\d+)", n) for n in names]
+    if not all(found) or len({m.group(1) for m in found}) != 1:
+        return None
+    return {m.group(0): int(m.group(2)) for m in found}
 
 
 def as_tensor(value: Any, what: str, source: str) -> torch.Tensor:
