@@ -234,12 +234,16 @@ def cmd_export(args: argparse.Namespace) -> int:
     site, suite = _load(args)
     from bench.plan import make_plan
     from bench.store import Store
-    from bench.tracking import export, tracker_for
+    from bench.tracking import TrackerError, export, tracker_for
 
     tracker, plan = tracker_for(site, args.to), make_plan(suite)
     keys = list(dict.fromkeys([w.key for w in plan.whole] + [e.key for e in plan.evaluate]))
     records = Store(site.store).read_records(keys)
-    sent, there = export(records, tracker)
+    try:
+        sent, there = export(records, tracker)
+    except TrackerError as exc:
+        print(f"error: {_paragraph(str(exc))}", file=sys.stderr)
+        return 1
     print(f"suite '{suite.name}': {len(records)} of its {len(keys)} record(s) are in the store {site.store}; sent "
           f"{sent} to {tracker.where()}, {there} already there.")
     return 0

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from functools import cache
 from pathlib import Path
-from typing import Any, Iterable, Protocol
+from typing import Any, ClassVar, Iterable, Protocol
 
 from bench.config import ConfigError, Site
 from bench.records import Record
@@ -34,8 +34,12 @@ PROVENANCE = ("key", "git_commit", "versions", "host", "device", "job_id", "crea
 METRICS = ("accuracy", "wall_time_s", "distill_time_s", "expert_time_s")
 
 
+class TrackerError(RuntimeError):
+    """`bench export` could not send a record; the message says how far it got and what to do."""
+
+
 class Tracker(Protocol):
-    name: str  # the `tracking:` key: wandb | mlflow
+    name: ClassVar[str]  # the `tracking:` key: wandb | mlflow
 
     def log(self, record: Record) -> None:
         """One run for `record`: its name, config, accuracy (or why it diverged) and provenance."""
@@ -74,7 +78,7 @@ class WandbTracker:
     project: str
     entity: str | None = None
     mode: str | None = None  # online | offline | disabled; None: W&B's own (WANDB_MODE, `wandb offline`)
-    name: str = "wandb"
+    name: ClassVar[str] = "wandb"
 
     def log(self, record: Record) -> None:
         import wandb
@@ -108,7 +112,7 @@ class MlflowTracker:
 
     uri: str
     experiment: str = "bench"
-    name: str = "mlflow"
+    name: ClassVar[str] = "mlflow"
 
     def log(self, record: Record) -> None:
         from mlflow.entities import Metric, Param
@@ -220,8 +224,9 @@ def tracker_for(site: Site, name: str) -> Tracker:
         if tracker.name == name:
             return tracker
     example = {"wandb": "{wandb: {project: my-project}}", "mlflow": "{mlflow: {uri: mlruns}}"}[name]
+    where = f"{site.path} has none" if site.path else "there is no bench.yaml here"
     raise ConfigError(f"`bench export --to {name}` sends records where `tracking: {name}:` in bench.yaml says, and "
-                      f"{site.path or 'there is no bench.yaml here, so'} has none: add e.g. `tracking: {example}`.")
+                      f"{where}. Add e.g. `tracking: {example}`.")
 
 
 def _installed(module: str) -> bool:
@@ -232,14 +237,22 @@ def _installed(module: str) -> bool:
 
 
 def export(records: Iterable[Record], tracker: Tracker) -> tuple[int, int]:
-    """Send the records the tracker does not hold yet; (sent, already there)."""
-    there = tracker.logged()
+    """Send the records the tracker does not hold yet; (sent, already there). `TrackerError` where one fails."""
+    try:
+        there = tracker.logged()
+    except Exception as exc:  # noqa: BLE001 - whatever the client raises, said in one paragraph
+        raise TrackerError(f"could not read which runs {tracker.where()} holds: {type(exc).__name__}: {exc}") from exc
     sent = skipped = 0
     for record in records:
         if record.key in there:
             skipped += 1
             continue
-        tracker.log(record)
+        try:
+            tracker.log(record)
+        except Exception as exc:  # noqa: BLE001
+            raise TrackerError(f"could not send record {record.key} ({run_name(record)}) to {tracker.where()}: "
+                               f"{type(exc).__name__}: {exc}. {sent} record(s) were sent before it; the same "
+                               f"command again sends the rest.") from exc
         there.add(record.key)
         sent += 1
     return sent, skipped

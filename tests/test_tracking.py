@@ -179,6 +179,9 @@ def test_a_failing_tracker_is_one_warning_and_loses_no_record(bench, offline: Pa
     assert shown.count("could not log record") == 1, shown  # then this run gives MLflow up
     assert "NotADirectoryError" in shown and "`bench export` of suite 'tracked' with `--to mlflow`" in shown
     assert len(records(offline)) == 4
+    code, _, err = bench("export", "tracked.yaml", "--to", "mlflow")  # an export fails as a whole: one error
+    assert code == 1 and err.startswith("error: could not read which runs MLflow experiment 'tests'") and \
+        "NotADirectoryError" in err and err.count("\n") == 1, err
 
     write(offline / "bench.yaml", SITE + "tracking:\n" + MLFLOW)
     code, out, _ = bench("export", "tracked.yaml", "--to", "mlflow")
