@@ -134,6 +134,11 @@ class EvalSchema(_Schema):
     cutmix_prob: float | None = Field(default=None, ge=0, le=1, allow_inf_nan=False)
     cutmix_beta: PositiveFinite | None = None
     batch_seeds: bool | None = None  # train a cell's seeds together (bench.batched); part of the recipe's hash
+    labels: Literal["hard", "soft", "teacher"] | None = None  # the label regime (bench.recipes.LabelRegime)
+    temperature: PositiveFinite | None = None  # of the soft/teacher loss (default: the regime's, TEMPERATURES)
+    teacher_arch: str | None = None  # labels: teacher: the teacher's architecture (default: the evaluation one)
+    teacher_epochs: int | None = Field(default=None, gt=0)  # labels: teacher: its epochs on the full training set
+
 
 
 class MethodSchema(_Schema):
@@ -144,6 +149,13 @@ class MethodSchema(_Schema):
     eval: EvalSchema | None = None
 
 
+class FairnessSchema(_Schema):
+    """`report: {fairness: {...}}`: DD-Ranking's weights (its defaults, 0.5 each, on its leaderboard)."""
+
+    lrs_weight: float = Field(default=0.5, ge=0, le=1)  # w in LRS's alpha = w IOR - (1 - w) HLR
+    ars_weight: float = Field(default=0.5, ge=0, le=1)  # gamma in ARS's beta = gamma IOR_aug + (1 - gamma) IOR_no-aug
+
+
 class ReportSchema(_Schema):
     views: list[str] | None = None
     compare_to: str | list[str] | None = None
@@ -152,6 +164,7 @@ class ReportSchema(_Schema):
     ablation: list[str] | None = None
     significance: float = Field(default=0.05, gt=0, lt=1)
     paper_runs: int = Field(default=5, ge=2, le=1000)
+    fairness: bool | FairnessSchema = False  # true or a mapping: plan the runs DD-Ranking's scores need
 
 
 class WholeSchema(_Schema):
@@ -244,6 +257,10 @@ class ReportSpec:
     ablation: tuple[str, ...] | None = None  # method labels, baseline first
     significance: float = 0.05  # level of the Welch t-tests behind bold / tied cells and the Δ intervals
     paper_runs: int = 5  # runs assumed behind a paper's printed std
+    fairness: bool = False  # `report: {fairness: ...}` set: add the random and whole-dataset runs the scores need
+    lrs_weight: float = 0.5  # DD-Ranking's w (LRS) and gamma (ARS), `report: {fairness: {lrs_weight, ars_weight}}`
+    ars_weight: float = 0.5
+
 
 
 @dataclass(frozen=True)
@@ -425,7 +442,9 @@ def _report(r: ReportSchema, labels: dict[str, int], fail) -> ReportSpec:
     return ReportSpec(views=tuple(r.views) if r.views is not None else None, compare_to=tuple(papers),
                       tolerance=r.tolerance, match=dict(r.match),
                       ablation=tuple(r.ablation) if r.ablation is not None else None,
-                      significance=r.significance, paper_runs=r.paper_runs)
+                      significance=r.significance, paper_runs=r.paper_runs,
+                      fairness=r.fairness is not False,
+                      **(r.fairness.model_dump() if isinstance(r.fairness, FairnessSchema) else {}))
 
 
 def _repeat(values: list) -> tuple[int, int] | None:
@@ -463,6 +482,14 @@ def _recipe(cls: type[MethodSpec], suite_eval: EvalSchema, method_eval: EvalSche
             recipe = recipe.with_overrides(layer.model_dump(exclude={"preset"}, exclude_none=True))
         except ValueError as exc:  # EvalRecipe's own checks
             fail(where, f"{exc}.")
+    for key in ("temperature", "teacher_arch", "teacher_epochs"):
+        if getattr(recipe, key) is None and any(getattr(layer, key) is not None for _, layer in layers):
+            fail(set_at(key), f"`{key}` has no effect under `labels: {recipe.labels}` ("
+                              f"{'teacher only' if key != 'temperature' else 'soft and teacher only'}); remove it "
+                              f"or set `labels:` to the regime it is for.")
+    if recipe.teacher_arch is not None and recipe.teacher_arch not in nets.NETWORKS:
+        fail(set_at("teacher_arch"), unknown_name("architecture", recipe.teacher_arch, nets.NETWORKS,
+                                                  "bench list archs"))
     if recipe.lr == "learned" and not cls.learns_lr:
         from_lr = any(layer.lr is not None for _, layer in layers)
         fail(set_at("lr") if from_lr else set_at("preset"),

@@ -52,6 +52,8 @@ class ExpertContext:
     progress: Progress = field(default=lambda step, total, detail: None)
 
 
+TEACHER_KIND = "teacher"  # the `labels: teacher` regime's teacher network (built by `bench.teacher`)
+
 Builder = Callable[[ExpertContext], "dict[str, torch.Tensor]"]
 EXPERT_BUILDERS: dict[str, Builder] = {}
 EXPERT_PARTS: dict[str, tuple[str, ...]] = {}  # kind: the tensors stored one file per row (`bench.store.Parts`)

@@ -10,7 +10,7 @@ from typing import Iterable
 # The views a suite may name under `report: {views: [...]}`, in the order a report shows them. The report's
 # registry, bench.report.views.VIEWS, has exactly these keys (tests/test_report_views.py checks), so config
 # validates view names without importing the report.
-VIEW_NAMES = ("paper_table", "cross_arch", "curve", "ablation", "reported", "cost")
+VIEW_NAMES = ("paper_table", "cross_arch", "curve", "ablation", "reported", "fairness", "cost")
 
 # A suite's name names folders (reports/<name>/, <store>/slurm/<name>/) and SLURM jobs: portable file-name
 # characters only, so it cannot climb out of them (`..`, `/`), hide (a leading `.`) or read as an option (`-`).

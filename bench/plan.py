@@ -13,11 +13,11 @@ from dataclasses import asdict, dataclass, field, replace
 from functools import cache
 from typing import Any, Callable, TypeVar
 
-from bench.config import ConfigError, MethodEntry, Suite
-from bench.experts import ExpertSpec
-from bench.methods.registry import source_hash
+from bench.config import ConfigError, MethodEntry, Suite, WholeDataset
+from bench.experts import TEACHER_KIND, ExpertSpec
+from bench.methods.registry import get_method, source_hash
 from bench.methods.specs import InputError, Params
-from bench.recipes import PRESETS, EvalRecipe
+from bench.recipes import PRESETS, EvalRecipe, hard_labels, without_augmentation
 from bench.report.inputs import WHOLE, ExpectedCell, MethodOptions, ReportOptions
 
 T = TypeVar("T")
@@ -126,12 +126,16 @@ class EvalTask:
     cell: Cell
     identity: dict[str, Any] = field(compare=False, repr=False)
     key: str = field(compare=False)
+    teacher: ExpertTask | None = field(default=None, compare=False)  # `labels: teacher`: the network relabelling
 
     @classmethod
     def make(cls, distill: DistillTask, arch: str, recipe: EvalRecipe, seed: int, cell: Cell) -> EvalTask:
         identity = {"kind": "evaluate", "artifact": distill.key, "arch": arch, "recipe": _recipe_identity(recipe),
                     "seed": seed, "loop_version": EVAL_LOOP_VERSION}
-        return cls(distill, arch, recipe, seed, cell, identity, content_key(identity))
+        teacher = teacher_task(distill.dataset, arch, recipe, distill.zca) if recipe.labels == "teacher" else None
+        if teacher is not None:  # only then: the keys of hard- and soft-label evaluations stay as they were
+            identity["teacher"] = teacher.key
+        return cls(distill, arch, recipe, seed, cell, identity, content_key(identity), teacher)
 
     def describe(self) -> str:
         d = self.distill
@@ -166,13 +170,28 @@ WHOLE_KIND = "whole_dataset"  # the stage that trains on the full training set (
 def whole_recipe(recipe: EvalRecipe) -> EvalRecipe:
     """The recipe the full training set is trained with: the method's own, except that a learned lr
     (MTT's, stored with its synthetic set) does not exist for real data, so the standard preset's lr is used,
-    and that its seeds train one at a time (a Whole Dataset run is one task per seed)."""
-    recipe = replace(recipe, batch_seeds=False)
+    that real data has its hard labels (DD-Ranking's full-data accuracy is a hard-label one, whatever the
+    regime), and that its seeds train one at a time (a Whole Dataset run is one task per seed)."""
+    recipe = replace(hard_labels(recipe), batch_seeds=False)
+
     return replace(recipe, lr=PRESETS["standard"].lr) if recipe.lr == "learned" else recipe
 
 
 def whole_spec(dataset: str, arch: str, recipe: EvalRecipe, seed: int) -> ExpertSpec:
     return ExpertSpec(WHOLE_KIND, dataset, arch, params={"recipe": whole_recipe(recipe).as_dict(), "seed": seed})
+
+
+TEACHER_SEED = 0  # the teacher's initialisation and data order: one teacher per data set, architecture and recipe
+
+
+@cache
+def teacher_task(dataset: str, arch: str, recipe: EvalRecipe, zca: bool) -> ExpertTask:
+    """The teacher stage of a `labels: teacher` evaluation on `arch`: the recipe's `teacher_arch` (else `arch`)
+    trained on the full training set (ZCA-whitened like the set it relabels) with the evaluation's protocol under
+    hard labels (`whole_recipe`) for `teacher_epochs`."""
+    trained = whole_recipe(recipe).with_overrides({"epochs": recipe.teacher_epochs})
+    return ExpertTask.make(ExpertSpec(TEACHER_KIND, dataset, recipe.teacher_arch or arch,
+                                      params={"recipe": trained.as_dict(), "seed": TEACHER_SEED}, zca=zca))
 
 
 def whole_dataset_recipe(suite: Suite, recipe: EvalRecipe) -> EvalRecipe:
@@ -185,7 +204,9 @@ def make_plan(suite: Suite) -> Plan:
     """Expand the suite's grid, in a stable order (datasets, methods, IPCs, then archs and seeds).
 
     Cells a method declines are left out and listed; a method entry that declines every cell is a
-    configuration error."""
+    configuration error. With `report: {fairness: ...}` the suite gets the runs DD-Ranking's scores need first
+    (`with_fairness_runs`)."""
+    suite = with_fairness_runs(suite)
     refused = refusals(suite)
     left_out = {(r.label, r.dataset, r.ipc) for r in refused}
     cells, distill, evaluate = [], {}, []
@@ -204,6 +225,7 @@ def make_plan(suite: Suite) -> Plan:
                             evaluate.append(EvalTask.make(task, arch, method.recipe, seed,
                                                           Cell(method.label, dataset, ipc, arch)))
     experts = {e.key: e for d in distill.values() for e in d.experts}
+    experts.update((e.teacher.key, e.teacher) for e in evaluate if e.teacher is not None)
     whole: dict[str, ExpertTask] = {}
     if (w := suite.whole_dataset) is not None:
         for dataset in suite.datasets:
@@ -235,11 +257,24 @@ def refusals(suite: Suite) -> tuple[Refusal, ...]:
     for m in suite.methods:
         own = [Refusal(m.label, dataset, ipc, reason) for dataset in suite.datasets for ipc in suite.ipcs
                if (reason := planned(m, "check_cell", lambda: m.cls.check_cell(
-                   dataset, ipc, m.params_for(dataset, ipc)))) is not None]
+                   dataset, ipc, m.params_for(dataset, ipc))) or _no_soft_labels(m, dataset, ipc)) is not None]
         if len(own) == len(suite.datasets) * len(suite.ipcs):
             raise ConfigError(f"{m.origin}: '{m.cls.name}' refuses every cell of this suite: {own[0].reason}")
         found += own
     return tuple(found)
+
+
+def _no_soft_labels(m: MethodEntry, dataset: str, ipc: int) -> str | None:
+    """Why the entry's sets cannot be evaluated under `labels: soft` (they store no soft labels), or None.
+
+    Refused at plan time rather than at every evaluation: the method says before it runs whether its sets will
+    carry soft labels, and a `soft` cell without them has no meaning (training on one-hot targets would be the
+    hard regime under another name)."""
+    if m.recipe.labels != "soft" or m.cls.stores_soft_labels(m.params_for(dataset, ipc)):
+        return None
+    return (f"'{m.cls.name}' stores no soft labels with its sets, so `labels: soft` has nothing to train on; "
+            f"evaluate it under `labels: hard` or `labels: teacher` (a teacher relabels its images), or give it "
+            f"soft labels (import's `soft_labels:` file)")
 
 
 def expected_cells(plan: Plan) -> list[ExpectedCell]:
@@ -252,30 +287,81 @@ def expected_cells(plan: Plan) -> list[ExpectedCell]:
     groups = {m.label: m.cls.group for m in plan.suite.methods}
     rows = [ExpectedCell(c.method, groups[c.method], c.dataset, c.ipc, c.arch, tuple(dict.fromkeys(keys[c])))
             for c in plan.cells]
-    first_user: dict[str, str] = {}
-    for m in plan.suite.methods:
-        recipe = whole_recipe(whole_dataset_recipe(plan.suite, m.recipe)).as_dict()
-        first_user.setdefault(json.dumps(recipe, sort_keys=True), m.label)
+    label_of = whole_labels(plan.suite)
     whole: dict[tuple[str, str, str], list[str]] = {}
     for task in plan.whole:
         spec = task.spec
         recipe = json.dumps(spec.params["recipe"], sort_keys=True)
         whole.setdefault((spec.dataset, spec.arch, recipe), []).append(task.key)
     for (dataset, arch, recipe), task_keys in whole.items():
-        label = WHOLE if len(first_user) == 1 else f"{WHOLE} ({first_user[recipe]}'s recipe)"
-        rows.append(ExpectedCell(label, "whole", dataset, None, arch, tuple(task_keys)))
+        rows.append(ExpectedCell(label_of[recipe], "whole", dataset, None, arch, tuple(task_keys)))
     return rows
 
 
+def _whole_json(suite: Suite, recipe: EvalRecipe) -> str:
+    """The recipe of the Whole Dataset row a method's cells compare with, as JSON (sorted keys)."""
+    return json.dumps(whole_recipe(whole_dataset_recipe(suite, recipe)).as_dict(), sort_keys=True)
+
+
+def whole_labels(suite: Suite) -> dict[str, str]:
+    """The label of each Whole Dataset row, by its recipe (`_whole_json`): "Whole Dataset" where the suite's
+    methods share one, else named after the first method evaluated with it."""
+    first_user: dict[str, str] = {}
+    for m in suite.methods:
+        first_user.setdefault(_whole_json(suite, m.recipe), m.label)
+    return {recipe: WHOLE if len(first_user) == 1 else f"{WHOLE} ({label}'s recipe)"
+            for recipe, label in first_user.items()}
+
+
+def with_fairness_runs(suite: Suite) -> Suite:
+    """With `report: {fairness: ...}`, the suite plus the runs DD-Ranking's scores need that it lacks: a `random`
+    entry evaluated with each recipe the other entries use (IOR), a hard-label entry of each set evaluated under
+    another regime, and the Whole Dataset row (HLR, LRS). Without it, the suite as written."""
+    if not suite.report.fairness:
+        return suite
+    labels = {m.label for m in suite.methods}
+    randoms = {m.recipe for m in suite.methods if m.cls.name == "random"}
+    sets = {(m.cls.name, json.dumps(m.user_params, sort_keys=True), m.recipe) for m in suite.methods}
+    added: list[MethodEntry] = []
+
+    def add(label: str, entry: MethodEntry) -> None:
+        while label in labels:
+            label += "'"
+        labels.add(label)
+        added.append(replace(entry, label=label, origin=f"{entry.origin} (added by `report: {{fairness: ...}}`)"))
+
+    def random_for(m: MethodEntry) -> None:
+        if m.recipe not in randoms:
+            randoms.add(m.recipe)
+            add(f"random ({m.recipe.labels})", replace(m, cls=get_method("random"), user_params={}))
+
+    for m in [m for m in suite.methods if m.cls.name != "random"]:
+        random_for(m)
+        hard = (m.cls.name, json.dumps(m.user_params, sort_keys=True), hard_labels(m.recipe))
+        if hard not in sets:
+            sets.add(hard)
+            add(f"{m.label} (hard)", replace(m, recipe=hard_labels(m.recipe)))
+            random_for(added[-1])
+    return replace(suite, methods=suite.methods + tuple(added), whole_dataset=suite.whole_dataset or WholeDataset())
+
+
 def report_options(suite: Suite) -> ReportOptions:
-    """The suite as its report describes it, as plain data."""
+    """The suite as its report describes it, as plain data (with the runs `report: {fairness: ...}` adds)."""
+    suite = with_fairness_runs(suite)
     w, r = suite.whole_dataset, suite.report
+    whole = whole_labels(suite)
     methods = tuple(MethodOptions(m.label, m.cls.name, m.preset, dict(m.user_params),
-                                  {**asdict(m.recipe), "passes": m.recipe.passes, "decay_epochs": m.recipe.decay_epochs})
+                                  {**asdict(m.recipe), "passes": m.recipe.passes, "decay_epochs": m.recipe.decay_epochs},
+                                  recipe_key=content_key(m.recipe.as_dict()),
+                                  hard_key=content_key(hard_labels(m.recipe).as_dict()),
+                                  bare_key=content_key(without_augmentation(m.recipe).as_dict()),
+                                  whole=whole[_whole_json(suite, m.recipe)] if w is not None else "")
                     for m in suite.methods)
+
     return ReportOptions(name=suite.name, description=suite.description, datasets=suite.datasets, ipcs=suite.ipcs,
                          eval_archs=suite.eval_archs, distill_arch=suite.distill_arch, seeds=suite.seeds,
                          distill_seeds=suite.distill_seeds, methods=methods, whole_dataset=w is not None,
                          whole_epochs=w.epochs if w else None, whole_seeds=w.seeds if w else None, views=r.views,
                          compare_to=r.compare_to, tolerance=r.tolerance, match=r.match, ablation=r.ablation,
-                         significance=r.significance, paper_runs=r.paper_runs, deviations=suite.deviations)
+                         significance=r.significance, paper_runs=r.paper_runs, deviations=suite.deviations,
+                         fairness=r.fairness, lrs_weight=r.lrs_weight, ars_weight=r.ars_weight)

@@ -12,6 +12,20 @@ from typing import Literal
 FAMILIES = ("color", "crop", "cutout", "flip", "scale", "rotate")
 """DSA's operation families; a strategy joins some with '_' (e.g. "color_crop_cutout")."""
 
+LabelRegime = Literal["hard", "soft", "teacher"]
+"""How an evaluation network is taught (the regimes of DD-Ranking and "Hard Truths about Soft Labels"):
+"hard" trains with cross-entropy on the set's class labels; "soft" with soft cross-entropy on the soft labels
+(logits) stored with the set; "teacher" with KL divergence to a teacher network's outputs on each augmented
+batch (SRe2L/RDED-style relabelling; the teacher is an expert stage trained on the full training set)."""
+
+# Temperatures of DD-Ranking's evaluation configs (branch `eval`): soft cross-entropy at 1.0 on stored soft labels
+# (its DATM configs, mode S), KL at 20.0 against a teacher (its SRe2L ImageNet/TinyImageNet, D4M and G-VBSM
+# configs, mode M; its SRe2L CIFAR configs use 30). Both without the T^2 loss scaling (`scale_loss: false`).
+TEMPERATURES: dict[str, float] = {"soft": 1.0, "teacher": 20.0}
+# Epochs a teacher trains on the full training set unless the recipe says: DD-Ranking's REAL_DATA_TRAINING_CONFIG
+# (ConvNet-3 on CIFAR-10, 200 epochs).
+TEACHER_EPOCHS = 200
+
 DSAMode = Literal["single", "idc"]
 """How a DSA strategy is applied: "single" draws one op family per call (DatasetCondensation's mode
 'S'); "idc" is IDC's DiffAug, where flip, colour and cutout always apply and one op is drawn from the rest."""
@@ -37,7 +51,11 @@ class EvalRecipe:
       augmentation are those of the one-at-a-time loop, but vmapped kernels round differently in the last
       bits, so its accuracies are not bit-identical to the loop's: the option is part of the hashed identity
       and such records never stand in for one-at-a-time ones. Off by default on every device; turning it on by
-      default on CUDA needs a GPU measurement first (benchmarks/batched_seeds.py).
+      default on CUDA needs a GPU measurement first (benchmarks/batched_seeds.py);
+    * `labels`: the label regime (`LabelRegime`); `temperature` of its loss (None: the regime's default in
+      `TEMPERATURES`); for "teacher", the teacher's architecture (`teacher_arch`, None: the evaluation
+      architecture) and `teacher_epochs` on the full training set. Fields a regime does not use are reset to
+      None, so one regime has one hashed identity, and a hard-label recipe hashes as before the regimes existed.
     """
 
     epochs: int = 1000
@@ -54,8 +72,29 @@ class EvalRecipe:
     cutmix_prob: float = 0.0
     cutmix_beta: float = 1.0
     batch_seeds: bool = False
+    labels: LabelRegime = "hard"
+    temperature: float | None = None
+    teacher_arch: str | None = None
+    teacher_epochs: int | None = None
 
     def __post_init__(self) -> None:
+        regime = self.labels
+        if regime not in ("hard", "soft", "teacher"):
+            raise ValueError(f"labels must be hard, soft or teacher, got {regime!r}")
+        unused = {"temperature": regime == "hard", "teacher_arch": regime != "teacher",
+                  "teacher_epochs": regime != "teacher"}
+        for name, drop in unused.items():
+            if drop:
+                object.__setattr__(self, name, None)
+        if regime != "hard" and self.temperature is None:
+            object.__setattr__(self, "temperature", TEMPERATURES[regime])
+        if regime == "teacher" and self.teacher_epochs is None:
+            object.__setattr__(self, "teacher_epochs", TEACHER_EPOCHS)
+        if self.temperature is not None and not (0 < self.temperature < math.inf):
+            raise ValueError(f"temperature must be a positive number, got {self.temperature}")
+        if self.batch_seeds and regime != "hard":
+            raise ValueError(f"batch_seeds trains a cell's seeds together with hard labels only; labels: {regime} "
+                             f"trains them one at a time: remove `batch_seeds: true` for this recipe")
         if self.decay_at is not None:  # a suite's YAML list; a tuple keeps the recipe hashable
             object.__setattr__(self, "decay_at", tuple(self.decay_at))
             if not all(0 < f <= 1 for f in self.decay_at):
@@ -86,7 +125,19 @@ class EvalRecipe:
         return tuple(math.floor(f * self.epochs + 1e-9) - 1 for f in self.decay_at)
 
 
-OPTIONAL_FIELDS = ("decay_at", "extra_epoch", "dsa_mode", "cutmix_prob", "cutmix_beta", "batch_seeds")
+OPTIONAL_FIELDS = ("decay_at", "extra_epoch", "dsa_mode", "cutmix_prob", "cutmix_beta", "batch_seeds", "labels",
+                   "temperature", "teacher_arch", "teacher_epochs")
+LABEL_FIELDS = ("labels", "temperature", "teacher_arch", "teacher_epochs")
+
+
+def hard_labels(recipe: EvalRecipe) -> EvalRecipe:
+    """The same protocol under hard labels: what DD-Ranking's hard-label recovery and the Whole Dataset row use."""
+    return replace(recipe, labels="hard")
+
+
+def without_augmentation(recipe: EvalRecipe) -> EvalRecipe:
+    """The same protocol with no augmentation (no DSA, no CutMix): the other leg of DD-Ranking's ARS."""
+    return replace(recipe, augment="none", cutmix_prob=0.0)
 
 PRESETS: dict[str, EvalRecipe] = {
     # DC/DSA/DM/IDM reference protocol: SGD 0.01, momentum 0.9, wd 5e-4, batch 256, 1000 epochs, DSA.
@@ -110,4 +161,11 @@ PRESETS: dict[str, EvalRecipe] = {
     # preset keeps IDC's DiffAug of the `idc` preset (colour, crop, flip, scale, rotate).
     "idc-imagenet": EvalRecipe(batch_size=64, decay_factor=0.2, decay_at=(2 / 3, 5 / 6), extra_epoch=False,
                                dsa_mode="idc", cutmix_prob=1.0, cutmix_beta=1.0),
+    # The standard loop with the set's stored soft labels: soft cross-entropy at T 1.0 (DD-Ranking's DATM
+    # configs on CIFAR: the DC/DSA/DM loop, DSA, SGD 0.01, 1000 epochs, `soft_label_mode: S`, `sce`).
+    "soft": EvalRecipe(labels="soft"),
+    # The standard loop relabelled by a teacher: KL at T 20 to a teacher of the evaluation architecture trained
+    # on the full training set (DD-Ranking's SRe2L/D4M configs, `soft_label_mode: M`, `kl`; those train the
+    # student with AdamW and a cosine schedule, which bench's loop does not have: this preset keeps SGD).
+    "teacher": EvalRecipe(labels="teacher"),
 }

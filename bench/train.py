@@ -89,26 +89,69 @@ def augmented_batch(xb: torch.Tensor, yb: torch.Tensor, generator: torch.Generat
     return xb, yb, None, 1.0
 
 
-def batch_loss(logits: torch.Tensor, yb: torch.Tensor, partner: torch.Tensor | None, keep: float) -> torch.Tensor:
-    """Cross-entropy of a batch from `augmented_batch`: CutMix weighs the own and the partner labels."""
+Criterion = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+"""criterion(logits, images, targets) -> loss of a batch: how a label regime (`bench.recipes.LabelRegime`) scores
+the network's outputs on the (augmented) images against the batch's targets."""
+
+
+def hard_cross_entropy(logits: torch.Tensor, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """`labels: hard`: cross-entropy against class indices (the images are not needed)."""
+    return F.cross_entropy(logits, targets)
+
+
+def soft_cross_entropy(logits: torch.Tensor, target_logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """DD-Ranking's SoftCrossEntropyLoss (scale_loss off): -sum softmax(t/T) * log_softmax(s/T), mean over the batch."""
+    target = F.softmax(target_logits / temperature, dim=1)
+    return -(target * F.log_softmax(logits / temperature, dim=1)).sum() / len(logits)
+
+
+def kd_divergence(logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """DD-Ranking's KLDivergenceLoss and SRe2L's relabelling loss (scale_loss off): KL(softmax(t/T) ||
+    softmax(s/T)), batchmean."""
+    return F.kl_div(F.log_softmax(logits / temperature, dim=1), F.softmax(teacher_logits / temperature, dim=1),
+                    reduction="batchmean")
+
+
+def soft_criterion(temperature: float) -> Criterion:
+    """`labels: soft`: the targets are the set's stored soft labels (logits) of the batch's images."""
+    return lambda logits, images, targets: soft_cross_entropy(logits, targets, temperature)
+
+
+def teacher_criterion(teacher: nn.Module, temperature: float) -> Criterion:
+    """`labels: teacher`: a teacher (in eval mode, no gradient) relabels each augmented batch; the targets are
+    not used."""
+    teacher.eval()
+
+    def loss(logits: torch.Tensor, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            relabelled = teacher(images)
+        return kd_divergence(logits, relabelled, temperature)
+    return loss
+
+
+def batch_loss(logits: torch.Tensor, yb: torch.Tensor, partner: torch.Tensor | None, keep: float,
+               criterion: Criterion = hard_cross_entropy, xb: torch.Tensor | None = None) -> torch.Tensor:
+    """The loss of a batch from `augmented_batch` (images `xb`): CutMix weighs the own and the partner targets."""
     if partner is None:
-        return F.cross_entropy(logits, yb)
-    return keep * F.cross_entropy(logits, yb) + (1 - keep) * F.cross_entropy(logits, partner)
+        return criterion(logits, xb, yb)
+    return keep * criterion(logits, xb, yb) + (1 - keep) * criterion(logits, xb, partner)
 
 
 def train_epoch(net: nn.Module, x: torch.Tensor, y: torch.Tensor, opt: torch.optim.Optimizer, *,
                 batch_size: int, generator: torch.Generator, dsa_strategy: str = "none",
                 steps: int | None = None,
                 on_batch: Callable[[torch.Tensor, torch.Tensor], None] | None = None,
-                dsa_mode: DSAMode = "single", cutmix_prob: float = 0.0, cutmix_beta: float = 1.0) -> float:
+                dsa_mode: DSAMode = "single", cutmix_prob: float = 0.0, cutmix_beta: float = 1.0,
+                criterion: Criterion = hard_cross_entropy) -> float:
     """One shuffled pass over (x, y) (or its first `steps` batches); returns the mean loss.
 
     The one place where a network takes SGD steps on data: evaluation, expert trajectories,
     feature networks and methods' inner loops all call it. `on_batch(indices, logits)` lets a
     caller watch per-sample predictions (forgetting events) without a second forward pass.
     Each batch is augmented (`dsa_mode`), then CutMixed with probability `cutmix_prob`, as IDC
-    does; with `cutmix_prob` 0 no random number is drawn for it. The loss is summed on the device and read
-    once per pass, where a NaN or Inf raises `Diverged`.
+    does; with `cutmix_prob` 0 no random number is drawn for it. `y` holds the targets `criterion` scores (class
+    indices, or soft labels). The loss is summed on the device and read once per pass, where a NaN or Inf raises
+    `Diverged`.
     """
     net.train()
     order = to_device(torch.randperm(len(x), generator=generator), x.device)
@@ -120,7 +163,7 @@ def train_epoch(net: nn.Module, x: torch.Tensor, y: torch.Tensor, opt: torch.opt
         xb, yb, partner, keep = augmented_batch(x[idx], y[idx], generator, dsa_strategy=dsa_strategy,
                                                 dsa_mode=dsa_mode, cutmix_prob=cutmix_prob, cutmix_beta=cutmix_beta)
         logits = net(xb)
-        loss = batch_loss(logits, yb, partner, keep)
+        loss = batch_loss(logits, yb, partner, keep, criterion, xb)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -166,9 +209,9 @@ def decayed(opt: torch.optim.Optimizer, params: list[torch.Tensor], lr: float, r
 def fit(net: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe: EvalRecipe, *, dsa_strategy: str,
         generator: torch.Generator, progress: Progress | None = None,
         on_batch: Callable[[torch.Tensor, torch.Tensor], None] | None = None,
-        on_epoch: OnEpoch | None = None) -> nn.Module:
+        on_epoch: OnEpoch | None = None, criterion: Criterion = hard_cross_entropy) -> nn.Module:
     """Train `net` on (x, y) with the recipe. All randomness (shuffling, DSA, CutMix) comes from `generator`.
-    `on_batch` is `train_epoch`'s; `on_epoch` sees the network after each pass."""
+    `on_batch` and `criterion` are `train_epoch`'s; `on_epoch` sees the network after each pass."""
     strategy = train_strategy(recipe, dsa_strategy)
     params = list(net.parameters())
     lr = recipe.lr
@@ -177,7 +220,8 @@ def fit(net: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe: EvalRecipe, *,
         try:
             loss = train_epoch(net, x, y, opt, batch_size=recipe.batch_size, generator=generator,
                                dsa_strategy=strategy, on_batch=on_batch, dsa_mode=recipe.dsa_mode,
-                               cutmix_prob=recipe.cutmix_prob, cutmix_beta=recipe.cutmix_beta)
+                               cutmix_prob=recipe.cutmix_prob, cutmix_beta=recipe.cutmix_beta,
+                               criterion=criterion)
         except Diverged as exc:
             raise Diverged(f"{exc} in epoch {epoch + 1}/{recipe.passes} (lr {recipe.lr})") from None
         opt, lr = decayed(opt, params, lr, recipe, epoch)
@@ -216,7 +260,7 @@ def train_fresh(build: Callable[[], nn.Module], x: torch.Tensor, y: torch.Tensor
                 seed: int, dsa_strategy: str, device: torch.device, generator: torch.Generator | None = None,
                 progress: Progress | None = None,
                 on_batch: Callable[[torch.Tensor, torch.Tensor], None] | None = None,
-                on_epoch: OnEpoch | None = None) -> nn.Module:
+                on_epoch: OnEpoch | None = None, criterion: Criterion = hard_cross_entropy) -> nn.Module:
     """A fresh network, initialised from `seed`, trained on (x, y) with the recipe (`fit`).
 
     Shuffling and augmentation draw from `generator`, by default a new one seeded with `seed + 1`;
@@ -225,15 +269,16 @@ def train_fresh(build: Callable[[], nn.Module], x: torch.Tensor, y: torch.Tensor
     net = seeded(seed, build).to(device)
     fit(net, x.to(device), y.to(device), recipe, dsa_strategy=dsa_strategy,
         generator=generator if generator is not None else torch.Generator().manual_seed(seed + 1),
-        progress=progress, on_batch=on_batch, on_epoch=on_epoch)
+        progress=progress, on_batch=on_batch, on_epoch=on_epoch, criterion=criterion)
     return net
 
 
 def evaluate_synset(build: Callable[[], nn.Module], x: torch.Tensor, y: torch.Tensor,
                     x_test: torch.Tensor, y_test: torch.Tensor, recipe: EvalRecipe, *, seed: int,
-                    dsa_strategy: str, device: torch.device, progress: Progress | None = None) -> float:
-    """Train a fresh network (initialised from `seed`) on (x, y); return final-epoch test accuracy (%).
-    `Diverged` where the training loss became NaN or Inf."""
+                    dsa_strategy: str, device: torch.device, progress: Progress | None = None,
+                    criterion: Criterion = hard_cross_entropy) -> float:
+    """Train a fresh network (initialised from `seed`) on (x, y) (targets as `criterion` scores them); return
+    final-epoch test accuracy (%). `Diverged` where the training loss became NaN or Inf."""
     net = train_fresh(build, x, y, recipe, seed=seed, dsa_strategy=dsa_strategy, device=device,
-                      progress=progress)
+                      progress=progress, criterion=criterion)
     return accuracy(net, x_test.to(device), y_test.to(device), recipe.test_batch_size)

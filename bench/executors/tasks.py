@@ -36,7 +36,9 @@ from bench.plan import DistillTask, EvalTask, ExpertTask, content_key
 from bench.records import ArtifactMeta, DamagedFile, Record
 from bench.store import Claim, Holder, Parts, Store, atomic_write
 from bench.batched import evaluate_synset_batched
-from bench.train import Diverged, Progress, evaluate_synset
+from bench.teacher import load_teacher
+from bench.train import (Criterion, Diverged, Progress, evaluate_synset, hard_cross_entropy, soft_criterion,
+                         teacher_criterion)
 from bench.whole import train_whole_dataset
 
 
@@ -230,6 +232,7 @@ def run_evaluations(tasks: list[EvalTask], store: Store, datasets: DatasetCache,
     x, y = synset.training_data()
     recipe = replace(first.recipe, lr=synset.eval_lr(first.recipe.lr))
     build, spec = _builder(first.arch, dataset.spec), dataset.spec
+    y, criterion = _regime(first, synset.soft_labels, y, store, dataset, device)
     start = time.perf_counter()
     if len(tasks) > 1:
         scores = evaluate_synset_batched(build, x, y, dataset.x_test, dataset.y_test, recipe,
@@ -237,7 +240,7 @@ def run_evaluations(tasks: list[EvalTask], store: Store, datasets: DatasetCache,
     else:
         scores = [_scored(lambda: evaluate_synset(build, x, y, dataset.x_test, dataset.y_test, recipe,
                                                   seed=first.seed, dsa_strategy=spec.dsa_strategy, device=device,
-                                                  progress=progress))]
+                                                  progress=progress, criterion=criterion))]
     seconds = (time.perf_counter() - start) / len(tasks)
     records = [Record(
         key=task.key, suite=suite, group=d.method.cls.group, method=d.method.cls.name, method_label=d.method.label,
@@ -252,6 +255,24 @@ def run_evaluations(tasks: list[EvalTask], store: Store, datasets: DatasetCache,
     for record in records:
         store.write_record(record)
     return records
+
+
+def _regime(task: EvalTask, soft_labels: torch.Tensor | None, labels: torch.Tensor, store: Store,
+            dataset: data.Dataset, device: torch.device) -> tuple[torch.Tensor, Criterion]:
+    """The targets and loss of the recipe's label regime: the class labels and cross-entropy, the set's soft
+    labels and soft cross-entropy, or the class labels and KL to the teacher's outputs."""
+    recipe = task.recipe
+    if recipe.labels == "soft":
+        if soft_labels is None:
+            raise ValueError(f"`labels: soft` trains on the soft labels stored with the set, and the set of "
+                             f"`{task.distill.describe()}` stores none; evaluate it under labels hard or teacher.")
+        return soft_labels, soft_criterion(recipe.temperature)
+    if recipe.labels == "teacher":
+        assert task.teacher is not None, "the plan gives every teacher-regime evaluation its teacher stage"
+        tensors, _ = _load_input(store, task.teacher.key, task.teacher.describe())
+        net = load_teacher(_builder(task.teacher.spec.arch, dataset.spec)(), tensors).to(device)
+        return labels, teacher_criterion(net, recipe.temperature)
+    return labels, hard_cross_entropy
 
 
 def _train_bytes(dataset: data.Dataset) -> int:

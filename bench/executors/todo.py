@@ -33,7 +33,7 @@ def pending(plan: Plan, store: Store) -> Pending:
     todo = [e for e in evals if not store.has_record(e.key)]
     needed = {e.distill.key for e in todo}
     distill = [d for d in plan.distill if d.key in needed and not store.has_artifact(d.key)]
-    needed_experts = {e.key for d in distill for e in d.experts}
+    needed_experts = {e.key for d in distill for e in d.experts} | {e.teacher.key for e in todo if e.teacher}
     experts = [e for e in plan.experts if e.key in needed_experts and not store.has_artifact(e.key)]
     experts += [w for w in plan.whole if not store.has_record(w.key)]  # whole-dataset rows: needed by none
     total = len(evals) + len(plan.distill) + len(plan.experts) + len(plan.whole)
@@ -61,7 +61,10 @@ def is_done(task: Task, store: Store) -> bool:
 
 
 def inputs_of(task: Task) -> list[str]:
-    """The keys of the artifacts a task reads: a distillation's experts, an evaluation's synthetic set."""
+    """The keys of the artifacts a task reads: a distillation's experts, an evaluation's synthetic set (and its
+    teacher, under `labels: teacher`)."""
     if isinstance(task, DistillTask):
         return [e.key for e in task.experts]
-    return [task.distill.key] if isinstance(task, EvalTask) else []
+    if isinstance(task, EvalTask):
+        return [task.distill.key] + ([task.teacher.key] if task.teacher is not None else [])
+    return []

@@ -30,7 +30,9 @@ from bench.train import Progress
 
 @dataclass
 class SyntheticSet:
-    """A synthetic set as stored: images and labels, and the learned lr where a method learns one.
+    """A synthetic set as stored: images and labels, the learned lr where a method learns one, and soft labels
+    (logits, one row of `num_classes` per training image) where a method or an imported release has them: the
+    `labels: soft` regime trains on those (`bench.recipes.LabelRegime`). They are stored bytes like the rest.
 
     Subclasses are parametrised forms (a compact tensor plus a decoder): they override
     `training_data` to decode and register under their own `format`. `nbytes` counts exactly
@@ -42,12 +44,14 @@ class SyntheticSet:
     lr: torch.Tensor | None = None
     soft_labels: torch.Tensor | None = None
     format: ClassVar[str] = "images"
-    not_images: ClassVar[tuple[str, ...]] = ("labels", "lr")  # stored tensors a storage budget leaves out
+    not_images: ClassVar[tuple[str, ...]] = ("labels", "lr", "soft_labels")  # tensors a storage budget leaves out
 
     def tensors(self) -> dict[str, torch.Tensor]:
         stored = {"images": self.images, "labels": self.labels}
         if self.lr is not None:
             stored["lr"] = self.lr.reshape(())
+        if self.soft_labels is not None:
+            stored["soft_labels"] = self.soft_labels
         return stored
 
     @property
@@ -90,6 +94,10 @@ class SyntheticSet:
         if y.dtype != torch.int64 or y.dim() != 1 or len(y) != len(x):
             found.append(f"the labels must be one int64 class index per training image ({len(x)}), got {y.dtype} "
                          f"{tuple(y.shape)}")
+        elif self.soft_labels is not None and (not self.soft_labels.is_floating_point() or tuple(
+                self.soft_labels.shape) != (len(x), spec.num_classes)):
+            found.append(f"the soft labels must be float logits of shape ({len(x)}, {spec.num_classes}) (one row "
+                         f"per training image), got {self.soft_labels.dtype} {tuple(self.soft_labels.shape)}")
         elif len(y) and (int(y.min()) < 0 or int(y.max()) >= spec.num_classes):
             found.append(f"labels span {int(y.min())}..{int(y.max())}, outside {spec.name}'s classes "
                          f"0..{spec.num_classes - 1}")

@@ -76,6 +76,13 @@ class MethodSpec:
         return []
 
     @classmethod
+    def stores_soft_labels(cls, params: Params) -> bool:
+        """Whether its sets made with `params` carry soft labels (`SyntheticSet.soft_labels`), so they can be
+        evaluated under `labels: soft`. By default: where its params name a `soft_labels` source and it is set
+        (import's file); a method that always stores them overrides this."""
+        return getattr(params, "soft_labels", None) is not None
+
+    @classmethod
     def check_recipe(cls, params: Params, recipe: EvalRecipe) -> str | None:
         """Why sets made with `params` cannot be evaluated with `recipe`, or None (checked by `bench validate`)."""
         return None

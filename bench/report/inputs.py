@@ -47,6 +47,13 @@ class MethodOptions:
     preset: str  # the evaluation preset its recipe starts from
     params: dict[str, Any]  # the parameters the suite sets (not the preset's): a paper's number names them
     recipe: dict[str, Any]  # every evaluation recipe field, plus `passes` and the 0-based `decay_epochs`
+    # What the fairness view pairs a cell with (content keys of recipes, from the plan): the entry's recipe, the
+    # same protocol under hard labels and without augmentation, and the label of its Whole Dataset row.
+    recipe_key: str = ""
+    hard_key: str = ""
+    bare_key: str = ""
+    whole: str = ""
+
 
 
 @dataclass(frozen=True)
@@ -74,3 +81,6 @@ class ReportOptions:
     significance: float = SIGNIFICANCE  # of the two-sided Welch t-tests (bold / ≈); Δ intervals cover 1 − it
     paper_runs: int = 5  # runs assumed behind a paper's printed std, for the Δ intervals (IID states 5)
     deviations: tuple[tuple[str, str], ...] = ()  # (name, why): the suite's named departures from the paper
+    fairness: bool = False  # `report: {fairness: ...}`: the suite planned the runs DD-Ranking's scores need
+    lrs_weight: float = 0.5  # DD-Ranking's w (LRS) and gamma (ARS)
+    ars_weight: float = 0.5

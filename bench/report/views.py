@@ -7,6 +7,8 @@ curve         accuracy against IPC and against stored bytes (bench.report.plots)
 ablation      variants of one method, with the difference to the first (the baseline)
 reported      published numbers beside reproduced ones, with a 95% interval of the difference, flagged outside a
               tolerance unless the interval covers 0 (within the noise)
+fairness      label regimes side by side, each cell beside random real images (IOR) and DD-Ranking's HLR, LRS, ARS
+              (bench.report.fairness)
 cost          stored size and seconds per synthetic set
 
 `VIEWS` is the registry {name: view}, in the order a report shows them; a suite names views by its keys.
@@ -298,10 +300,20 @@ def recipe_text(preset: str, r: dict[str, Any]) -> str:
     lr = "the learned lr stored with the set" if r["lr"] == "learned" else f"lr {r['lr']}"
     decays = ", ".join(str(e + 1) for e in r["decay_epochs"])
     extras = (["DSA applied as IDC's DiffAug"] if r["dsa_mode"] == "idc" else []) + \
-        ([f"CutMix on {r['cutmix_prob']:g} of the batches (beta {r['cutmix_beta']:g})"] if r["cutmix_prob"] else [])
+        ([f"CutMix on {r['cutmix_prob']:g} of the batches (beta {r['cutmix_beta']:g})"] if r["cutmix_prob"] else []) + \
+        ([_regime_text(r)] if r.get("labels", "hard") != "hard" else [])
     return (f"preset '{preset}': {r['epochs']} epochs ({r['passes']} passes over the set), SGD {lr}, momentum "
             f"{r['momentum']}, weight decay {r['weight_decay']}, batch {r['batch_size']}, lr x{r['decay_factor']} "
             f"after pass {decays}, augmentation {r['augment']}" + "".join(f", {e}" for e in extras))
+
+
+def _regime_text(r: dict[str, Any]) -> str:
+    """The label regime of a recipe other than hard labels, as the notes say it."""
+    if r["labels"] == "soft":
+        return f"soft cross-entropy on the set's stored soft labels at temperature {r['temperature']:g}"
+    teacher = r["teacher_arch"] or "the evaluation architecture"
+    return (f"KL divergence at temperature {r['temperature']:g} to a teacher ({teacher}, {r['teacher_epochs']} epochs "
+            f"on the full training set) relabelling each augmented batch")
 
 
 def notes(options: ReportOptions) -> list[str]:
@@ -366,6 +378,8 @@ def applicable(options: ReportOptions) -> list[str]:
         views.append("ablation")
     if options.compare_to:
         views.append("reported")
+    if options.fairness or any(m.recipe.get("labels", "hard") != "hard" for m in options.methods):
+        views.append("fairness")
     return views + ["cost"]
 
 
@@ -434,6 +448,11 @@ def reported_view(frame: pd.DataFrame, options: ReportOptions) -> Section:
     return Section("reported", title, intro=intro, tables=(table,))
 
 
+def fairness_view(frame: pd.DataFrame, options: ReportOptions) -> Section:
+    from bench.report.fairness import fairness_view as view
+    return view(frame, options)
+
+
 def cost_view(frame: pd.DataFrame, options: ReportOptions) -> Section:
     return Section("cost", "Cost", tables=(cost_table(frame),))
 
@@ -441,7 +460,7 @@ def cost_view(frame: pd.DataFrame, options: ReportOptions) -> Section:
 # Every view a suite may name, in the order a report shows them (bench.names.VIEW_NAMES lists the same names).
 VIEWS: dict[str, Callable[[pd.DataFrame, ReportOptions], Section]] = {
     "paper_table": paper_table_view, "cross_arch": cross_arch_view, "curve": curve_view,
-    "ablation": ablation_view, "reported": reported_view, "cost": cost_view}
+    "ablation": ablation_view, "reported": reported_view, "fairness": fairness_view, "cost": cost_view}
 
 
 def build_report(options: ReportOptions, frame: pd.DataFrame) -> Report:

@@ -1,0 +1,131 @@
+"""Label regimes (hard / soft / teacher) and DD-Ranking's fairness scores: the losses and formulas against numbers
+worked by hand, the recipe's hashed identity, soft labels stored with a set, and a digits suite under a teacher
+with its fairness table, run as a user runs it."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from conftest import write
+
+from bench.methods.base import SyntheticSet
+from bench.plan import content_key
+from bench.recipes import PRESETS, EvalRecipe
+from bench.report.fairness import (augmentation_robust_score, hard_label_recovery, improvement_over_random,
+                                   label_robust_score)
+from bench.train import kd_divergence, soft_cross_entropy
+
+
+def test_soft_cross_entropy_by_hand() -> None:
+    # student logits (0, ln 3) at T 1: log-probabilities ln(1/4), ln(3/4); target logits (0, 0): (1/2, 1/2).
+    loss = soft_cross_entropy(torch.tensor([[0.0, math.log(3)]]), torch.tensor([[0.0, 0.0]]), 1.0)
+    assert float(loss) == pytest.approx(-(0.5 * math.log(0.25) + 0.5 * math.log(0.75)), abs=1e-6)  # 0.837
+    # T 2 halves both: student (0, ln 3 / 2) -> p = (1/(1+sqrt 3), sqrt 3/(1+sqrt 3)); target one-hot-ish (0, 4) ->
+    # softmax(0, 2) = (1/(1+e^2), e^2/(1+e^2)). Mean over a batch of two equal rows is the row's loss.
+    s, t = torch.tensor([[0.0, math.log(3)]] * 2), torch.tensor([[0.0, 4.0]] * 2)
+    p = [1 / (1 + math.sqrt(3)), math.sqrt(3) / (1 + math.sqrt(3))]
+    q = [1 / (1 + math.e ** 2), math.e ** 2 / (1 + math.e ** 2)]
+    assert float(soft_cross_entropy(s, t, 2.0)) == pytest.approx(-sum(qi * math.log(pi) for pi, qi in zip(p, q)),
+                                                                 abs=1e-6)
+
+
+def test_kd_divergence_by_hand() -> None:
+    # KL(q || p) with q = softmax(teacher / T), p = softmax(student / T), batchmean; zero when they agree.
+    s, t = torch.tensor([[0.0, math.log(3)]]), torch.tensor([[0.0, 0.0]])
+    want = 0.5 * math.log(0.5 / 0.25) + 0.5 * math.log(0.5 / 0.75)  # 0.1438
+    assert float(kd_divergence(s, t, 1.0)) == pytest.approx(want, abs=1e-6)
+    assert float(kd_divergence(t * 3, t * 3, 20.0)) == pytest.approx(0.0, abs=1e-7)
+    # At T 20 the same logits are nearly uniform: the divergence is ~1/T^2 smaller (no T^2 scaling, as DD-Ranking).
+    assert float(kd_divergence(s * 20, t, 20.0)) == pytest.approx(want, abs=1e-6)
+
+
+def test_score_formulas_by_hand() -> None:
+    assert improvement_over_random(52.0, 47.0) == 5.0
+    assert hard_label_recovery(97.0, 77.0) == 20.0
+    # alpha = 0.5 * 0.05 - 0.5 * 0.20 = -0.075; LRS = (e^-0.075 - e^-1) / (e - e^-1) = 0.559864 / 2.350402
+    assert label_robust_score(5.0, 20.0) == pytest.approx(0.238199, abs=1e-6)
+    # w = 1: alpha = IOR only; IOR 100 points gives alpha 1, the top of the scale; HLR 100 with w 0 the bottom.
+    assert label_robust_score(100.0, 50.0, weight=1.0) == pytest.approx(1.0)
+    assert label_robust_score(0.0, 100.0, weight=0.0) == pytest.approx(0.0, abs=1e-12)
+    # beta = 0.5 * 0.10 + 0.5 * (-0.02) = 0.04; ARS = (e^0.04 - e^-1) / (e - e^-1) = 0.672931 / 2.350402
+    assert augmentation_robust_score(10.0, -2.0) == pytest.approx(0.286305, abs=1e-6)
+
+
+def test_hard_labels_keep_every_existing_recipe_key() -> None:
+    """A recipe under hard labels hashes as before the regimes existed; unused regime fields are dropped."""
+    assert content_key(PRESETS["standard"].as_dict()) == "d626e2b298a3f96cc4dc"
+    assert content_key(PRESETS["mtt"].as_dict()) == "f8f98a8f7796f828ed3e"
+    assert EvalRecipe(temperature=4.0, teacher_epochs=3).as_dict() == EvalRecipe().as_dict()
+    teacher = EvalRecipe(labels="teacher")
+    assert (teacher.temperature, teacher.teacher_epochs, teacher.teacher_arch) == (20.0, 200, None)
+    assert EvalRecipe(labels="soft", teacher_arch="MLP").as_dict() == {**EvalRecipe().as_dict(), "labels": "soft",
+                                                                       "temperature": 1.0}
+    with pytest.raises(ValueError, match="batch_seeds trains a cell's seeds together with hard labels only"):
+        EvalRecipe(labels="teacher", batch_seeds=True)
+
+
+def test_soft_labels_are_stored_bytes_and_checked() -> None:
+    images, labels = torch.zeros(20, 1, 8, 8), torch.arange(10).repeat_interleave(2)
+    plain = SyntheticSet(images, labels)
+    soft = SyntheticSet(images, labels, soft_labels=torch.randn(20, 10))
+    assert soft.nbytes == plain.nbytes + 20 * 10 * 4 and soft.image_nbytes == plain.image_nbytes
+    again = SyntheticSet.from_tensors(soft.tensors())
+    assert torch.equal(again.soft_labels, soft.soft_labels)
+    from bench.data import DATASETS
+    wrong = SyntheticSet(images, labels, soft_labels=torch.randn(20, 9))
+    assert any("soft labels must be float logits of shape (20, 10)" in p for p in wrong.problems(2, DATASETS["digits"]))
+
+
+TEACHER_SUITE = """\
+name: regimes
+datasets: [digits]
+ipc: [2]
+eval_archs: [ConvNet]
+methods:
+  - name: random
+    label: Random
+  - name: random
+    label: Random (teacher)
+    eval: {labels: teacher, teacher_epochs: 2, temperature: 4}
+seeds: [0]
+eval: {epochs: 3}
+whole_dataset: {epochs: 2}
+report: {views: [fairness], fairness: {lrs_weight: 0.5}}
+"""
+
+
+@pytest.mark.slow
+def test_teacher_regime_runs_and_the_fairness_view_scores_it(bench, workdir) -> None:
+    """`labels: teacher` plans one teacher stage (an expert), relabels every batch with it, records the regime;
+    the fairness view pairs the cell with random under the same regime and the hard-label run."""
+    write(workdir / "regimes.yaml", TEACHER_SUITE.replace("  - name: random\n    label: Random (teacher)",
+                                                          "  - name: dm\n    label: DM (teacher)\n    params: "
+                                                          "{iterations: 2}"))
+    code, out, _ = bench("run", "regimes.yaml", "--dry-run")
+    # DM (teacher), Random, and what fairness adds: random under teacher labels and DM under hard labels.
+    assert code == 0 and "4 cells -> 8 tasks" in out and "expert teacher digits ConvNet" in out, out
+    assert "random (teacher)" in out and "DM (teacher) (hard)" in out
+    code, out, err = bench("run", "regimes.yaml")
+    assert code == 0 and "expert teacher digits ConvNet" in err
+    import json
+    records = [json.loads(p.read_text()) for p in (workdir / "results" / "records").rglob("*.json")]
+    regimes = sorted(r["recipe"].get("labels", "hard") for r in records if r.get("kind") != "whole")
+    assert regimes == ["hard", "hard", "teacher", "teacher"]
+    teacher = next(r for r in records if r["recipe"].get("labels") == "teacher")
+    assert teacher["recipe"]["temperature"] == 4.0 and teacher["recipe"]["teacher_epochs"] == 2
+
+    code, out, _ = bench("report", "regimes.yaml")
+    table = (workdir / "reports" / "regimes" / "table.md").read_text()
+    assert code == 0 and "Label regimes side by side: digits, IPC 2, ConvNet" in table
+    assert "| Set | labels: hard Accuracy | labels: hard IOR | labels: hard LRS (%) | labels: teacher Accuracy" in table
+    acc = {(r["method_label"], r["recipe"].get("labels", "hard")): r["accuracy"] for r in records
+           if r.get("kind") != "whole"}
+    whole = next(r["accuracy"] for r in records if r.get("kind") == "whole")
+    ior = acc["DM (teacher)", "teacher"] - acc["random (teacher)", "teacher"]
+    hlr = whole - acc["DM (teacher) (hard)", "hard"]
+    row = next(line for line in table.splitlines() if line.startswith("| DM (teacher) |") and "| teacher |" in line)
+    assert f"| {ior:+.1f} | {hlr:+.1f} | {100 * label_robust_score(ior, hlr):.1f} |" in row
+    assert "w = 0.5" in table and "– in ARS" in table
