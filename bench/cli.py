@@ -202,8 +202,24 @@ def cmd_report(args: argparse.Namespace) -> int:
     print(f"\nwrote {out_dir}/: report.html, table.md, report.tex, results.csv, results.json (all suites: "
           f"{site.reports / 'index.html'})" + (f" ({todo}: run `bench run {args.suite}`)" if todo else ""))
     if args.open:
-        print((out_dir / "report.html").resolve())
+        page = (out_dir / "report.html").resolve()
+        print(page)
+        _open_in_browser(page)
     return 0
+
+
+def _open_in_browser(page: Path) -> None:
+    """Show `page` in the default browser (Python's `webbrowser`: $BROWSER, else the desktop's), or say that this
+    machine has none (a cluster node, a container): the path printed before is then the way to it."""
+    import webbrowser
+
+    try:
+        opened = webbrowser.get().open(page.as_uri())
+    except webbrowser.Error:
+        opened = False
+    if not opened:
+        print("note: no web browser is registered here (set BROWSER to one to have --open use it); open the path "
+              "above.", file=sys.stderr)
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -355,7 +371,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="render a suite's results: HTML, LaTeX, Markdown, CSV, JSON under reports/")
     p.add_argument("suite")
-    p.add_argument("--open", action="store_true", help="end with the path of the HTML report (to open it)")
+    p.add_argument("--open", action="store_true",
+                   help="open the HTML report in the default browser ($BROWSER) and print its path")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("validate", help="check suite files (or bench.yaml) without running anything")

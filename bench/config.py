@@ -23,7 +23,7 @@ from bench.methods import MethodSpec, Params, get_method
 from bench.methods.presets import preset_files, resolve_params
 from bench.methods.registry import PluginError, UnknownMethod, load_entry
 from bench.methods.specs import Momentum, NonNegativeFinite, PositiveFinite, Seed
-from bench.names import VIEW_NAMES, did_you_mean, is_safe_name, shorten
+from bench.names import FONT_NAMES, VIEW_NAMES, did_you_mean, is_safe_name, shorten
 from bench.recipes import PRESETS, EvalRecipe
 from bench.yamlio import Path_, YamlError, line_of, load_yaml
 
@@ -164,6 +164,7 @@ class ReportSchema(_Schema):
     ablation: list[str] | None = None
     significance: float = Field(default=0.05, gt=0, lt=1)
     paper_runs: int = Field(default=5, ge=2, le=1000)
+    font: Literal[FONT_NAMES] = "cm"  # the figures' typeface (bench.report.plots.FONTS)
     fairness: bool | FairnessSchema = False  # true or a mapping: plan the runs DD-Ranking's scores need
 
 
@@ -257,6 +258,7 @@ class ReportSpec:
     ablation: tuple[str, ...] | None = None  # method labels, baseline first
     significance: float = 0.05  # level of the Welch t-tests behind bold / tied cells and the Δ intervals
     paper_runs: int = 5  # runs assumed behind a paper's printed std
+    font: str = "cm"  # the figures' typeface: cm (Computer Modern, as report.tex), times, or sans
     fairness: bool = False  # `report: {fairness: ...}` set: add the random and whole-dataset runs the scores need
     lrs_weight: float = 0.5  # DD-Ranking's w (LRS) and gamma (ARS), `report: {fairness: {lrs_weight, ars_weight}}`
     ars_weight: float = 0.5
@@ -442,7 +444,7 @@ def _report(r: ReportSchema, labels: dict[str, int], fail) -> ReportSpec:
     return ReportSpec(views=tuple(r.views) if r.views is not None else None, compare_to=tuple(papers),
                       tolerance=r.tolerance, match=dict(r.match),
                       ablation=tuple(r.ablation) if r.ablation is not None else None,
-                      significance=r.significance, paper_runs=r.paper_runs,
+                      significance=r.significance, paper_runs=r.paper_runs, font=r.font,
                       fairness=r.fairness is not False,
                       **(r.fairness.model_dump() if isinstance(r.fairness, FairnessSchema) else {}))
 

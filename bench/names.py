@@ -11,6 +11,8 @@ from typing import Iterable
 # registry, bench.report.views.VIEWS, has exactly these keys (tests/test_report_views.py checks), so config
 # validates view names without importing the report.
 VIEW_NAMES = ("paper_table", "cross_arch", "curve", "ablation", "reported", "fairness", "cost")
+# The figures' typefaces a suite may name under `report: {font: ...}`: bench.report.plots.FONTS has these keys.
+FONT_NAMES = ("cm", "times", "sans")
 
 # A suite's name names folders (reports/<name>/, <store>/slurm/<name>/) and SLURM jobs: portable file-name
 # characters only, so it cannot climb out of them (`..`, `/`), hide (a leading `.`) or read as an option (`-`).

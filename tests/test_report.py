@@ -13,6 +13,8 @@ import io
 import json
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -22,7 +24,7 @@ from bench.cli import main
 from bench.config import load_suite
 from bench.plan import make_plan
 from bench.store import Store
-from conftest import REPO, TINY_SUITE, check_golden, write
+from conftest import REPO, SAFETY_TIMEOUT_S, TINY_SUITE, check_golden, cli_env, write
 from fakes import record
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -112,7 +114,9 @@ def test_every_format_shows_the_same_cells(reported: Path) -> None:
     best = f"{(fake_accuracy('dm', 2, 'ConvNet', 0, 0) + fake_accuracy('dm', 2, 'ConvNet', 0, 1)) / 2:.1f} ± 0.2"
     assert f"**{best}**" in md and f"<b>{best}</b>" in html
     assert "\\textbf{" + best.replace(" ± ", r" $\pm$ ") + "}" in tex
-    assert "| Ratio (%) | 0.8 | 1.6 |" in md  # 10 or 20 images of 1,257, as stored bytes
+    assert "| Ratio (%) | 0.796 | 1.59 |" in md  # 10 or 20 images of 1,257, as stored bytes
+    assert "| dm | 0.796%, 2.0s | 1.59%, 2.0s |" in md  # the Cost table's digits
+    assert "| Whole Dataset | 90.5 ± 0.5 | 90.5 ± 0.5 |" in md  # under each IPC column
     assert r"Ratio (\%)" in tex and r"\multicolumn{2}{c}{90.5 $\pm$ 0.5}" in tex  # Whole Dataset spans the IPCs
     assert "*Coresets*" in md and "*Distillation methods*" in md
     assert "Largest drop from ConvNet" in md and "4.0 (MLP)" in md
@@ -121,6 +125,45 @@ def test_every_format_shows_the_same_cells(reported: Path) -> None:
     report_tex = (reported / "report.tex").read_text()
     assert r"\usepackage{booktabs}" in report_tex and r"\input{latex/tab-paper-table-ConvNet.tex}" in report_tex
     assert r"\includegraphics[width=\linewidth]{latex/fig-curve-digits-ConvNet.pdf}" in report_tex
+
+
+def texts(svg: Path) -> list[str]:
+    """The texts an SVG figure draws (matplotlib writes them as <text> elements: svg.fonttype none)."""
+    return re.findall(r"<text[^>]*>([^<]*)</text>", svg.read_text())
+
+
+def test_a_curve_per_evaluation_architecture_and_a_cross_architecture_heat_map(reported: Path) -> None:
+    md, tex = (reported / "table.md").read_text(), (reported / "report.tex").read_text()
+    for arch in ("ConvNet", "MLP"):
+        assert f"![digits, {arch}](fig-curve-digits-{arch}.svg)" in md
+        assert f"digits, {arch}: accuracy vs IPC" in texts(reported / f"fig-curve-digits-{arch}.svg")
+        assert f"{{latex/fig-curve-digits-{arch}.pdf}}" in tex
+        assert (reported / "latex" / f"fig-curve-digits-{arch}.pdf").read_bytes().startswith(b"%PDF")
+    # beside the cross-architecture tables: each method's mean on each architecture, per IPC
+    cross = md.split("## Cross-architecture generalisation")[1].split("## ")[0]
+    assert "![digits, cross-architecture](fig-cross-arch-digits.svg)" in cross
+    drawn = texts(reported / "fig-cross-arch-digits.svg")
+    assert {"IPC 1", "IPC 2", "random", "dm", "ConvNet", "MLP", "change from ConvNet (points)"} <= set(drawn)
+    means = [f"{(fake_accuracy(m, ipc, arch, 0, 0) + fake_accuracy(m, ipc, arch, 0, 1)) / 2:.1f}"
+             for m in ("random", "dm") for ipc in (1, 2) for arch in ("ConvNet", "MLP")]
+    assert sorted(t for t in drawn if re.fullmatch(r"\d\d\.\d", t)) == sorted(means)  # the colour bar: one digit
+    assert "{latex/fig-cross-arch-digits.pdf}" in tex
+
+
+def font_subtypes(pdf: bytes) -> set[bytes]:
+    """The subtypes of the fonts a PDF declares (matplotlib writes its font dictionaries uncompressed)."""
+    return set(re.findall(rb"/Subtype /(Type0|Type1|Type3|TrueType|MMType1|CIDFontType0|CIDFontType2)\b", pdf))
+
+
+def test_pdf_figures_embed_truetype_fonts_never_type3(reported: Path) -> None:
+    """Venues refuse Type 3 fonts: every font of every figure is TrueType (Type 42, a CID font over an embedded
+    TrueType file), Computer Modern by default, as the LaTeX report's body."""
+    pdfs = sorted((reported / "latex").glob("fig-*.pdf"))
+    assert len(pdfs) == 3
+    for pdf in pdfs:
+        data = pdf.read_bytes()
+        assert b"/Type3" not in data and font_subtypes(data) == {b"Type0", b"CIDFontType2"}, pdf.name
+        assert b"/FontFile2" in data and re.search(rb"/BaseFont /[A-Z]{6}\+Cmr10", data), pdf.name
 
 
 def test_html_is_self_contained(reported: Path) -> None:
@@ -162,9 +205,30 @@ def test_partial_and_missing_cells(bench, workdir: Path) -> None:
     assert "Whole Dataset" not in md  # not asked for
 
 
-def test_open_prints_the_html_path(reported: Path) -> None:
-    code, out = report_cli(reported.parents[1], "--open")
-    assert code == 0 and out.rstrip().splitlines()[-1] == str((reported / "report.html").resolve())
+def open_report(root: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """`bench report --open` in a fresh process (Python's webbrowser reads BROWSER once per process)."""
+    return subprocess.run([sys.executable, "-m", "bench.cli", "--config", str(root / "bench.yaml"), "report",
+                           str(root / "tiny.yaml"), "--open"], env=env, capture_output=True, text=True,
+                          timeout=SAFETY_TIMEOUT_S)
+
+
+def test_open_shows_the_page_in_the_browser_and_prints_its_path(reported: Path, tmp_path: Path) -> None:
+    browser = write(tmp_path / "browser", f"#!{sys.executable}\nimport sys, pathlib\n"
+                                          f"pathlib.Path({str(tmp_path / 'opened')!r}).write_text(sys.argv[1])\n")
+    browser.chmod(0o755)
+    done = open_report(reported.parents[1], {**cli_env(), "BROWSER": str(browser)})
+    page = (reported / "report.html").resolve()
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.rstrip().splitlines()[-1] == str(page) and "no web browser" not in done.stderr
+    assert (tmp_path / "opened").read_text() == page.as_uri()
+
+
+def test_open_without_a_browser_says_so_and_prints_the_path(reported: Path, tmp_path: Path) -> None:
+    env = {k: v for k, v in cli_env().items() if k not in ("BROWSER", "DISPLAY", "WAYLAND_DISPLAY")}
+    done = open_report(reported.parents[1], {**env, "PATH": str(tmp_path)})  # no browser on an empty PATH
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.rstrip().splitlines()[-1] == str((reported / "report.html").resolve())
+    assert "no web browser is registered here (set BROWSER" in done.stderr
 
 
 def test_views_and_comparison_are_configurable(bench, workdir: Path) -> None:

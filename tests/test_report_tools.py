@@ -1,12 +1,13 @@
-"""The report opened by the real tools: headless Chromium (DOM, sorting, screenshots) and pdflatex.
+"""The report opened by the real tools: headless Chromium (DOM, sorting, screenshots), pdflatex and pdffonts.
 
-They skip when the tool is missing, except under BENCH_CI=1 (CI installs chromium and texlive), where a
-missing tool fails the test.
+They skip when the tool is missing, except under BENCH_CI=1 (CI installs chromium, texlive and poppler-utils),
+where a missing tool fails the test.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from html.parser import HTMLParser
@@ -26,7 +27,8 @@ def need(*names: str) -> str:
         if path := shutil.which(name):
             return path
     if os.environ.get("BENCH_CI") == "1":
-        pytest.fail(f"{names[0]} is required when BENCH_CI=1 (apt-get install chromium texlive-latex-recommended)")
+        pytest.fail(f"{names[0]} is required when BENCH_CI=1 (apt-get install chromium texlive-latex-recommended "
+                    f"poppler-utils)")
     pytest.skip(f"{names[0]} is not installed")
 
 
@@ -98,7 +100,7 @@ def test_chromium_renders_the_tables_and_runs_the_script(report_dir: Path) -> No
         for i, ipc in enumerate(("1", "2")):
             r = cells[method, ipc, "ConvNet"]
             assert rows[method][i] == f"{float(r['mean']):.1f} ± {float(r['std']):.1f}"
-    assert rows["Ratio (%)"] == ["0.8", "1.6"] and rows["Whole Dataset"] == ["90.5 ± 0.5"]
+    assert rows["Ratio (%)"] == ["0.796", "1.59"] and rows["Whole Dataset"] == ["90.5 ± 0.5"]  # one cell, colspan 2
     assert page.headers and all(h.get("tabindex") == "0" for h in page.headers), "sort.js did not run"
 
 
@@ -137,3 +139,17 @@ def test_pdflatex_compiles_the_standalone_report(report_dir: Path, tmp_path: Pat
     assert "Undefined control sequence" not in log and "Missing $" not in log
     table = (work / "latex" / "tab-paper-table-ConvNet.tex").read_text()
     assert r"dm\_v2 50\% \& \#1 \textasciitilde{}\textasciicircum{}" in table and "$\\pm$" in table
+
+
+def test_pdffonts_sees_only_embedded_truetype_fonts(report_dir: Path) -> None:
+    """What a venue's font check sees: poppler's pdffonts lists every font of every figure as embedded TrueType
+    (Type 42), none as Type 3."""
+    exe = need("pdffonts")
+    pdfs = sorted((report_dir / "latex").glob("fig-*.pdf"))
+    assert pdfs
+    for pdf in pdfs:
+        done = subprocess.run([exe, str(pdf)], capture_output=True, text=True, timeout=SAFETY_TIMEOUT_S)
+        rows = done.stdout.splitlines()[2:]  # below the header and its rule
+        assert done.returncode == 0 and rows, done.stderr
+        for row in rows:
+            assert re.search(r" (CID )?TrueType +\S+ +yes ", row) and "Type 3" not in row, (pdf.name, row)

@@ -13,16 +13,18 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from bench.names import VIEW_NAMES
+from bench.names import FONT_NAMES, VIEW_NAMES
 from bench.records import FIELDS
 from bench.reference import PAPERS, parse_value
-from bench.report import latex, markdown
+from bench.report import latex, markdown, plots
 from bench.report.aggregate import COLUMNS, reference_frame
 from bench.report.html import render_html
 from bench.report.inputs import RECORD_FIELDS, MethodOptions, ReportOptions
 from bench.report.model import Report, Section
 from bench.report.significance import BEST, TIED, column_verdict, delta_interval, welch_p
-from bench.report.views import VIEWS, ablation_table, cross_arch_table, fmt_acc, fmt_ratio, paper_table, reported_table
+from bench.report.render import terminal_table
+from bench.report.views import (VIEWS, ablation_table, cost_table, cross_arch_table, fmt_acc, fmt_ratio, paper_table,
+                                reported_table)
 from conftest import REPO
 
 # IID (CVPR 2024) Table 1 as printed in the paper (the PDF's "±\pm±" written as "±"); the test reads it
@@ -80,7 +82,7 @@ def test_iid_table1_from_the_transcribed_values_alone_markdown(iid_table1) -> No
     assert f"| Ratio (%) |  | {' | '.join(ratios)} |" in lines
     for name, (venue, values) in rows.items():
         assert f"| {name} | {venue} | {' | '.join(shown(v) for v in values)} |" in lines, name
-    spans = [v for w in whole for v in (shown(w), "", "")]  # one value spans its data set's 3 IPC columns
+    spans = [shown(w) for w in whole for _ in range(3)]  # one value under each of its data set's 3 IPC columns
     assert f"| Whole Dataset |  | {' | '.join(spans)} |" in lines
     # Bold: the best mean of each column, decided on numbers: a printed table has no runs to test.
     assert "Bold: the largest mean of its column, as the paper printed it (no runs here to test)." in lines
@@ -251,6 +253,33 @@ def test_ties_and_bold_render_in_every_format() -> None:
     assert ">70.0 ± 0.5 ≈</td>" in page and "<b>80.0 ± 0.5</b>" in page
 
 
+def test_whole_row_ratio_partial_and_single_runs_in_every_format() -> None:
+    """The Whole Dataset value sits under every IPC column, the Ratio row has the Cost table's digits, a partial
+    cell says n=k/N and is never bold (though it beats the rest clearly), one run says n=1 (not "± 0.0")."""
+    small, large = 100 * 10 / 1257, 100 * 100 / 1257  # 10 and 100 images of 1,257: 0.796% and 7.96%
+    f = frame([{"method": "a", "mean": 60.0, "n": 4, "n_expected": 5, "ratio_pct": small},
+               {"method": "b", "mean": 50.0, "n": 5, "n_expected": 5, "ratio_pct": small},
+               {"method": "a", "ipc": 10, "mean": 80.0, "std": 0.0, "n": 1, "n_expected": 1, "ratio_pct": large},
+               {"method": "b", "ipc": 10, "mean": 70.0, "n": 3, "n_diverged": 2, "n_expected": 5, "ratio_pct": large},
+               {"method": "Whole Dataset", "group": "whole", "ipc": None, "mean": 95.0, "std": 0.0, "n": 1,
+                "n_expected": 1}])
+    t = paper_table(f, "ConvNet", "t", "T")
+    md = markdown.render_table(t)
+    assert "| Ratio (%) | 0.796 | 7.96 |" in md and "| Whole Dataset | 95.0 (n=1) | 95.0 (n=1) |" in md
+    assert "| a | 60.0 ± 0.5 (n=4/5) | 80.0 (n=1) |" in md and "**" not in md.split("\n", 1)[1]
+    assert "| b | 50.0 ± 0.5 | 70.0 ± 0.5 (n=3/5, 2 diverged) |" in md
+    assert "| a | 0.796%, 1.0s | 7.96%, 1.0s |" in markdown.render_table(cost_table(f))
+    text = terminal_table(t)
+    assert re.search(r"\nWhole Dataset +95\.0 \(n=1\) +95\.0 \(n=1\)\n", text + "\n")
+    assert re.search(r"\nRatio \(%\) +0\.796 +7\.96\n", text)
+    tex = latex.render_table(t)
+    assert r"Whole Dataset & \multicolumn{2}{c}{95.0 (n=1)} \\" in tex and r"Ratio (\%) & 0.796 & 7.96 \\" in tex
+    assert r"a & 60.0 $\pm$ 0.5 (n=4/5) & 80.0 (n=1) \\" in tex and r"\textbf" not in tex
+    page = render_html(Report("r", "", (Section("paper_table", "Results", tables=(t,)),), ()))
+    assert '<td colspan="2" data-sort="95.0">95.0 (n=1)</td>' in page and "<b>" not in page
+    assert ">60.0 ± 0.5 (n=4/5)</td>" in page and ">80.0 (n=1)</td>" in page
+
+
 def test_a_printed_table_bolds_its_largest_mean() -> None:
     """A paper's own table (`reference_frame`: n_expected = 0, no runs) keeps the paper's bold."""
     printed = {"a": cell(60.0, float("nan"), 0, 0), "b": cell(60.0, 0.1, 0, 0), "c": cell(59.9, 0.1, 0, 0)}
@@ -294,14 +323,31 @@ def test_formatting_helpers() -> None:
     assert fmt_acc(float("nan"), float("nan")) == "–" and fmt_acc(50, 1, 3, 5) == "50.0 ± 1.0 (n=3/5)"
     assert fmt_acc(50, 1, 3, 5, diverged=2) == "50.0 ± 1.0 (n=3/5, 2 diverged)"
     assert fmt_acc(float("nan"), float("nan"), 0, 5, diverged=5) == "diverged (5/5)"
+    assert fmt_acc(50, 0, 1, 1) == "50.0 (n=1)" and fmt_acc(50, 0, 1, 5) == "50.0 (n=1/5)"  # never "± 0.0"
+    assert fmt_acc(50, 0, 1, 3, diverged=2) == "50.0 (n=1/3, 2 diverged)"
     assert [fmt_ratio(x) for x in (0.0014, 0.14, 0.7, 1.0, 2.0, 10.0, 100.0)] == [
-        "0.0014", "0.14", "0.7", "1", "2", "10", "100"]
+        "0.0014", "0.14", "0.7", "1", "2", "10", "100"]  # a paper's printed ratios, as printed
+    assert [fmt_ratio(x) for x in (100 * 10 / 1257, 100 * 100 / 1257, 1.23456e-5)] == ["0.796", "7.96", "0.0000123"]
     assert latex.tex("a_b 50% & #1 ~x^2 {y} ± –") == (
         r"a\_b 50\% \& \#1 \textasciitilde{}x\textasciicircum{}2 \{y\} $\pm$ --")
 
 
 def test_the_view_registry_has_the_names_config_accepts() -> None:
-    assert tuple(VIEWS) == VIEW_NAMES and set(RECORD_FIELDS) <= FIELDS
+    assert tuple(VIEWS) == VIEW_NAMES and set(RECORD_FIELDS) <= FIELDS and tuple(plots.FONTS) == FONT_NAMES
+
+
+@pytest.mark.parametrize("font, embedded", [("cm", b"Cmr10"), ("times", b"STIXGeneral-Regular"),
+                                            ("sans", b"DejaVuSans")])
+def test_report_font_switch_embeds_that_truetype_font(font: str, embedded: bytes) -> None:
+    """`report: {font: ...}` picks the figures' typeface; each is embedded as TrueType, with fallbacks for what it
+    lacks (Computer Modern has no Greek: STIX draws it, still TrueType)."""
+    rows = frame([{"method": "dm-α", "mean": 40.0}, {"method": "dm-α", "ipc": 10, "mean": 60.0, "artifact_bytes": 1000},
+                  {"method": "dm-α", "arch": "MLP", "mean": 35.0}])
+    for fig in (plots.curve(rows, "digits", "ConvNet", "c", font),
+                plots.cross_arch(rows, "digits", [1, 10], ["ConvNet", "MLP"], "ConvNet", ["dm-α"], "x", font)):
+        names = re.findall(rb"/BaseFont /[A-Z]{6}\+([\w-]+)", fig.pdf)
+        assert embedded in names and b"/Type3" not in fig.pdf and b"/FontFile2" in fig.pdf
+        assert font != "cm" or b"STIXGeneral-Regular" in names  # the α
 
 
 def modules_after(code: str) -> set[str]:

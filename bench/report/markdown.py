@@ -14,9 +14,11 @@ def _md(text: str) -> str:
 
 
 def _cell(c: Cell) -> list[str]:
+    """A cell's text, repeated under every column it spans: a pipe table cannot span, and a value under the first
+    column alone reads as belonging to that column only."""
     text = _md(c.text)
     text = f"**{text}**" if c.bold or c.flag else text
-    return [text] + [""] * (c.span - 1)
+    return [text] * c.span
 
 
 def _line(values: list[str]) -> str:

@@ -1,17 +1,22 @@
-"""Compression-ratio curves with matplotlib: SVG for HTML and Markdown, PDF for LaTeX, byte-identical per input.
+"""Figures with matplotlib: compression-ratio curves and cross-architecture heat maps, SVG for HTML and Markdown,
+PDF for LaTeX, byte-identical per input.
 
 matplotlib's pyplot keeps global state and picks a GUI backend; a bare `Figure` does neither, so rendering
 works the same in a SLURM job, a test and a laptop. SVG ids are salted with a constant and dates are left
 out, so the same numbers give the same bytes (golden files). Text is drawn as written: a label with `$` is not
-read as mathtext.
+read as mathtext. PDFs embed their fonts as TrueType (Type 42), which venues accept, never as Type 3.
 """
 
 from __future__ import annotations
 
 import io
 import itertools
+import logging
 import math
 import re
+import warnings
+from contextlib import contextmanager
+from typing import Iterator
 
 import matplotlib
 import numpy as np
@@ -22,12 +27,43 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import NullLocator
 
 from bench.report.inputs import WHOLE
-from bench.report.model import Figure
+from bench.report.model import MISSING, Figure
 
 STYLE = {"svg.hashsalt": "bench-report", "svg.fonttype": "none", "font.size": 9, "axes.grid": True,
-         "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False, "text.parse_math": False}
+         "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False, "text.parse_math": False,
+         "pdf.fonttype": 42, "axes.unicode_minus": False}
+# `report: {font: ...}`: the figures' typeface, each bundled with matplotlib (the same bytes on every machine),
+# then fonts for the glyphs it lacks (Computer Modern has no Greek letters or ≈). Config checks the names against
+# bench.names.FONT_NAMES, which tests/test_report_views.py keeps equal to these keys.
+FONTS = {"cm": ("cmr10", "STIXGeneral", "DejaVu Sans"),  # Computer Modern: the body of report.tex (Latin Modern)
+         "times": ("STIXGeneral", "DejaVu Serif"),  # Times-like: the body of the NeurIPS, ICML and CVPR templates
+         "sans": ("DejaVu Sans",)}  # matplotlib's own default
 LINESTYLES = ("-", "--", "-.", ":")
 LEGEND_COLUMNS = 5
+ANNOTATED_ROWS = 20  # methods up to which a heat map writes each cell's mean
+# cmr10's font header has a zero date; fontTools warns about it each time a PDF embeds a subset of it.
+logging.getLogger("fontTools.ttLib.tables._h_e_a_d").setLevel(logging.ERROR)
+
+
+@contextmanager
+def _drawing(font: str) -> Iterator[None]:
+    """The report's matplotlib settings in `font`. Tick numbers are drawn without mathtext (every text is drawn
+    literally), which matplotlib warns against for cmr10 because of its minus sign: `axes.unicode_minus` off
+    draws a hyphen, which cmr10 has."""
+    with matplotlib.rc_context({**STYLE, "font.family": list(FONTS[font])}), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "cmr10 font should ideally be used with mathtext")
+        yield
+
+
+def _save(fig: MplFigure) -> tuple[str, bytes]:
+    """The figure as inline-able SVG text (no XML prolog, scaled to its box) and PDF bytes, both without dates."""
+    svg, pdf = io.BytesIO(), io.BytesIO()
+    fig.savefig(svg, format="svg", metadata={"Date": None})
+    fig.savefig(pdf, format="pdf", metadata={"CreationDate": None, "ModDate": None})
+    text = svg.getvalue().decode()
+    text = text[text.index("<svg"):]  # drop the XML prolog and DOCTYPE so the SVG can be inlined in HTML
+    text = re.sub(r'<svg([^>]*?) width="[^"]*" height="[^"]*"', r'<svg\1', text, count=1)  # scale to its box
+    return text, pdf.getvalue()
 
 
 def _human_bytes(n: float) -> str:
@@ -38,7 +74,7 @@ def _human_bytes(n: float) -> str:
     return f"{n:.3g} TB"
 
 
-def curve(frame: pd.DataFrame, dataset: str, arch: str, key: str) -> Figure:
+def curve(frame: pd.DataFrame, dataset: str, arch: str, key: str, font: str = "cm") -> Figure:
     """Accuracy against IPC (log x) and against stored bytes (log x), one line per method with a ± std band,
     and the whole-dataset accuracy as a dashed line with its band.
 
@@ -47,7 +83,7 @@ def curve(frame: pd.DataFrame, dataset: str, arch: str, key: str) -> Figure:
     """
     data = frame[(frame["dataset"] == dataset) & (frame["arch"] == arch) & frame["mean"].notna()]
     points, whole = data[data["group"] != "whole"], data[data["group"] == "whole"]
-    with matplotlib.rc_context(STYLE):
+    with _drawing(font):
         palette = itertools.cycle(matplotlib.rcParams["axes.prop_cycle"].by_key()["color"])
         methods = []
         for i, (method, rows) in enumerate(points.groupby("method", sort=False)):
@@ -99,15 +135,10 @@ def curve(frame: pd.DataFrame, dataset: str, arch: str, key: str) -> Figure:
         if handles:
             fig.legend(handles, labels, loc="lower center", bbox_to_anchor=(0.5, 0.0), fontsize=8, frameon=False,
                        ncols=min(entries, LEGEND_COLUMNS), handlelength=2.5)
-        svg, pdf = io.BytesIO(), io.BytesIO()
-        fig.savefig(svg, format="svg", metadata={"Date": None})
-        fig.savefig(pdf, format="pdf", metadata={"CreationDate": None, "ModDate": None})
-    text = svg.getvalue().decode()
-    text = text[text.index("<svg"):]  # drop the XML prolog and DOCTYPE so the SVG can be inlined in HTML
-    text = re.sub(r'<svg([^>]*?) width="[^"]*" height="[^"]*"', r'<svg\1', text, count=1)  # scale to its box
+        text, pdf = _save(fig)
     caption = (f"{dataset} on {arch}: accuracy (mean ± std) against images per class and against the bytes stored "
                f"for the synthetic set" + (f"; dashed: {WHOLE}." if len(whole) else ".") + _diverged(frame, dataset, arch))
-    return Figure(key=key, title=f"{dataset}, {arch}", svg=text, pdf=pdf.getvalue(), caption=caption)
+    return Figure(key=key, title=f"{dataset}, {arch}", svg=text, pdf=pdf, caption=caption)
 
 
 def _diverged(frame: pd.DataFrame, dataset: str, arch: str) -> str:
@@ -116,3 +147,45 @@ def _diverged(frame: pd.DataFrame, dataset: str, arch: str) -> str:
     cells = ", ".join(f"{r.method}" + ("" if pd.isna(r.ipc) else f" at IPC {r.ipc}") + f" ({r.n_diverged} of "
                       f"{r.n_expected})" for r in gone.itertuples(index=False))
     return f" Runs that diverged (NaN or Inf loss) are left out of the means: {cells}." if cells else ""
+
+
+def cross_arch(frame: pd.DataFrame, dataset: str, ipcs: list[int], archs: list[str], ref: str, methods: list[str],
+               key: str, font: str = "cm") -> Figure:
+    """A heat map, methods (rows, in `methods` order) x evaluation architectures grouped by IPC: each cell is
+    coloured by its change in mean accuracy from the same method and IPC on `ref` (red: lower, blue: higher), so
+    the architectures a synthetic set does not transfer to stand out at a glance, and shows the mean where there
+    are at most `ANNOTATED_ROWS` methods (beyond, the numbers are the table's: texts are what makes a figure slow).
+    One axes for all IPCs: a figure's cost is mostly per axes and per tick."""
+    data = frame[(frame["dataset"] == dataset) & (frame["group"] != "whole")]
+    means = {(r.method, r.ipc, r.arch): r.mean for r in data.itertuples(index=False)}
+    acc = np.array([[means.get((m, ipc, a), np.nan) for ipc in ipcs for a in archs] for m in methods], dtype=float)
+    refs = np.repeat(acc[:, [i * len(archs) + archs.index(ref) for i in range(len(ipcs))]], len(archs), axis=1)
+    change = acc - refs
+    limit = max(float(np.nanmax(np.abs(change))) if np.isfinite(change).any() else 0.0, 1.0)
+    annotate = len(methods) <= ANNOTATED_ROWS
+    with _drawing(font):
+        width, height = 2.4 + 0.5 * acc.shape[1], 1.5 + 0.22 * len(methods)
+        fig = MplFigure(figsize=(width, height))
+        fig.subplots_adjust(left=1.3 / width, right=1 - 1.1 / width, bottom=0.9 / height, top=1 - 0.45 / height)
+        ax = fig.subplots()
+        image = ax.imshow(np.ma.masked_invalid(change), cmap=matplotlib.colormaps["RdBu"].with_extremes(bad="#eeeeee"),
+                          vmin=-limit, vmax=limit, aspect="auto")
+        for (i, j), value in np.ndenumerate(acc if annotate else ()):
+            ax.text(j, i, MISSING if np.isnan(value) else f"{value:.1f}", ha="center", va="center", fontsize=7,
+                    color="white" if abs(change[i, j]) > 0.6 * limit else "black")
+        for i, ipc in enumerate(ipcs):
+            ax.text((i + 0.5) * len(archs) - 0.5, -0.7, f"IPC {ipc}", ha="center", va="bottom")
+            if i:
+                ax.axvline(i * len(archs) - 0.5, color="white", linewidth=4)
+        ax.set_xticks(range(acc.shape[1]), archs * len(ipcs), rotation=45, ha="right", rotation_mode="anchor")
+        ax.set_yticks(range(len(methods)), methods)
+        ax.tick_params(length=0)
+        ax.grid(False)
+        ax.spines[:].set_visible(False)
+        fig.colorbar(image, ax=ax, fraction=0.5 / width, pad=0.02).set_label(f"change from {ref} (points)")
+        text, pdf = _save(fig)
+    caption = (f"{dataset}: " + ("mean accuracy of each method on each evaluation architecture, per IPC; the colour "
+                                 "is its" if annotate else
+                                 "each method on each evaluation architecture, per IPC, coloured by its")
+               + f" change from {ref} (the same method's accuracy there), red where accuracy drops.")
+    return Figure(key=key, title=f"{dataset}, cross-architecture", svg=text, pdf=pdf, caption=caption)

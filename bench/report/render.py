@@ -56,8 +56,9 @@ def results_json(report: Report, frame: pd.DataFrame) -> str:
 
 
 def terminal_table(t: Table) -> str:
+    """A plain-text table; a spanning cell (Whole Dataset) is repeated under each of its columns."""
     headers = [*t.label_columns, *t.flat_columns()]
-    rows = [[*r.labels, *(v for c in r.cells for v in [c.text] + [""] * (c.span - 1))]
+    rows = [[*r.labels, *(v for c in r.cells for v in [c.text] * c.span)]
             for r in (*t.head, *(r for g in t.groups for r in g.rows), *t.foot)]
     return f"{t.title}\n{tabulate(rows, headers=headers, tablefmt='simple', disable_numparse=True)}"
 

@@ -20,6 +20,7 @@ import math
 from collections import defaultdict
 from typing import Any, Callable
 
+import numpy as np
 import pandas as pd
 
 from bench.reference import PAPERS, Reported
@@ -35,11 +36,13 @@ def _nan(x) -> bool:
 
 def fmt_acc(mean: float, std: float, n: int = 0, n_expected: int = 0, diverged: int = 0) -> str:
     """'48.5 ± 0.6', a bare mean where no std is known, '–' when there is no run, '(n=k/N)' when runs are missing,
-    'diverged' (with a count) for runs whose loss became NaN or Inf: they are never part of the mean."""
+    '(n=1)' for a single run (its '± 0.0' would read as no spread, not as no second run), 'diverged' (with a
+    count) for runs whose loss became NaN or Inf: they are never part of the mean."""
     if _nan(mean):
         return f"{DIVERGED} ({diverged}/{n_expected})" if diverged else MISSING
-    text = f"{mean:.1f}" if _nan(std) else f"{mean:.1f} ± {std:.1f}"
-    parts = [f"n={n}/{n_expected}"] * (0 < n < n_expected) + [f"{diverged} {DIVERGED}"] * bool(diverged)
+    text = f"{mean:.1f}" if _nan(std) or n == 1 else f"{mean:.1f} ± {std:.1f}"
+    count = f"n={n}/{n_expected}" if 0 < n < n_expected else "n=1" if n == 1 else ""
+    parts = [count] * bool(count) + [f"{diverged} {DIVERGED}"] * bool(diverged)
     return f"{text} ({', '.join(parts)})" if parts else text
 
 
@@ -53,8 +56,10 @@ OVER_BUDGET = "†"
 
 
 def fmt_ratio(pct: float) -> str:
-    """Two significant digits without exponent: 0.0014, 0.14, 0.7, 2, 10, 100."""
-    return f"{pct:.2g}" if pct < 100 else f"{pct:.0f}"
+    """A share of the training set in % with three significant digits and no exponent (0.0014, 0.796, 7.96, 10,
+    100): the Ratio row and the Cost table both write it so, so they agree to the digit."""
+    return np.format_float_positional(pct, precision=3, unique=False, fractional=False, trim="-") if pct < 100 \
+        else f"{pct:.0f}"
 
 
 def _acc_cell(row, mark: str = "", extra: str = "") -> Cell:
@@ -283,7 +288,7 @@ def cost_table(frame: pd.DataFrame) -> Table:
     def cell(r) -> Cell:
         if r is None or _nan(r.distill_time_s):
             return Cell(MISSING)
-        ratio = MISSING if _nan(r.ratio_pct) else f"{r.ratio_pct:.2f}%"
+        ratio = MISSING if _nan(r.ratio_pct) else f"{fmt_ratio(r.ratio_pct)}%"
         expert = f" (+{r.expert_time_s:.0f} experts)" if r.expert_time_s else ""
         return Cell(f"{ratio}, {r.distill_time_s:.1f}s{expert}", r.distill_time_s)
 
@@ -406,20 +411,29 @@ def paper_table_view(frame: pd.DataFrame, options: ReportOptions) -> Section:
 
 
 def cross_arch_view(frame: pd.DataFrame, options: ReportOptions) -> Section:
+    """A table per data set and IPC, and per data set a heat map of every method on every architecture."""
+    from bench.report import plots
     title, arch = "Cross-architecture generalisation", options.distill_arch
     if len(options.eval_archs) < 2:
         return Section("cross_arch", title, intro="Needs at least two `eval_archs`; this suite has one.")
     tables = tuple(cross_arch_table(frame, d, i, arch, f"cross_arch-{d}-ipc{i}", f"{d}, IPC {i}, distilled on {arch}",
                                     options.significance) for d in options.datasets for i in options.ipcs)
-    return Section("cross_arch", title, tables=tables)
+    data = frame[frame["group"] != "whole"]
+    methods = [m for _, members in _grouped(dict(zip(data["method"], data["group"]))) for m in members]
+    figures = tuple(plots.cross_arch(frame, d, list(options.ipcs), list(options.eval_archs), reference_arch(options),
+                                     methods, f"cross_arch-{d}", options.font) for d in options.datasets)
+    return Section("cross_arch", title, tables=tables, figures=figures)
 
 
 def curve_view(frame: pd.DataFrame, options: ReportOptions) -> Section:
+    """One figure per data set and evaluation architecture, the reference architecture's first."""
     from bench.report import plots
-    arch = reference_arch(options)
-    figures = tuple(plots.curve(frame, d, arch, f"curve-{d}-{arch}") for d in options.datasets)
+    first = reference_arch(options)
+    archs = [first] + [a for a in options.eval_archs if a != first]
+    figures = tuple(plots.curve(frame, d, a, f"curve-{d}-{a}", options.font) for d in options.datasets for a in archs)
     return Section("curve", "Compression-ratio curves", figures=figures,
-                   intro=f"Accuracy on {arch} against IPC and against the bytes stored, mean ± std band over the runs"
+                   intro=f"Accuracy on each evaluation architecture ({', '.join(archs)}) against IPC and against the "
+                         f"bytes stored, mean ± std band over the runs"
                          + (f"; dashed: {WHOLE}." if options.whole_dataset else "."))
 
 
