@@ -478,14 +478,15 @@ def _recipe(cls: type[MethodSpec], suite_eval: EvalSchema, method_eval: EvalSche
     preset = next((layer.preset for _, layer in layers if layer.preset is not None), cls.eval_preset)
     if preset not in PRESETS:
         fail(set_at("preset"), unknown_name("evaluation preset", preset, PRESETS, "bench list presets"))
-    recipe = PRESETS[preset]
-    for where, layer in reversed(layers):
-        try:
-            recipe = recipe.with_overrides(layer.model_dump(exclude={"preset"}, exclude_none=True))
+    recipe, fields = PRESETS[preset], {}
+    for where, layer in reversed(layers):  # the preset, then the fields of both layers at once: a regime's fields
+        fields.update(layer.model_dump(exclude={"preset"}, exclude_none=True))  # set by the suite apply to the
+        try:                                                                      # entries that choose the regime
+            recipe = PRESETS[preset].with_overrides(fields)
         except ValueError as exc:  # EvalRecipe's own checks
             fail(where, f"{exc}.")
-    for key in ("temperature", "teacher_arch", "teacher_epochs"):
-        if getattr(recipe, key) is None and any(getattr(layer, key) is not None for _, layer in layers):
+    for key in ("temperature", "teacher_arch", "teacher_epochs"):  # the suite's `eval:` may set them for some entries
+        if getattr(recipe, key) is None and getattr(layers[0][1], key) is not None:
             fail(set_at(key), f"`{key}` has no effect under `labels: {recipe.labels}` ("
                               f"{'teacher only' if key != 'temperature' else 'soft and teacher only'}); remove it "
                               f"or set `labels:` to the regime it is for.")

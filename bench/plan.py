@@ -331,7 +331,10 @@ def with_fairness_runs(suite: Suite) -> Suite:
         added.append(replace(entry, label=label, origin=f"{entry.origin} (added by `report: {{fairness: ...}}`)"))
 
     def random_for(m: MethodEntry) -> None:
-        if m.recipe not in randoms:
+        """A random entry under `m`'s recipe, unless it has one, or the regime needs soft labels random lacks."""
+        random = get_method("random")
+        lacks = m.recipe.labels == "soft" and not random.stores_soft_labels(random.Params())
+        if m.recipe not in randoms and not lacks:
             randoms.add(m.recipe)
             add(f"random ({m.recipe.labels})", replace(m, cls=get_method("random"), user_params={}))
 

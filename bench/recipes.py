@@ -20,7 +20,8 @@ batch (SRe2L/RDED-style relabelling; the teacher is an expert stage trained on t
 
 # Temperatures of DD-Ranking's evaluation configs (branch `eval`): soft cross-entropy at 1.0 on stored soft labels
 # (its DATM configs, mode S), KL at 20.0 against a teacher (its SRe2L ImageNet/TinyImageNet, D4M and G-VBSM
-# configs, mode M; its SRe2L CIFAR configs use 30). Both without the T^2 loss scaling (`scale_loss: false`).
+# configs, mode M; its SRe2L CIFAR configs use 30). Those configs leave the T^2 loss scaling off (AdamW does not
+# need it); bench's SGD loop scales both losses by T^2 (`bench.train.soft_cross_entropy`, `kd_divergence`).
 TEMPERATURES: dict[str, float] = {"soft": 1.0, "teacher": 20.0}
 # Epochs a teacher trains on the full training set unless the recipe says: DD-Ranking's REAL_DATA_TRAINING_CONFIG
 # (ConvNet-3 on CIFAR-10, 200 epochs).
@@ -86,6 +87,8 @@ class EvalRecipe:
         for name, drop in unused.items():
             if drop:
                 object.__setattr__(self, name, None)
+        if self.temperature is not None:  # a YAML 4 and 4.0 are one recipe (one hashed identity)
+            object.__setattr__(self, "temperature", float(self.temperature))
         if regime != "hard" and self.temperature is None:
             object.__setattr__(self, "temperature", TEMPERATURES[regime])
         if regime == "teacher" and self.teacher_epochs is None:
@@ -106,6 +109,10 @@ class EvalRecipe:
         return {k: v for k, v in asdict(self).items() if k not in defaults or v != defaults[k]}
 
     def with_overrides(self, overrides: dict) -> EvalRecipe:
+        """The recipe with `overrides`; a change of regime starts from the new regime's defaults (a preset's
+        temperature is its regime's, not one the overrides chose)."""
+        if overrides.get("labels", self.labels) != self.labels:
+            overrides = {key: None for key in LABEL_FIELDS[1:]} | overrides
         return replace(self, **overrides)
 
     @property

@@ -23,23 +23,23 @@ def test_soft_cross_entropy_by_hand() -> None:
     # student logits (0, ln 3) at T 1: log-probabilities ln(1/4), ln(3/4); target logits (0, 0): (1/2, 1/2).
     loss = soft_cross_entropy(torch.tensor([[0.0, math.log(3)]]), torch.tensor([[0.0, 0.0]]), 1.0)
     assert float(loss) == pytest.approx(-(0.5 * math.log(0.25) + 0.5 * math.log(0.75)), abs=1e-6)  # 0.837
-    # T 2 halves both: student (0, ln 3 / 2) -> p = (1/(1+sqrt 3), sqrt 3/(1+sqrt 3)); target one-hot-ish (0, 4) ->
+    # T 2 halves both, and the loss is scaled by T^2 = 4: student (0, ln 3 / 2) -> p = (1/(1+sqrt 3), sqrt 3/(1+sqrt 3)); target one-hot-ish (0, 4) ->
     # softmax(0, 2) = (1/(1+e^2), e^2/(1+e^2)). Mean over a batch of two equal rows is the row's loss.
     s, t = torch.tensor([[0.0, math.log(3)]] * 2), torch.tensor([[0.0, 4.0]] * 2)
     p = [1 / (1 + math.sqrt(3)), math.sqrt(3) / (1 + math.sqrt(3))]
     q = [1 / (1 + math.e ** 2), math.e ** 2 / (1 + math.e ** 2)]
-    assert float(soft_cross_entropy(s, t, 2.0)) == pytest.approx(-sum(qi * math.log(pi) for pi, qi in zip(p, q)),
-                                                                 abs=1e-6)
+    assert float(soft_cross_entropy(s, t, 2.0)) == pytest.approx(
+        -4 * sum(qi * math.log(pi) for pi, qi in zip(p, q)), abs=1e-6)
 
 
 def test_kd_divergence_by_hand() -> None:
-    # KL(q || p) with q = softmax(teacher / T), p = softmax(student / T), batchmean; zero when they agree.
+    # T^2 KL(q || p) with q = softmax(teacher / T), p = softmax(student / T), batchmean; zero when they agree.
     s, t = torch.tensor([[0.0, math.log(3)]]), torch.tensor([[0.0, 0.0]])
     want = 0.5 * math.log(0.5 / 0.25) + 0.5 * math.log(0.5 / 0.75)  # 0.1438
     assert float(kd_divergence(s, t, 1.0)) == pytest.approx(want, abs=1e-6)
     assert float(kd_divergence(t * 3, t * 3, 20.0)) == pytest.approx(0.0, abs=1e-7)
-    # At T 20 the same logits are nearly uniform: the divergence is ~1/T^2 smaller (no T^2 scaling, as DD-Ranking).
-    assert float(kd_divergence(s * 20, t, 20.0)) == pytest.approx(want, abs=1e-6)
+    # Logits 20x larger at T 20 give the same softmaxes; the T^2 scaling multiplies the divergence by 400.
+    assert float(kd_divergence(s * 20, t, 20.0)) == pytest.approx(400 * want, abs=1e-4)
 
 
 def test_score_formulas_by_hand() -> None:
@@ -63,6 +63,9 @@ def test_hard_labels_keep_every_existing_recipe_key() -> None:
     assert (teacher.temperature, teacher.teacher_epochs, teacher.teacher_arch) == (20.0, 200, None)
     assert EvalRecipe(labels="soft", teacher_arch="MLP").as_dict() == {**EvalRecipe().as_dict(), "labels": "soft",
                                                                        "temperature": 1.0}
+    # A change of regime starts from its defaults, not from the preset's regime's.
+    assert PRESETS["teacher"].with_overrides({"labels": "soft"}).temperature == 1.0
+    assert EvalRecipe(labels="soft", temperature=2).as_dict() == EvalRecipe(labels="soft", temperature=2.0).as_dict()
     with pytest.raises(ValueError, match="batch_seeds trains a cell's seeds together with hard labels only"):
         EvalRecipe(labels="teacher", batch_seeds=True)
 

@@ -54,7 +54,8 @@ def augmentation_robust_score(ior_aug: float, ior_bare: float, weight: float = 0
 
 NEEDS = {
     "random": "Random, IOR: a `random` entry evaluated with the same recipe and regime (`report: {fairness: true}` "
-              "adds it)",
+              "adds it; under `labels: soft` random real images would need soft labels of their own, which bench's "
+              "`random` does not store)",
     "hard": "HLR, LRS: an entry of the same method and params under `labels: hard` (`report: {fairness: true}` "
             "adds it)",
     "whole": "HLR, LRS: the Whole Dataset row (`whole_dataset: true`, or `report: {fairness: true}`)",
