@@ -7,6 +7,9 @@ suggests the right word for a misspelt method, dataset or architecture. Whatever
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import os
 import re
 import tempfile
@@ -25,11 +28,16 @@ from bench.methods.registry import PluginError, UnknownMethod, load_entry
 from bench.methods.specs import Momentum, NonNegativeFinite, PositiveFinite, Seed
 from bench.names import FONT_NAMES, VIEW_NAMES, did_you_mean, is_safe_name, shorten
 from bench.recipes import PRESETS, EvalRecipe
-from bench.yamlio import Path_, YamlError, line_of, load_yaml
+from bench.yamlio import Path_, YamlError, line_of, load_yaml, parse_value
 
 
 class ConfigError(Exception):
-    """A configuration mistake, with a one-paragraph message; the CLI prints it without a traceback."""
+    """Configuration mistakes, each a one-paragraph message (`messages`: every mistake found in a file, so one
+    `bench validate` lists them all); the CLI prints them without a traceback."""
+
+    def __init__(self, *messages: str):
+        super().__init__("\n".join(messages))
+        self.messages = messages
 
 
 class _Schema(BaseModel):
@@ -290,6 +298,8 @@ class Suite:
     whole_dataset: WholeDataset | None = None  # also train each eval arch on the full training set
     report: ReportSpec = field(default_factory=ReportSpec)
     deviations: tuple[tuple[str, str], ...] = ()  # (name, why): settings that depart from the paper's text
+    overrides: tuple[str, ...] = ()  # `key=value` from the command line, as typed, applied over the file
+    resolved: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)  # the file + overrides
 
 
 def load_site(path: Path | None = None) -> Site:
@@ -330,117 +340,223 @@ def _unknown_profile(name: str, profiles: typing.Iterable[str], site_path: Path 
             f"defines: {', '.join(profiles)}.")
 
 
-def load_suite(path: Path, site: Site | None = None) -> Suite:
+def load_suite(path: Path, site: Site | None = None, overrides: typing.Sequence[str] = ()) -> Suite:
     """Read and fully validate a suite: structure, types, names, IPC against the data sets, and (given the
-    site it runs with) its executor profile."""
+    site it runs with) its executor profile. `overrides` (`key=value` from the command line) change the file's
+    values first and are validated as the file is, their errors naming the override. Every mistake is reported
+    at once: the schema's, else those of the checks below (each check that fails is skipped by the ones that
+    depend on it, so one typo makes one error)."""
     raw, lines = _read(path)
-    s = _validate(SuiteSchema, raw, path, lines, ())
+    applied, errors = [], []
+    for text in overrides:
+        try:
+            applied.append(_override(raw, lines, path, text))
+        except ConfigError as exc:
+            errors.extend(exc.messages)
+    try:
+        s = _validate(SuiteSchema, raw, path, lines, ())
+    except ConfigError as exc:
+        raise ConfigError(*errors, *exc.messages) from None
+
+    located: dict[str, Path_] = {}  # message -> the key it is about
 
     def fail(at: Path_, problem: str) -> typing.NoReturn:
-        raise ConfigError(_message(path, lines, at, problem))
+        located[message := _message(path, lines, at, problem)] = at
+        raise ConfigError(message)
+
+    @contextlib.contextmanager
+    def check() -> typing.Iterator[None]:
+        """One independent check: its error is kept and the checks after it still run."""
+        try:
+            yield
+        except ConfigError as exc:
+            errors.extend(exc.messages)
 
     suite_name = s.name if s.name is not None else path.stem
-    if not is_safe_name(suite_name):
-        fail(("name",) if s.name is not None else (),
-             f"the suite name {shorten(suite_name)!r} cannot name its folders (reports/<name>/, the store's "
-             f"slurm/<name>/): use up to 100 letters, digits, '-', '_' and '.', starting with a letter, digit or '_'."
-             + (" The suite has no `name:`, so its file name is used: add a `name:` key or rename the file."
-                if s.name is None else ""))
+    if overrides and ("name",) not in (at for at, _ in applied):  # not to be mistaken for the file's results
+        suite_name = f"{suite_name[:80]}-override-{_overrides_hash(applied)}"
+    with check():
+        if not is_safe_name(suite_name):
+            fail(("name",) if s.name is not None else (),
+                 f"the suite name {shorten(suite_name)!r} cannot name its folders (reports/<name>/, the store's "
+                 f"slurm/<name>/): use up to 100 letters, digits, '-', '_' and '.', starting with a letter, digit or "
+                 f"'_'." + (" The suite has no `name:`, so its file name is used: add a `name:` key or rename the "
+                            "file." if s.name is None else ""))
     lists = {("datasets",): s.datasets, ("ipc",): s.ipc, ("eval_archs",): s.eval_archs, ("seeds",): s.seeds,
              ("distill_seeds",): s.distill_seeds, ("report", "views"): s.report.views or [],
              ("report", "ablation"): s.report.ablation or [],
              ("whole_dataset", "seeds"): getattr(s.whole_dataset, "seeds", None) or []}
     for at, values in lists.items():
-        if (repeat := _repeat(values)) is not None:
-            first, again = repeat
-            fail(at + (again,), f"{_show(values[again])} is listed twice (entries {first + 1} and {again + 1}). "
-                                f"List each value once.")
-    if site is not None and s.profile is not None and s.profile not in site.profiles:
-        fail(("profile",), _unknown_profile(s.profile, site.profiles, site.path))
+        with check():
+            if (repeat := _repeat(values)) is not None:
+                first, again = repeat
+                fail(at + (again,), f"{_show(values[again])} is listed twice (entries {first + 1} and {again + 1}). "
+                                    f"List each value once.")
+    with check():
+        if site is not None and s.profile is not None and s.profile not in site.profiles:
+            fail(("profile",), _unknown_profile(s.profile, site.profiles, site.path))
 
     for i, name in enumerate(s.datasets):
-        if name not in data.DATASETS:
-            fail(("datasets", i), unknown_name("data set", name, data.DATASETS, "bench list datasets"))
+        with check():
+            if name not in data.DATASETS:
+                fail(("datasets", i), unknown_name("data set", name, data.DATASETS, "bench list datasets"))
     archs = [(("eval_archs", i), a) for i, a in enumerate(s.eval_archs)] + [(("distill_arch",), s.distill_arch)]
     for at, arch in archs:
-        if arch not in nets.NETWORKS:
-            fail(at, unknown_name("architecture", arch, nets.NETWORKS, "bench list archs"))
+        with check():
+            if arch not in nets.NETWORKS:
+                fail(at, unknown_name("architecture", arch, nets.NETWORKS, "bench list archs"))
+    known = [name for name in s.datasets if name in data.DATASETS]  # the checks below need the data set's facts
     for i, ipc in enumerate(s.ipc):
-        if ipc <= 0:
-            fail(("ipc", i), f"IPC must be a positive number of images per class, got {ipc}.")
-        for name in s.datasets:
-            smallest = data.DATASETS[name].min_class_train
-            if ipc > smallest:
-                fail(("ipc", i), f"IPC {ipc} is larger than the smallest class of '{name}' ({smallest} training "
-                                 f"images), so there are not enough real images to select or initialise from. "
-                                 f"Use an IPC of at most {smallest}.")
-    for name in s.datasets:
+        with check():
+            if ipc <= 0:
+                fail(("ipc", i), f"IPC must be a positive number of images per class, got {ipc}.")
+            for name in known:
+                smallest = data.DATASETS[name].min_class_train
+                if ipc > smallest:
+                    fail(("ipc", i), f"IPC {ipc} is larger than the smallest class of '{name}' ({smallest} training "
+                                     f"images), so there are not enough real images to select or initialise from. "
+                                     f"Use an IPC of at most {smallest}.")
+    for name in known:
         spec = data.DATASETS[name]
         for at, arch in archs:
-            try:
-                nets.check_input(arch, spec.channels, spec.num_classes, spec.image_size)
-            except nets.IncompatibleInput as exc:
-                fail(at, f"{exc} Pick another architecture for data set '{name}'.")
+            with check():
+                if arch in nets.NETWORKS:
+                    try:
+                        nets.check_input(arch, spec.channels, spec.num_classes, spec.image_size)
+                    except nets.IncompatibleInput as exc:
+                        fail(at, f"{exc} Pick another architecture for data set '{name}'.")
 
     methods, labels = [], {}
     for i, m in enumerate(s.methods):
-        cls = _method_class(m, ("methods", i), fail)
-        preset, recipe = _recipe(cls, s.eval, m.eval, ("methods", i), fail)
-        entry = MethodEntry(m.label or cls.name, cls, m.params, preset, recipe,
-                            _message(path, lines, ("methods", i), "").rstrip(": "))
-        for dataset in s.datasets:
-            for ipc in s.ipc:
-                try:
-                    params = entry.params_for(dataset, ipc)
-                except ValidationError as exc:
-                    loc, problem = _first_error(cls.Params, exc)
-                    origin = "" if not loc or loc[0] in m.params else (
-                        f" This value comes from {preset_files(cls.presets)} for {dataset} at IPC {ipc}; set it "
-                        f"under `params:` to override.")
-                    fail(("methods", i, "params") + loc, problem + origin)
-                if (problem := cls.check_recipe(params, recipe)) is not None:
-                    fail(("methods", i), problem)
-        label = entry.label
-        if label in labels:
-            fail(("methods", i), f"two method entries are both called '{label}' (entries {labels[label] + 1} and "
-                                 f"{i + 1}). Give one of them a distinct `label:`.")
-        labels[label] = i
-        methods.append(entry)
+        with check():
+            if (label := m.label or m.name) is not None:  # a method that fails below is still a label the report
+                labels.setdefault(label, i)               # may name: no second error for one mistake
+            cls = _method_class(m, ("methods", i), fail)
+            preset, recipe = _recipe(cls, s.eval, m.eval, ("methods", i), fail)
+            entry = MethodEntry(m.label or cls.name, cls, m.params, preset, recipe,
+                                _message(path, lines, ("methods", i), "").rstrip(": "))
+            for dataset in known:
+                for ipc in s.ipc:
+                    try:
+                        params = entry.params_for(dataset, ipc)
+                    except ValidationError as exc:  # every error of the first cell that has any
+                        found = [_message(path, lines, ("methods", i, "params") + loc, problem + (
+                            "" if not loc or loc[0] in m.params else
+                            f" This value comes from {preset_files(cls.presets)} for {dataset} at IPC {ipc}; set "
+                            f"it under `params:` to override.")) for loc, problem in _errors(cls.Params, exc)]
+                        raise ConfigError(*found) from None
+                    if (problem := cls.check_recipe(params, recipe)) is not None:
+                        fail(("methods", i), problem)
+            label = entry.label
+            if labels.get(label, i) != i:
+                fail(("methods", i), f"two method entries are both called '{label}' (entries {labels[label] + 1} "
+                                     f"and {i + 1}). Give one of them a distinct `label:`.")
+            labels[label] = i
+            methods.append(entry)
 
-    return Suite(name=suite_name, path=path, description=s.description, datasets=tuple(s.datasets),
+    report = _report(s.report, labels, fail, check)
+    if errors:  # a suite-wide mistake found once per method entry (its `eval:`) is one error: one per key
+        first: dict[Any, str] = {}
+        for message in errors:
+            first.setdefault(located.get(message, message), message)
+        raise ConfigError(*first.values())
+    description = s.description
+    if applied:
+        description = (f"{description} " if description else "") + (
+            f"Overrides from the command line, applied over {path}: {', '.join(overrides)}.")
+    resolved = {**raw, "name": suite_name, "description": description}
+    return Suite(name=suite_name, path=path, description=description, datasets=tuple(s.datasets),
                  ipcs=tuple(s.ipc), eval_archs=tuple(s.eval_archs), distill_arch=s.distill_arch,
                  methods=tuple(methods), seeds=tuple(s.seeds), distill_seeds=tuple(s.distill_seeds),
                  profile=s.profile, whole_dataset=_whole(s.whole_dataset),
-                 report=_report(s.report, labels, fail), deviations=tuple(s.deviations.items()))
+                 report=report, deviations=tuple(s.deviations.items()), overrides=tuple(overrides),
+                 resolved=resolved)
 
 
-def _report(r: ReportSchema, labels: dict[str, int], fail) -> ReportSpec:
-    """Check the `report:` key's names (views, papers, method labels) with did-you-mean errors."""
+def _override(raw: dict, lines: dict, path: Path, text: str) -> tuple[Path_, Any]:
+    """Apply the command-line override `text` (`eval.epochs=50`, `methods.0.params.iterations=20`,
+    `'ipc=[1]'`) to the file's values `raw`, in place, and mark in `lines` that the values under its key come
+    from it, so errors there name the override, not a line of the file. Returns (key path, value)."""
+    origin = f"override {shorten(text)!r}"
+    key, sep, value_text = text.partition("=")
+    parts = key.strip().split(".")
+    if not sep or not all(parts):
+        raise ConfigError(f"{path}, {origin}: write an override as KEY=VALUE with a dotted key, e.g. "
+                          f"eval.epochs=50, 'ipc=[1, 10]' or methods.0.params.iterations=20.")
+    try:
+        value = parse_value(value_text)
+    except YamlError as exc:
+        raise ConfigError(f"{path}, {origin}: {exc}") from None
+    at: list[str | int] = []
+    node: Any = raw
+    for depth, part in enumerate(parts):
+        last = depth == len(parts) - 1
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise ConfigError(f"{path}, {origin}: '{'.'.join(map(str, at))}' is a list of {len(node)}, so "
+                                  f"'{part}' names no entry: use an index from 0 to {len(node) - 1}, e.g. "
+                                  f"{'.'.join(map(str, at))}.0.")
+            index: str | int = int(part)
+        elif isinstance(node, dict):
+            index = part
+            if not last and node.get(part) is None:
+                node[part] = {}  # a key the file leaves out (`eval.epochs` with no `eval:`); the schema checks it
+                lines[tuple(at) + (part,)] = origin
+        else:
+            raise ConfigError(f"{path}, {origin}: '{'.'.join(map(str, at))}' is a single value, so it has no key "
+                              f"'{part}'. Set {'.'.join(map(str, at))}=VALUE instead.")
+        at.append(index)
+        if last:
+            node[index] = value
+        else:
+            node = node[index]
+    for known in [k for k in lines if k[:len(at)] == tuple(at)]:
+        del lines[known]  # the file's lines under this key no longer hold its values
+    lines[tuple(at)] = origin
+    return tuple(at), value
+
+
+def _overrides_hash(applied: list[tuple[Path_, Any]]) -> str:
+    """A short hash of what the overrides set: the same overrides give the same suite name in any order, unless
+    one key lies inside another's, where order decides."""
+    nested = any(a != b and a[:len(b)] == b for a, _ in applied for b, _ in applied)
+    final = list({at: value for at, value in applied}.items())
+    canonical = json.dumps(final if nested else sorted(final, key=lambda kv: json.dumps(kv[0])), sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:8]
+
+
+def _report(r: ReportSchema, labels: dict[str, int], fail, check) -> ReportSpec:
+    """Check the `report:` key's names (views, papers, method labels) with did-you-mean errors, each name a
+    `check` of its own."""
     for i, view in enumerate(r.views or []):
-        if view not in VIEW_NAMES:
-            fail(("report", "views", i), f"unknown view '{view}'.{did_you_mean(view, VIEW_NAMES)} Views: "
-                                         f"{', '.join(VIEW_NAMES)}.")
+        with check():
+            if view not in VIEW_NAMES:
+                fail(("report", "views", i), f"unknown view '{view}'.{did_you_mean(view, VIEW_NAMES)} Views: "
+                                             f"{', '.join(VIEW_NAMES)}.")
     papers = [r.compare_to] if isinstance(r.compare_to, str) else list(r.compare_to or [])
     if papers:
         from bench.reference import PAPERS
         for i, key in enumerate(papers):
-            if key not in PAPERS:
-                at = ("report", "compare_to") + ((i,) if isinstance(r.compare_to, list) else ())
-                fail(at, f"unknown paper '{key}'.{did_you_mean(key, PAPERS)} Papers with transcribed tables "
-                         f"(bench/reference/): {', '.join(PAPERS)}.")
+            with check():
+                if key not in PAPERS:
+                    at = ("report", "compare_to") + ((i,) if isinstance(r.compare_to, list) else ())
+                    fail(at, f"unknown paper '{key}'.{did_you_mean(key, PAPERS)} Papers with transcribed tables "
+                             f"(bench/reference/): {', '.join(PAPERS)}.")
     used = [(("report", "match", label), label) for label in r.match]
     used += [(("report", "ablation", i), label) for i, label in enumerate(r.ablation or [])]
     for at, label in used:
-        if label not in labels:
-            fail(at, f"no method entry is labelled '{label}'.{did_you_mean(label, labels)} Labels: "
-                     f"{', '.join(labels)}.")
+        with check():
+            if label not in labels:
+                fail(at, f"no method entry is labelled '{label}'.{did_you_mean(label, labels)} Labels: "
+                         f"{', '.join(labels)}.")
     if r.match:
         from bench.reference import PAPERS
-        published = sorted({v.method for p in papers for v in PAPERS[p].values()})
+        published = sorted({v.method for p in papers if p in PAPERS for v in PAPERS[p].values()})
         for label, name in r.match.items():
-            if name not in published:
-                fail(("report", "match", label), f"no table of {', '.join(papers) or 'the papers in compare_to'} "
-                                                 f"has a method '{name}'.{did_you_mean(name, published)}")
+            with check():
+                if name not in published:
+                    fail(("report", "match", label), f"no table of {', '.join(papers) or 'the papers in compare_to'}"
+                                                     f" has a method '{name}'.{did_you_mean(name, published)}")
     return ReportSpec(views=tuple(r.views) if r.views is not None else None, compare_to=tuple(papers),
                       tolerance=r.tolerance, match=dict(r.match),
                       ablation=tuple(r.ablation) if r.ablation is not None else None,
@@ -538,17 +654,43 @@ def _validate(schema: type[BaseModel], raw: Any, path: Path | None, lines: dict,
     try:
         return schema.model_validate(raw)
     except ValidationError as exc:
-        loc, problem = _first_error(schema, exc)
-        raise ConfigError(_message(path, lines, prefix + loc, problem)) from None
+        found = sorted(_errors(schema, exc), key=lambda e: _line_order(line_of(lines, prefix + e[0])))
+        raise ConfigError(*(_message(path, lines, prefix + loc, problem) for loc, problem in found)) from None
 
 
-def _first_error(schema: type[BaseModel], exc: ValidationError) -> tuple[Path_, str]:
-    """The one error to show, as (key path in the file, sentence). A misspelt key also makes the right one
-    "missing": the unknown key is the one to show. Otherwise the deepest: where a value may have several
-    shapes (`whole_dataset: true` or a mapping), the shape the file used gets furthest."""
+def _line_order(line: int | str | None) -> int:
+    """Errors in the order a reader meets them: the command line's overrides (`line` is a str), then the file."""
+    return line if isinstance(line, int) else -1
+
+
+def _errors(schema: type[BaseModel], exc: ValidationError) -> list[tuple[Path_, str]]:
+    """Every error to show, one per mistake, as (key path in the file, sentence). A misspelt key also makes the
+    right one "missing": a missing key is not shown where an unknown key beside it is its misspelling. Where a
+    value may have several shapes (`whole_dataset: true` or a mapping), pydantic reports each shape's error:
+    only the deepest is shown (the shape the file used gets furthest), one per key."""
     found = [(err, _locate(schema, tuple(err["loc"]))[0]) for err in exc.errors()]
-    err, loc = min(found, key=lambda f: (f[0]["type"] != "extra_forbidden", -len(f[1])))
-    return loc, _explain(err, loc, _locate(schema, tuple(err["loc"])[:-1])[1])
+    unknown = [loc for err, loc in found if err["type"] == "extra_forbidden"]
+    found = [(err, loc) for err, loc in found if err["type"] != "missing" or not any(
+        u[:-1] == loc[:-1] and did_you_mean(str(u[-1]), [str(loc[-1])]) for u in unknown)]
+    shown: dict[Path_, str] = {}
+    missing: dict[Path_, list[str]] = {}  # the keys missing from one mapping are one mistake: one error
+    repeated: dict[tuple, list[Path_]] = {}  # so is one mistake in several entries of a list (`methods: [dm, mtt]`)
+    for err, loc in found:
+        if err["type"] == "missing":
+            missing.setdefault(loc[:-1], []).append(str(loc[-1]))
+        elif loc not in shown and not any(other[:len(loc)] == loc and other != loc for _, other in found):
+            same = repeated.setdefault((loc[:-1], err["type"]) if loc and isinstance(loc[-1], int) else loc, [])
+            same.append(loc)
+            if len(same) == 1:
+                shown[loc] = _explain(err, loc, _locate(schema, tuple(err["loc"])[:-1])[1])
+    for first, *others in repeated.values():
+        if others:
+            shown[first] += f" The same goes for {', '.join(repr(_key(loc)) for loc in others)}."
+    for parent, keys in missing.items():
+        shown[parent + (keys[0],) if len(keys) == 1 else parent] = (
+            f"required key '{keys[0]}' is missing: add it." if len(keys) == 1 else
+            f"required keys {', '.join(repr(k) for k in keys)} are missing: add them.")
+    return list(shown.items())
 
 
 def _explain(err: dict, loc: Path_, parent: Any) -> str:
@@ -664,7 +806,14 @@ def unknown_name(what: str, name: str, known: typing.Iterable[str], command: str
 def _message(path: Path | None, lines: dict, at: Path_, problem: str) -> str:
     where = str(path) if path is not None else "(built-in defaults)"
     line = line_of(lines, at)
-    if line is not None:
+    if isinstance(line, str):  # a command-line override set this key
+        where += f", {line}"
+    elif line is not None:
         where += f", line {line}"
-    key = "".join(f"[{p}]" if isinstance(p, int) else f".{shorten(str(p))}" for p in at).lstrip(".")
+    key = _key(at)
     return f"{where}, key '{key}': {problem}" if key else f"{where}: {problem}"
+
+
+def _key(at: Path_) -> str:
+    """A key path as the messages write it: `methods[0].params.iterations`."""
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{shorten(str(p))}" for p in at).lstrip(".")

@@ -204,21 +204,27 @@ def make_plan(suite: Suite) -> Plan:
     """Expand the suite's grid, in a stable order (datasets, methods, IPCs, then archs and seeds).
 
     Cells a method declines are left out and listed; a method entry that declines every cell is a
-    configuration error. With `report: {fairness: ...}` the suite gets the runs DD-Ranking's scores need first
-    (`with_fairness_runs`)."""
+    configuration error. Every method entry whose planning fails is one error, all raised together. With
+    `report: {fairness: ...}` the suite gets the runs DD-Ranking's scores need first (`with_fairness_runs`)."""
     suite = with_fairness_runs(suite)
-    refused = refusals(suite)
+    refused, errors = refusals(suite)
+    failed: set[str] = set()  # origins of the method entries whose planning failed: one error each
     left_out = {(r.label, r.dataset, r.ipc) for r in refused}
     cells, distill, evaluate = [], {}, []
     for dataset in suite.datasets:
         for method in suite.methods:
             for ipc in suite.ipcs:
-                if (method.label, dataset, ipc) in left_out:
+                if (method.label, dataset, ipc) in left_out or method.origin in failed:
                     continue
                 for arch in suite.eval_archs:
                     cells.append(Cell(method.label, dataset, ipc, arch))
                 for dseed in suite.distill_seeds:
-                    task = DistillTask.make(method, dataset, ipc, suite.distill_arch, dseed)
+                    try:
+                        task = DistillTask.make(method, dataset, ipc, suite.distill_arch, dseed)
+                    except ConfigError as exc:
+                        errors.extend(exc.messages)
+                        failed.add(method.origin)
+                        break
                     distill.setdefault(task.key, task)
                     for arch in suite.eval_archs:
                         for seed in suite.seeds:
@@ -234,6 +240,8 @@ def make_plan(suite: Suite) -> Plan:
                     for seed in w.seeds or suite.seeds:
                         task = ExpertTask.make(whole_spec(dataset, arch, recipe, seed))
                         whole.setdefault(task.key, task)
+    if errors:
+        raise ConfigError(*errors)
     return Plan(suite, tuple(cells), tuple(experts.values()), tuple(distill.values()), tuple(evaluate),
                 tuple(whole.values()), refused)
 
@@ -251,17 +259,22 @@ def planned(method: MethodEntry, hook: str, call: Callable[[], T]) -> T:
                           f"method; nothing has run.") from None
 
 
-def refusals(suite: Suite) -> tuple[Refusal, ...]:
-    """The cells each method entry declines, with its reason."""
-    found = []
+def refusals(suite: Suite) -> tuple[tuple[Refusal, ...], list[str]]:
+    """The cells each method entry declines, with its reason; and an error for each entry that declines every
+    cell or whose `check_cell` fails (each starting with the entry's `origin`)."""
+    found, errors = [], []
     for m in suite.methods:
-        own = [Refusal(m.label, dataset, ipc, reason) for dataset in suite.datasets for ipc in suite.ipcs
-               if (reason := planned(m, "check_cell", lambda: m.cls.check_cell(
-                   dataset, ipc, m.params_for(dataset, ipc))) or _no_soft_labels(m, dataset, ipc)) is not None]
+        try:
+            own = [Refusal(m.label, dataset, ipc, reason) for dataset in suite.datasets for ipc in suite.ipcs
+                   if (reason := planned(m, "check_cell", lambda: m.cls.check_cell(
+                       dataset, ipc, m.params_for(dataset, ipc))) or _no_soft_labels(m, dataset, ipc)) is not None]
+        except ConfigError as exc:
+            errors.extend(exc.messages)
+            continue
         if len(own) == len(suite.datasets) * len(suite.ipcs):
-            raise ConfigError(f"{m.origin}: '{m.cls.name}' refuses every cell of this suite: {own[0].reason}")
+            errors.append(f"{m.origin}: '{m.cls.name}' refuses every cell of this suite: {own[0].reason}")
         found += own
-    return tuple(found)
+    return tuple(found), errors
 
 
 def _no_soft_labels(m: MethodEntry, dataset: str, ipc: int) -> str | None:

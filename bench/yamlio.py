@@ -127,6 +127,38 @@ def load_yaml(path: Path) -> tuple[Any, dict[Path_, int]]:
             loader.dispose()
 
 
+def parse_value(text: str) -> Any:
+    """A value typed on the command line (`eval.epochs=50`, `'ipc=[1, 10]'`), read as the same value in a file
+    would be: YAML 1.2 scalars, flow sequences and mappings, with the same refusals. YamlError says why not."""
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        return _build(node, (), {}, loader) if node is not None else None
+    except _Refused as exc:
+        raise YamlError(f"{exc.problem}.") from None
+    except yaml.MarkedYAMLError as exc:
+        raise YamlError(f"not a YAML value ({exc.problem or exc.context}); quote the whole override for your "
+                        f"shell, e.g. 'ipc=[1, 10]'.") from None
+    except yaml.reader.ReaderError as exc:
+        raise YamlError(f"the control character #x{exc.character:04x} cannot appear in a value.") from None
+    finally:
+        loader.dispose()
+
+
+class _Dumper(yaml.SafeDumper):
+    """SafeDumper that quotes a string a YAML 1.2 reader would take for something else (`1e-3`), as well as those
+    a YAML 1.1 reader would (`no`), so what `dump_yaml` writes reads back the same with `load_yaml`."""
+
+
+for _tag, _rx, _first in _CORE_12:
+    _Dumper.add_implicit_resolver(_tag, re.compile(_rx), _first)
+
+
+def dump_yaml(data: Any) -> str:
+    """`data` (plain values, as `load_yaml` returns them) as YAML text that `load_yaml` reads back equal."""
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=120)
+
+
 def _read_text(path: Path) -> str:
     """The file's text, if it is a UTF-8 text file of at most MAX_BYTES."""
     if path.is_dir():
@@ -180,8 +212,8 @@ def _build(node: yaml.Node, at: Path_, lines: dict[Path_, int], loader: _Loader)
     return loader.construct_object(node, deep=True)
 
 
-def line_of(lines: dict[Path_, int], at: Path_) -> int | None:
-    """The line of the longest prefix of `at` that was in the file."""
+def line_of(lines: dict[Path_, int | str], at: Path_) -> int | str | None:
+    """The line of the longest prefix of `at` that was in the file (or the command-line override that set it)."""
     for n in range(len(at), -1, -1):
         if at[:n] in lines:
             return lines[at[:n]]

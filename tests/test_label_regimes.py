@@ -132,3 +132,44 @@ def test_teacher_regime_runs_and_the_fairness_view_scores_it(bench, workdir) -> 
     row = next(line for line in table.splitlines() if line.startswith("| DM (teacher) |") and "| teacher |" in line)
     assert f"| {ior:+.1f} | {hlr:+.1f} | {100 * label_robust_score(ior, hlr):.1f} |" in row
     assert "w = 0.5" in table and "– in ARS" in table
+
+
+def test_fairness_scores_pair_cells_by_recipe_regime_and_set() -> None:
+    """IOR against random under the same recipe and regime, HLR against the same set's hard-label cell and the
+    Whole Dataset row, ARS only where the set also ran without augmentation: numbers worked by hand."""
+    import pandas as pd
+
+    from bench.report.fairness import scores
+    from bench.report.inputs import MethodOptions, ReportOptions
+
+    def entry(label: str, name: str, regime: str, key: str, bare: str) -> MethodOptions:
+        return MethodOptions(label, name, "standard", {}, {"labels": regime}, recipe_key=key, hard_key="H" + key[1:],
+                             bare_key=bare, whole="Whole Dataset")
+    methods = (entry("random", "random", "hard", "H1", "H2"), entry("random (teacher)", "random", "teacher", "T1", "T2"),
+               entry("DM", "dm", "hard", "H1", "H2"), entry("DM (teacher)", "dm", "teacher", "T1", "T2"),
+               entry("DM bare", "dm", "hard", "H2", "H2"), entry("random bare", "random", "hard", "H2", "H2"))
+    accs = {"random": 90.0, "random (teacher)": 95.0, "DM": 93.0, "DM (teacher)": 96.0, "DM bare": 80.0,
+            "random bare": 84.0}
+    frame = pd.DataFrame([{"method": m, "group": "x", "dataset": "digits", "ipc": 10, "arch": "ConvNet", "mean": a}
+                          for m, a in accs.items()] + [{"method": "Whole Dataset", "group": "whole",
+                                                        "dataset": "digits", "ipc": None, "arch": "ConvNet",
+                                                        "mean": 98.0}])
+    options = ReportOptions(name="s", description="", datasets=("digits",), ipcs=(10,), eval_archs=("ConvNet",),
+                            distill_arch="ConvNet", seeds=(0,), distill_seeds=(0,), methods=methods, lrs_weight=0.25)
+    got = {r.method: r for r in scores(frame, options).itertuples(index=False)}
+    assert set(got) == {"DM", "DM (teacher)", "DM bare"}
+    teacher = got["DM (teacher)"]
+    assert (teacher.regime, teacher.random, teacher.ior, teacher.hlr) == ("teacher", 95.0, 1.0, 5.0)
+    # alpha = 0.25 * 0.01 - 0.75 * 0.05 = -0.035: LRS = (e^-0.035 - e^-1) / (e - e^-1) = 0.597726 / 2.350402
+    assert teacher.lrs == pytest.approx(0.254308, abs=1e-6)
+    assert math.isnan(teacher.ars) and "bare" in teacher.missing  # no DM (teacher) without augmentation
+    hard = got["DM"]  # IOR 3 with augmentation, -4 without: beta = -0.005, ARS = 0.627133 / 2.350402
+    assert (hard.ior, hard.hlr) == (3.0, 5.0) and hard.ars == pytest.approx(0.266819, abs=1e-6)
+    assert math.isnan(got["DM bare"].ars) and got["DM bare"].missing == ["bare"]
+
+
+def test_soft_labels_without_any_are_refused_when_planned(bench, workdir) -> None:
+    write(workdir / "soft.yaml", TEACHER_SUITE.replace("eval: {labels: teacher, teacher_epochs: 2, temperature: 4}",
+                                                       "eval: {labels: soft}"))
+    code, _, err = bench("run", "soft.yaml", "--dry-run")
+    assert code == 2 and "'random' stores no soft labels with its sets, so `labels: soft` has nothing to train on" in err
