@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from bench.records import ArtifactMeta, DamagedFile, Record, RecordError
+from bench.records import SCHEMA_VERSION, ArtifactMeta, DamagedFile, Record, RecordError
 from bench.store import Store, atomic_write
 from fakes import PROVENANCE, record
 
@@ -35,7 +35,7 @@ def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
     for p in procs:
         p.start()
     for p in procs:
-        p.join(60)
+        p.join()  # no time limit: a loaded machine is slow, not wrong (pytest's own timeout guards a hang)
         assert p.exitcode == 0
     files = sorted((tmp_path / "records").rglob("*"))
     json_files = [f for f in files if f.is_file()]
@@ -102,7 +102,7 @@ def test_a_record_written_before_schema_versions_reads_through_the_type(tmp_path
 
 def test_a_record_of_a_newer_bench_or_with_unknown_fields_is_refused(tmp_path: Path) -> None:
     newer = json.loads(record("k", 1.0).to_json()) | {"schema_version": 99}
-    with pytest.raises(RecordError, match="schema version 99; this bench reads up to 4. Update bench"):
+    with pytest.raises(RecordError, match=f"schema version 99; this bench reads up to {SCHEMA_VERSION}. Update bench"):
         Record.from_json(json.dumps(newer))
     path = tmp_path / "records" / "k" / "k.json"
     path.parent.mkdir(parents=True)
