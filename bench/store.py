@@ -547,6 +547,13 @@ class Store:
                     found.append(note)
         return sorted(found, key=lambda n: str(n.get("created")))
 
+    def save_suite(self, name: str, text: str) -> Path:
+        """Keep the suite `name` as its last `bench run` resolved it (its file with the command line's overrides
+        applied) at suites/<name>.yaml, beside the records it makes: `bench run` of that file runs it again."""
+        path = self.root / "suites" / f"{name}.yaml"
+        atomic_write(path, lambda f: f.write(text.encode()))
+        return path
+
     def checkpoint_path(self, key: str) -> Path:
         """Where a distillation task keeps its resumable state until its artifact is saved. A checkpoint there
         that does not load is quarantined first, with a warning, so the task starts from scratch instead of

@@ -35,7 +35,7 @@ def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
     for p in procs:
         p.start()
     for p in procs:
-        p.join()  # no time limit: a loaded machine is slow, not wrong (pytest's own timeout guards a hang)
+        p.join()  # no time limit: a loaded machine is slow, not wrong
         assert p.exitcode == 0
     files = sorted((tmp_path / "records").rglob("*"))
     json_files = [f for f in files if f.is_file()]

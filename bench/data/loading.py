@@ -60,16 +60,17 @@ def _read(name: str, root: Path) -> RawData:
     """Read with the first complete layout; otherwise say every place that was looked at. A file that is
     there but unreadable (`DataFileError`) is named with how to get the data set again."""
     reader = READERS[name]
+    hint = reader.hint.format(root=root)
     for layout in reader.layouts:
         if not layout.missing(root):
             try:
                 return layout.read(layout.location(root))
             except DataFileError as exc:
-                raise DataFileError(f"{exc} To fix, download {name!r} again: {reader.hint}") from exc.__cause__
+                raise DataFileError(f"{exc} To fix, download {name!r} again: {hint}") from exc.__cause__
     looked = [layout.describe(root) for layout in reader.layouts]
     raise DatasetNotFound(
         f"Dataset {name!r} was not found under data_root {str(root)!r}. Looked for: "
-        f"{'; or '.join(looked)}. To fix, {reader.hint}"
+        f"{'; or '.join(looked)}. To fix, {hint}"
     )
 
 

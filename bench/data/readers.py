@@ -502,50 +502,68 @@ def _read_imagenet_subset(directory: Path, subset: imagenet.Subset) -> RawData:
 
 # --- Registry of readers ---------------------------------------------------------------------
 
-_FIX = "or set data_root in bench.yaml to the folder that already holds it."
+# A hint names the exact files a data set needs under the data root (`{root}` in it is the data root), where
+# to get them, and torchvision's downloader as one way, for machines that have torchvision and internet.
+_FIX = ("Or point the data root (--data-root, $BENCH_DATA_ROOT or data_root in bench.yaml) at the folder that "
+        "already holds it.")
 
 
-def _torchvision_hint(folder: str, how: str, cls: str) -> str:
-    return (
-        f"put the torchvision layout `{folder}/` under data_root ({how}; or run "
-        f"torchvision.datasets.{cls}(data_root, download=True)), {_FIX}"
-    )
+def _torchvision(cls: str, args: str = "") -> str:
+    """The command that fetches a data set with torchvision into the data root."""
+    return (f"where torchvision and internet are available, `python -c \"import torchvision; "
+            f"torchvision.datasets.{cls}('{{root}}'{args}, download=True)\"` puts them there")
+
+
+def _idx_hint(folder: str, cls: str, source: str) -> str:
+    return (f"put the four idx files as {{root}}/{folder}/train-images-idx3-ubyte, train-labels-idx1-ubyte, "
+            f"t10k-images-idx3-ubyte and t10k-labels-idx1-ubyte (each may stay gzipped as .gz; {source}); "
+            f"{_torchvision(cls)}. {_FIX}")
+
+
+def _cifar_hint(folder: str, files: str, archive: str, cls: str) -> str:
+    return (f"put {{root}}/{folder}/{files} (extract {archive} from https://www.cs.toronto.edu/~kriz/cifar.html "
+            f"into {{root}}/); {_torchvision(cls)}. {_FIX}")
 
 
 _read_mnist_digits = partial(_read_mnist, class_names=MNIST_CLASSES)
 _read_fashion_mnist = partial(_read_mnist, class_names=FASHION_MNIST_CLASSES)
 SVHN_FILES = ("train_32x32.mat", "test_32x32.mat")
+SVHN_SPLIT = ", split='train'"
 TINYIMAGENET_FILES = ("wnids.txt", "train", "val/images", "val/val_annotations.txt")
 IMAGENET_FOLDERS = ("imagenet", "ImageNet", "ILSVRC2012", "ILSVRC/Data/CLS-LOC")  # the last: Kaggle's layout
 IMAGENET_HINT = (
-    "put ILSVRC2012 (ImageNet-1k) under data_root as `imagenet/train/<wnid>/*.JPEG` and "
-    "`imagenet/val/<wnid>/*.JPEG` (or under ILSVRC2012/, or Kaggle's ILSVRC/Data/CLS-LOC/), the validation "
-    "images sorted into one folder per class (ImageNet's valprep.sh does it; torchvision.datasets.ImageNet("
-    f"root, split='train'/'val') leaves this layout from the official tarballs), {_FIX}"
+    "put ILSVRC2012 (ImageNet-1k) as {root}/imagenet/train/<wnid>/*.JPEG and {root}/imagenet/val/<wnid>/*.JPEG "
+    "(or under {root}/ILSVRC2012/, or Kaggle's {root}/ILSVRC/Data/CLS-LOC/), the validation images sorted into one "
+    "folder per class (ImageNet's valprep.sh does it; with torchvision, `torchvision.datasets.ImageNet('{root}', "
+    "split='train')` and split='val' unpack the official tarballs ILSVRC2012_img_train.tar, ILSVRC2012_img_val.tar "
+    f"and ILSVRC2012_devkit_t12.tar.gz, placed in {{root}}/ first, into this layout; ImageNet has no download). "
+    f"{_FIX}"
 )
 
 READERS: dict[str, Reader] = {
     "mnist": Reader(
         (Layout("MNIST/raw", MNIST_FILES, _read_mnist_digits, gzip_ok=True),),
-        _torchvision_hint("MNIST/raw", "the four idx files, gzipped or not", "MNIST"),
+        _idx_hint("MNIST/raw", "MNIST", "torchvision's mirror is https://ossci-datasets.s3.amazonaws.com/mnist/"),
     ),
     "fashionmnist": Reader(
         (Layout("FashionMNIST/raw", MNIST_FILES, _read_fashion_mnist, gzip_ok=True),),
-        _torchvision_hint("FashionMNIST/raw", "the four idx files, gzipped or not", "FashionMNIST"),
+        _idx_hint("FashionMNIST/raw", "FashionMNIST",
+                  "from http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"),
     ),
     "cifar10": Reader(
         (Layout("cifar-10-batches-py", CIFAR10_FILES, _read_cifar10),),
-        _torchvision_hint("cifar-10-batches-py", "extract cifar-10-python.tar.gz there", "CIFAR10"),
+        _cifar_hint("cifar-10-batches-py", "data_batch_1 to data_batch_5, test_batch and batches.meta",
+                    "cifar-10-python.tar.gz", "CIFAR10"),
     ),
     "cifar100": Reader(
         (Layout("cifar-100-python", ("train", "test", "meta"), _read_cifar100),),
-        _torchvision_hint("cifar-100-python", "extract cifar-100-python.tar.gz there", "CIFAR100"),
+        _cifar_hint("cifar-100-python", "train, test and meta", "cifar-100-python.tar.gz", "CIFAR100"),
     ),
     "svhn": Reader(
         (Layout("", SVHN_FILES, _read_svhn), Layout("svhn", SVHN_FILES, _read_svhn)),
-        "put `train_32x32.mat` and `test_32x32.mat` directly under data_root or under "
-        "data_root/svhn/ (torchvision.datasets.SVHN(data_root, split='train'/'test', download=True) "
-        f"fetches them), {_FIX}",
+        "put {root}/train_32x32.mat and {root}/test_32x32.mat (or both in {root}/svhn/), from "
+        f"http://ufldl.stanford.edu/housenumbers/; {_torchvision('SVHN', SVHN_SPLIT)} (and split='test' the "
+        f"other). {_FIX}",
     ),
     "tinyimagenet": Reader(
         (
@@ -554,9 +572,10 @@ READERS: dict[str, Reader] = {
             Layout("", ("tinyimagenet.pt",), _read_tinyimagenet_pt),
             Layout("tiny-imagenet-200", TINYIMAGENET_FILES, _read_tinyimagenet_folder),
         ),
-        "extract tiny-imagenet-200.zip (http://cs231n.stanford.edu/tiny-imagenet-200.zip) so that "
-        "`tiny-imagenet-200/` is under data_root, or put DatasetCondensation's `tinyimagenet.pt` "
-        f"there, {_FIX}",
+        "put {root}/tiny-imagenet-200/wnids.txt, train/<wnid>/images/*.JPEG, val/images/*.JPEG and "
+        "val/val_annotations.txt (extract http://cs231n.stanford.edu/tiny-imagenet-200.zip into {root}/), or "
+        "DatasetCondensation's {root}/tinyimagenet.pt; torchvision has no downloader for it. "
+        f"{_FIX}",
     ),
     **{
         name: Reader(tuple(Layout(folder, ("train", "val"), partial(_read_imagenet_subset, subset=subset))

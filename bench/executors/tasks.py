@@ -292,10 +292,8 @@ def check_data(tasks: list[Task], datasets: DatasetCache) -> None:
     for name in dict.fromkeys(names):
         try:
             datasets(name)
-        except data.DatasetNotFound as exc:
-            raise ConfigError(f"{exc} (data_root is set in bench.yaml, or `--config` names another one.)") from None
-        except DataFileError as exc:
-            raise ConfigError(str(exc)) from None
+        except (data.DatasetNotFound, DataFileError) as exc:  # each names the files, where to get them and the
+            raise ConfigError(str(exc)) from None             # settings of the data root
     for task in tasks:
         if isinstance(task, DistillTask) and task.inputs:
             _check_inputs(task, datasets)
