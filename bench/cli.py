@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from bench.config import ConfigError, Site, Suite, check_device, load_site, load_suite
+from bench.logs import configure
 from bench.records import RecordError
 
 if TYPE_CHECKING:
@@ -81,8 +82,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
         suite = load_suite(path, site)
         from bench.plan import make_plan
         plan = make_plan(suite)
-        print(f"{path}: ok ({len(plan.cells)} cells, {len(plan.experts) + len(plan.whole)} expert + "
-              f"{len(plan.distill)} distill + {len({e.key for e in plan.evaluate})} evaluate tasks)")
+        from bench.executors.todo import plan_tasks
+        print(f"{path}: ok ({len(plan.cells)} cells, {_by_kind(plan_tasks(plan), ' + ')} tasks)")
         _print_refused(plan)
     return 0
 
@@ -102,10 +103,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     plan, store = make_plan(suite), Store(site.store, tracking(site))
     todo = pending(plan, store)
-    print(f"suite '{suite.name}' ({suite.path}): {len(plan.cells)} cells -> {todo.total} tasks, "
-          f"{todo.done} already in the store {site.store}, {todo.total - todo.done} to run "
-          f"({len(todo.experts)} expert, {len(todo.distill)} distill, {len(todo.evaluate)} evaluate)")
-    _print_refused(plan)
+    say = print if args.dry_run or args.verbosity >= 0 else lambda *_: None  # -q: only failures and the summary
+    say(f"suite '{suite.name}' ({suite.path}): {len(plan.cells)} cells -> {todo.total} tasks, "
+        f"{todo.done} already in the store {site.store}, {todo.total - todo.done} to run ({_by_kind(todo.tasks)})")
+    if say is print:
+        _print_refused(plan)
     if args.dry_run:
         for m in suite.methods:
             print(f"  {m.label} ({m.cls.name}) is evaluated with preset '{m.preset}': "
@@ -117,7 +119,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     origin = "--profile" if args.profile else f"{suite.path}, key 'profile'" if suite.profile else str(site.path)
     executor = make_executor(executor_name, site, device=args.device,
                              profile=args.profile or suite.profile, profile_origin=origin,
-                             workers=args.workers or site.workers)
+                             workers=args.workers, threads=args.threads)
     try:
         outcome = executor.run(plan, store, todo)
     except ExecutorError as exc:
@@ -133,12 +135,20 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _by_kind(tasks: list, joint: str = ", ") -> str:
+    """How many tasks of each kind: "0 expert, 2 whole, 4 distill, 16 evaluate"."""
+    from bench.executors.board import KINDS
+    from bench.executors.todo import kind_of
+    return joint.join(f"{sum(1 for t in tasks if kind_of(t) == k)} {k}" for k in KINDS)
+
+
 def cmd_status(args: argparse.Namespace) -> int:
     site, suite = _load(args)
     from tabulate import tabulate
 
     from bench.executors import STATES, make_executor, older_code
-    from bench.executors.todo import stage_of
+    from bench.executors.board import KINDS
+    from bench.executors.todo import kind_of
     from bench.plan import make_plan
     from bench.store import Store
 
@@ -149,14 +159,14 @@ def cmd_status(args: argparse.Namespace) -> int:
     count = lambda items, state: sum(1 for t in items if t.state == state)  # noqa: E731
     print(f"suite '{suite.name}' ({suite.path}), store {site.store}" + (f"; SLURM states from {note}" if note else ""))
     rows = []
-    for stage in ("expert", "distill", "evaluate"):
-        items = [t for t in tasks if stage_of(t.task) == stage]
+    for kind in KINDS:
+        items = [t for t in tasks if kind_of(t.task) == kind]
         if items:
-            rows.append([stage, len(items)] + [count(items, s) for s in STATES])
+            rows.append([kind, len(items)] + [count(items, s) for s in STATES])
     print(tabulate(rows, headers=["stage", "tasks", *STATES]))
     by_cell: dict = {}
     for t in tasks:
-        if stage_of(t.task) == "evaluate":
+        if kind_of(t.task) == "evaluate":
             by_cell.setdefault(t.task.cell, []).append(t)
     print()
     print(tabulate([[c.method, c.dataset, c.ipc, c.arch, f"{count(items, 'done')}/{len(items)}",
@@ -346,6 +356,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bench", description="Benchmark harness for dataset distillation.")
     parser.add_argument("--config", type=Path, default=None,
                         help="site defaults (default: ./bench.yaml if present, else built-in defaults)")
+    loud = parser.add_mutually_exclusive_group()
+    loud.add_argument("-q", "--quiet", dest="verbosity", action="store_const", const=-1, default=0,
+                      help="show only failures and the final summary")
+    loud.add_argument("-v", "--verbose", dest="verbosity", action="store_const", const=1,
+                      help="also show each epoch and iteration of every task")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("run", help="run every task of a suite that is not in the store yet")
@@ -360,6 +375,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=_positive, default=None,
                    help="local: run tasks in N processes at once (default: bench.yaml's workers: one per GPU with "
                         "CUDA, else one per two cores)")
+    p.add_argument("--threads", type=_positive, default=None,
+                   help="torch's threads in each process that computes (default: bench.yaml's threads, else "
+                        "$OMP_NUM_THREADS, else the available cores divided by the workers)")
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("status", help="per stage and per cell: done, running, queued, failed (with logs)")
@@ -425,6 +443,7 @@ def _paragraph(text: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    configure(args.verbosity)
     try:
         return args.func(args)
     except ConfigError as exc:

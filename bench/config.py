@@ -122,6 +122,7 @@ class SiteSchema(_Schema):
     profile: str | None = None
     checkpoint_every: int = Field(default=100, gt=0)
     workers: int | None = Field(default=None, gt=0, le=1024)  # local processes; None: one per GPU, or per 2 cores
+    threads: int | None = Field(default=None, gt=0, le=1024)  # torch's per process; None: cores // workers
     profiles: dict[str, ProfileSchema] = Field(default_factory=dict)
     tracking: TrackingSchema = Field(default_factory=TrackingSchema)
 
@@ -217,6 +218,7 @@ class Site:
     checkpoint_every: int
     profiles: dict[str, ProfileSchema]
     workers: int | None = None
+    threads: int | None = None
     tracking: TrackingSchema = field(default_factory=TrackingSchema)  # MLflow's folder as a file: URI
     lines: dict = field(default_factory=dict, compare=False, repr=False)
 
@@ -315,7 +317,8 @@ def load_site(path: Path | None = None) -> Site:
     return Site(path=path, data_root=base / schema.data_root, store=base / schema.store,
                 reports=base / schema.reports, device=schema.device, executor=schema.executor,
                 profile=schema.profile, checkpoint_every=schema.checkpoint_every, profiles=schema.profiles,
-                workers=schema.workers, tracking=_tracking(schema.tracking, base), lines=lines)
+                workers=schema.workers, threads=schema.threads, tracking=_tracking(schema.tracking, base),
+                lines=lines)
 
 
 _URI = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")

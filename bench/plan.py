@@ -63,8 +63,10 @@ class ExpertTask:
         return cls(spec, identity, content_key(identity))
 
     def describe(self) -> str:
+        """A Whole Dataset run reads "whole DATASET ARCH seed=S", any other stage "expert KIND DATASET ARCH"."""
         seed = f" seed={self.spec.params['seed']}" if "seed" in self.spec.params else ""
-        return f"expert {self.spec.kind} {self.spec.dataset} {self.spec.arch}{' zca' if self.spec.zca else ''}{seed}"
+        what = "whole" if self.spec.kind == WHOLE_KIND else f"expert {self.spec.kind}"
+        return f"{what} {self.spec.dataset} {self.spec.arch}{' zca' if self.spec.zca else ''}{seed}"
 
 
 @dataclass(frozen=True)

@@ -81,6 +81,7 @@ class Record:
     train_bytes: int | None = None  # bytes of the full training set as the same tensors
     lr_used: float | None = None  # the recipe's lr, or the learned one stored with the set
     diverged: str | None = None  # why the run has no accuracy: its training loss became NaN or Inf (version 4)
+    threads: int | None = None  # torch's threads in the process that computed it (version 5)
     # an imported set's files: {"param", "template" (as written), "path" (filled in), "sha256"[, "files"]} each
     imported: list[dict[str, Any]] | None = None  # (version 5)
     schema_version: int = SCHEMA_VERSION  # of the file it was read from

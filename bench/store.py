@@ -30,7 +30,6 @@ import multiprocessing
 import os
 import re
 import socket
-import sys
 import threading
 import time
 import uuid
@@ -43,8 +42,12 @@ from typing import TYPE_CHECKING, Any, Callable, Collection, Iterable, TypeVar
 
 
 from bench.atomic import atomic_write
+from bench.logs import LOG
+from bench.machine import available_cores
 from bench.records import (CHECKSUMMED, ArtifactMeta, DamagedFile, Record, check_record, field_reader,
                            load_record)
+
+log = LOG.getChild("store")
 
 if TYPE_CHECKING:  # torch is imported where tensors are read or written: planning a suite needs none
     import torch
@@ -350,10 +353,10 @@ class Store:
         return self.root / kind / key[:2] / f"{key}{suffix}"
 
     def _moved(self, moved: Iterable[Quarantined]) -> None:
-        """Keep and announce (on stderr, one paragraph each) the files just quarantined."""
+        """Keep and announce (a warning each) the files just quarantined."""
         for q in moved:
             self.quarantined.append(q)
-            print(f"warning: {q}", file=sys.stderr, flush=True)
+            log.warning("warning: %s", q)
 
     def _quarantine(self, path: Path, reason: str, then: str = RECOMPUTED) -> Quarantined:
         q = quarantine(self.root, path, reason, then)
@@ -396,8 +399,7 @@ class Store:
         """
         keys = list(keys)
         root = str(self.root)
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
-        workers = min(cores, 8, len(keys) // PARALLEL_READ)
+        workers = min(available_cores(), 8, len(keys) // PARALLEL_READ)
         if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
             parts = [_read_fields(root, keys, fields)]
         else:
@@ -520,8 +522,7 @@ class Store:
             with contextlib.suppress(OSError):
                 os.link(aside, path)  # fails where yet another run claimed meanwhile: that claim stands
         else:
-            print(f"warning: taking over task {path.stem} from a holder that is gone ({dead})", file=sys.stderr,
-                  flush=True)
+            log.warning("warning: taking over task %s from a holder that is gone (%s)", path.stem, dead)
         aside.unlink(missing_ok=True)
 
     def holder(self, key: str) -> Holder | None:

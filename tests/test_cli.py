@@ -25,7 +25,8 @@ def test_dry_run_plans_one_artifact_per_method_and_ipc(bench, workdir: Path) -> 
     write(workdir / "tiny.yaml", TINY_SUITE)
     code, out, _ = bench("run", "tiny.yaml", "--dry-run")
     # 2 methods x 2 IPCs = 4 artifacts, each evaluated on 2 archs x 2 seeds = 16 evaluations.
-    assert code == 0 and "8 cells -> 20 tasks, 0 already in the store" in out and "(0 expert, 4 distill, 16 evaluate)" in out
+    assert code == 0 and "8 cells -> 20 tasks, 0 already in the store" in out
+    assert "(0 expert, 0 whole, 4 distill, 16 evaluate)" in out
     assert out.count("  distill ") == 4 and out.count("  evaluate ") == 16
     assert not (workdir / "results").exists(), "a dry run writes nothing"
 
@@ -80,7 +81,7 @@ def test_changing_a_method_param_reruns_only_that_method(bench, workdir: Path) -
     bench("run", "tiny.yaml")
     write(workdir / "tiny.yaml", TINY_SUITE.replace("{iterations: 3}", "{iterations: 4}"))
     code, out, _ = bench("run", "tiny.yaml", "--dry-run")
-    assert "10 already in the store" in out and "(0 expert, 2 distill, 8 evaluate)" in out
+    assert "10 already in the store" in out and "(0 expert, 0 whole, 2 distill, 8 evaluate)" in out
 
 
 def test_missing_data_set_is_a_clear_error(bench, workdir: Path) -> None:

@@ -139,7 +139,7 @@ def test_cli_validate_prints_one_paragraph_and_exit_2(bench, workdir: Path) -> N
     assert code == 2 and err.startswith("error: bad.yaml, line 3, key 'ipc[1]'") and "Traceback" not in err
     write(workdir / "good.yaml", TINY_SUITE)
     code, out, _ = bench("validate", "good.yaml")
-    assert code == 0 and "good.yaml: ok (8 cells, 0 expert + 4 distill + 16 evaluate tasks)" in out
+    assert code == 0 and "good.yaml: ok (8 cells, 0 expert + 0 whole + 4 distill + 16 evaluate tasks)" in out
 
 
 def test_shipped_suites_and_site_config_are_valid() -> None:

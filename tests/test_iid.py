@@ -199,7 +199,7 @@ def test_iid_dm_runs_through_bench_run(bench, workdir: Path) -> None:
         """)
     code, out, err = bench("run", "iid.yaml")
     assert code == 0, err
-    assert "(1 expert, 1 distill, 1 evaluate)" in out and "expert pretrained_bank digits" in err
+    assert "(1 expert, 0 whole, 1 distill, 1 evaluate)" in out and "expert pretrained_bank digits" in err
 
 
 def test_idm_class_loss_plus_the_two_terms(digits: data.Dataset, bank: dict) -> None:

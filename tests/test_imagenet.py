@@ -231,7 +231,7 @@ def test_published_settings_for_the_subsets() -> None:
 def test_suite_validates_and_plans(bench) -> None:
     path = str(REPO / "suites" / "nsd-table3-imagenet.yaml")
     code, out, _ = bench("validate", path)
-    assert code == 0 and "ok (12 cells, 36 expert + 12 distill + 60 evaluate tasks)" in out
+    assert code == 0 and "ok (12 cells, 6 expert + 30 whole + 12 distill + 60 evaluate tasks)" in out
     code, out, _ = bench("run", path, "--dry-run")
     assert code == 0 and "12 cells -> 108 tasks" in out and "expert trajectories imagenette ConvNetD5" in out
 

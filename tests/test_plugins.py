@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from bench import data
+from bench.logs import configure
 from bench.methods.base import Checkpoint, DistillContext
 from conftest import REPO, SAFETY_TIMEOUT_S, cli_env, write
 
@@ -130,8 +131,9 @@ def test_iterative_plugin_killed_mid_run_resumes_to_the_same_set(digits: data.Da
     assert torch.load(path, weights_only=True)["iteration"] == 4
 
     capfd.readouterr()
+    configure()  # as the CLI does: the harness's notes go to stderr
     resumed = ProjectedMeans(params).distill(context(Checkpoint(path, every=4)))
-    assert "resuming from checkpoint ckpt.pt at iteration 4" in capfd.readouterr().out
+    assert "resuming from checkpoint ckpt.pt at iteration 4" in capfd.readouterr().err
     assert uninterrupted.tensors().keys() == resumed.tensors().keys()
     for name, tensor in uninterrupted.tensors().items():
         assert torch.equal(tensor, resumed.tensors()[name]), name
@@ -206,7 +208,7 @@ def test_editing_a_plugin_makes_new_tasks_instead_of_reusing_old_results(workdir
     assert "2 already in the store results, 0 to run" in bench(["run", "s.yaml", "--dry-run"], workdir, workdir).stdout
     write(workdir / "means.py", MEANS.replace("real.mean(0, keepdim=True)", "real.median(0, keepdim=True).values"))
     plan = bench(["run", "s.yaml", "--dry-run"], workdir, workdir).stdout
-    assert "0 already in the store results, 2 to run (0 expert, 1 distill, 1 evaluate)" in plan, plan
+    assert "0 already in the store results, 2 to run (0 expert, 0 whole, 1 distill, 1 evaluate)" in plan, plan
     said = "means: 1 synthetic set(s) in the store were made by an older version of its code (last on 20"
     status = bench(["status", "s.yaml"], workdir, workdir)
     assert said in status.stdout and "they are not used here" in status.stdout, status.stdout

@@ -94,7 +94,7 @@ def test_report_names_damaged_records_verify_quarantines_the_rest_and_run_recomp
 
     code, out, err = bench("run", "tiny.yaml")
     assert code == 0 and "Traceback" not in err
-    assert "11 already in the store results, 9 to run (0 expert, 2 distill, 7 evaluate)" in out
+    assert "11 already in the store results, 9 to run (0 expert, 0 whole, 2 distill, 7 evaluate)" in out
     assert "done: 9 task(s) ran, suite complete" in out
     assert all(p.read_bytes() == text for p, text in untouched.items())
     assert bench("verify")[:2] == (0, "verified 20 file(s) of store results: all sound.\n")
@@ -106,7 +106,7 @@ def test_run_alone_finds_and_recomputes_the_damaged_tasks(bench, workdir: Path, 
     files = damage(workdir, pristine)
     code, out, err = bench("run", "tiny.yaml")
     assert code == 0 and "Traceback" not in err
-    assert "11 already in the store results, 9 to run (0 expert, 2 distill, 7 evaluate)" in out
+    assert "11 already in the store results, 9 to run (0 expert, 0 whole, 2 distill, 7 evaluate)" in out
     for path in relative([*files["records"], *files["artifacts"], *files["checkpoint"]], workdir):
         assert f"warning: {path} is damaged: " in err
     assert bench("verify")[:2] == (0, "verified 20 file(s) of store results: all sound.\n")

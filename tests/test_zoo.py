@@ -76,15 +76,15 @@ def test_mtt_experts_are_reused_by_a_second_cell(bench, workdir: Path) -> None:
     mtt = {"mtt": TINY["mtt"]}
     write(workdir / "a.yaml", suite(mtt, ipc="[1]"))
     code, out, err = bench("run", "a.yaml")
-    assert code == 0 and "(1 expert, 1 distill, 1 evaluate)" in out
+    assert code == 0 and "(1 expert, 0 whole, 1 distill, 1 evaluate)" in out
     # A new cell (IPC 2) and a new distillation setting: the same trajectories serve both.
     changed = TINY["mtt"].replace("iterations: 2", "iterations: 3")
     write(workdir / "b.yaml", suite({"mtt": changed}, ipc="[1, 2]"))
     code, out, err = bench("run", "b.yaml")
-    assert code == 0 and "(0 expert, 2 distill, 2 evaluate)" in out and "] expert" not in err
+    assert code == 0 and "(0 expert, 0 whole, 2 distill, 2 evaluate)" in out and "] expert" not in err
     # Changing how experts are trained makes a new stage.
     write(workdir / "c.yaml", suite({"mtt": changed.replace("num_experts: 2", "num_experts: 3")}, ipc="[1]"))
-    assert "(1 expert, 1 distill, 1 evaluate)" in bench("run", "c.yaml", "--dry-run")[1]
+    assert "(1 expert, 0 whole, 1 distill, 1 evaluate)" in bench("run", "c.yaml", "--dry-run")[1]
 
 
 def test_failed_expert_stage_skips_its_cells_and_keeps_the_rest(bench, workdir: Path, monkeypatch) -> None:

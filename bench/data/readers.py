@@ -13,7 +13,6 @@ import hashlib
 import os
 import pickle
 import struct
-import sys
 import zipfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +26,9 @@ import numpy as np
 
 from bench.atomic import atomic_write
 from bench.data import imagenet
+from bench.logs import LOG
+
+log = LOG.getChild("data")
 
 IMAGE_SUFFIXES = frozenset({".jpeg", ".jpg", ".png"})
 
@@ -489,14 +491,13 @@ def _read_imagenet_subset(directory: Path, subset: imagenet.Subset) -> RawData:
             with np.load(cache) as arrays:  # no pickles: a crafted cache file cannot run code
                 return RawData(arrays["x_train"], y_train, arrays["x_test"], y_test, list(subset.wnids))
         except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as exc:
-            print(f"warning: {cache} is damaged ({type(exc).__name__}: {exc}); decoding the images again.",
-                  file=sys.stderr, flush=True)
+            log.warning("warning: %s is damaged (%s: %s); decoding the images again.", cache, type(exc).__name__, exc)
     x_train, x_test = _decode(train, subset), _decode(val, subset)
     try:
         atomic_write(cache, lambda f: np.savez(f, x_train=x_train, x_test=x_test))
     except OSError as exc:  # a read-only ImageNet folder: every load decodes again
-        print(f"warning: cannot write the decoded {subset.name} to {cache} ({exc.strerror}); each load will "
-              "decode the images again.", file=sys.stderr, flush=True)
+        log.warning("warning: cannot write the decoded %s to %s (%s); each load will decode the images again.",
+                    subset.name, cache, exc.strerror)
     return RawData(x_train, y_train, x_test, y_test, list(subset.wnids))
 
 

@@ -57,14 +57,15 @@ class Executor(Protocol):
 
 
 def make_executor(name: str, site: Site, *, device: str | None = None, profile: str | None = None,
-                  profile_origin: str = "--profile", workers: int | None = None) -> Executor:
-    """The executor called `name` ("local" or "slurm"), set up from the site defaults; `device`, `profile` and
-    the local `workers` override them (a SLURM profile is resolved only when SLURM is chosen)."""
+                  profile_origin: str = "--profile", workers: int | None = None,
+                  threads: int | None = None) -> Executor:
+    """The executor called `name` ("local" or "slurm"), set up from the site defaults; `device`, `profile`,
+    `threads` and the local `workers` override them (a SLURM profile is resolved only when SLURM is chosen)."""
     if name == "slurm":
         from bench.executors.slurm import SlurmExecutor
-        return SlurmExecutor.from_site(site, device=device, profile=profile, origin=profile_origin)
+        return SlurmExecutor.from_site(site, device=device, profile=profile, origin=profile_origin, threads=threads)
     from bench.executors.local import LocalExecutor
-    return LocalExecutor.from_site(site, device=device, workers=workers)
+    return LocalExecutor.from_site(site, device=device, workers=workers, threads=threads)
 
 
 def older_code(plan: Plan, store: Store) -> list[str]:

@@ -3,90 +3,21 @@
 
 from __future__ import annotations
 
-import os
-import sys
 import time
-import traceback
-from dataclasses import dataclass, field
-from typing import Container, TextIO
+from dataclasses import dataclass
+from typing import Container
 
 import torch
 
 from bench.config import Site
 from bench.executors import Outcome, TaskStatus
-from bench.executors.tasks import (Busy, DatasetCache, check_data, fmt_time, progress_lines, resolve_device,
-                                   run_seeds, run_task)
-from bench.executors.todo import Pending, Task, inputs_of, is_done, plan_tasks, stage_of
+from bench.executors.board import KINDS, Board
+from bench.executors.tasks import Busy, DatasetCache, check_data, resolve_device, run_seeds, run_task
+from bench.executors.todo import Pending, Task, inputs_of, is_done, kind_of, plan_tasks
+from bench.logs import live_console
+from bench.machine import available_cores, default_threads
 from bench.plan import EvalTask, Plan
 from bench.store import Store
-from bench.train import Progress
-
-
-@dataclass
-class ProgressBoard:
-    """Prints suite progress (tasks done / total, ETA) and, every few seconds, where a task is."""
-
-    left: dict[str, int]
-    stream: TextIO = field(default_factory=lambda: sys.stderr)
-    every_s: float = 5.0
-    done: int = 0
-    times: dict[str, list[float]] = field(default_factory=lambda: {"expert": [], "distill": [], "evaluate": []})
-    seen: set[str] = field(default_factory=set)
-
-    @property
-    def total(self) -> int:
-        return sum(self.left.values()) + self.done
-
-    def task_progress(self, label: str) -> Progress:
-        return progress_lines(label, self.stream, self.every_s)
-
-    def finished(self, kind: str, label: str, seconds: float, result: str = "", key: str = "") -> None:
-        if not self._first(key):
-            return
-        total = self.total
-        self.done += 1
-        self.left[kind] -= 1
-        self.times[kind].append(seconds)
-        self._print(f"[{self.done}/{total}] {label}{result} in {fmt_time(seconds)} | ETA {self._eta()}")
-
-    def failed(self, kind: str, label: str, exc: BaseException | str | None, skipped: dict[str, int],
-               keys: list[str] = ()) -> None:
-        """A failed task (its exception, or its traceback as text), how many tasks that needed its output are
-        skipped with it, and the keys of all of them."""
-        if not all(map(self._first, keys)):
-            return
-        total = self.total
-        self.done += 1 + sum(skipped.values())
-        self.left[kind] -= 1
-        for k, n in skipped.items():
-            self.left[k] -= n
-        tb = exc if isinstance(exc, str) else "".join(traceback.format_exception(exc)) if exc else ""
-        tb = tb.rstrip().replace("\n", "\n    ")
-        also = f" (skipping {sum(skipped.values())} task(s) that need it)" if any(skipped.values()) else ""
-        self._print(f"[{self.done}/{total}] FAILED {label}{also}\n    {tb}")
-
-    def waiting(self, count: int, holders: list[str]) -> None:
-        """Nothing left to run here but `count` tasks that other live runs hold (or that need their output)."""
-        by = f" (held by {'; '.join(holders)})" if holders else ""
-        self._print(f"waiting for {count} task(s) that another run is computing{by}")
-
-    def _first(self, key: str) -> bool:
-        """Whether the task `key` ("" for an unnamed one) is reported for the first time: workers of one run may
-        each see a task end (one ran it, the others found it done)."""
-        if not key:
-            return True
-        if key in self.seen:
-            return False
-        self.seen.add(key)
-        return True
-
-    def _eta(self) -> str:
-        known = [t for ts in self.times.values() for t in ts]
-        mean = {k: (sum(ts) / len(ts) if ts else sum(known) / len(known)) for k, ts in self.times.items()}
-        return fmt_time(sum(n * mean[k] for k, n in self.left.items()))
-
-    def _print(self, line: str) -> None:
-        print(line, file=self.stream, flush=True)
 
 
 def default_workers(device: torch.device) -> int:
@@ -97,11 +28,6 @@ def default_workers(device: torch.device) -> int:
     return max(1, available_cores() // 2)
 
 
-def available_cores() -> int:
-    """The cores this process may run on (a SLURM or container allotment, not the machine's count)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
 @dataclass
 class LocalExecutor:
     """Runs tasks here, one after another: experts, then each artifact followed by its evaluations."""
@@ -109,26 +35,30 @@ class LocalExecutor:
     datasets: DatasetCache
     device: torch.device
     checkpoint_every: int = 100
-    stream: TextIO | None = None
     workers: int = 1
+    threads: int = 1  # torch's threads in each process that computes
     name: str = "local"
 
     @classmethod
-    def from_site(cls, site: Site, device: str | None = None, workers: int | None = None) -> LocalExecutor:
+    def from_site(cls, site: Site, device: str | None = None, workers: int | None = None,
+                  threads: int | None = None) -> LocalExecutor:
+        """`workers` and `threads` (per worker) as given, else bench.yaml's, else chosen for this machine."""
         chosen = resolve_device(device or site.device)
-        return cls(DatasetCache(site.data_root, site.store / "cache"), chosen, site.checkpoint_every,
-                   workers=workers or default_workers(chosen))
+        workers = workers or site.workers or default_workers(chosen)
+        return cls(DatasetCache(site.data_root, site.store / "cache"), chosen, site.checkpoint_every, workers,
+                   threads or site.threads or default_threads(workers))
 
     def run(self, plan: Plan, store: Store, todo: Pending) -> Outcome:
         check_data(todo.tasks, self.datasets)
-        board = ProgressBoard({"expert": len(todo.experts), "distill": len(todo.distill),
-                               "evaluate": len(todo.evaluate)}, self.stream or sys.stderr)
-        if self.workers > 1:
-            from bench.executors.workers import run_workers
-            ran, failed = run_workers(plan, todo, store, self.datasets, self.device, board, self.checkpoint_every,
-                                      self.workers)
-        else:
-            ran, failed = run_local(plan, todo, store, self.datasets, self.device, board, self.checkpoint_every)
+        left = {k: sum(1 for t in todo.tasks if kind_of(t) == k) for k in KINDS}
+        with Board(left, self.workers, live_console()) as board:
+            if self.workers > 1:
+                from bench.executors.workers import run_workers
+                ran, failed = run_workers(plan, todo, store, self.datasets, self.device, board,
+                                          self.checkpoint_every, self.workers, self.threads)
+            else:
+                torch.set_num_threads(self.threads)
+                ran, failed = run_local(plan, todo, store, self.datasets, self.device, board, self.checkpoint_every)
         if failed:
             return Outcome(f"{len(failed)} task(s) failed (tracebacks above); {ran} ran. Fix the cause and run the "
                            f"same command again: finished work is kept.", failed)
@@ -148,7 +78,7 @@ POLL_S = 2.0  # how often a run waiting on tasks another run holds looks again
 
 
 def run_local(plan: Plan, todo: Pending, store: Store, datasets: DatasetCache, device: torch.device,
-              board: ProgressBoard, checkpoint_every: int = 100,
+              board: Board, checkpoint_every: int = 100,
               given_up: Container[str] = frozenset()) -> tuple[int, list[str]]:
     """Run the plan's pending tasks (`todo`) in this process; (tasks run, labels of the failed ones).
 
@@ -176,7 +106,7 @@ def run_local(plan: Plan, todo: Pending, store: Store, datasets: DatasetCache, d
     def attempt(task: Task) -> bool:
         """Run `task`; False where another run holds it (it stays queued)."""
         nonlocal ran
-        kind, label = stage_of(task), task.describe()
+        kind, label = kind_of(task), task.describe()
         start = time.perf_counter()
         if task.key in given_up:
             for t in [task, *needing(task.key)]:
@@ -184,18 +114,18 @@ def run_local(plan: Plan, todo: Pending, store: Store, datasets: DatasetCache, d
             return True
         try:
             if is_done(task, store):
-                board.finished(kind, label, 0.0, " (done by another run)", key=task.key)
+                board.finished(kind, label, None, key=task.key)
                 return True
             if isinstance(task, EvalTask) and task.recipe.batch_seeds:
                 return seeds_of(task)
-            result = run_task(task, store, datasets, device, board.task_progress(label), plan.suite.name,
+            result = run_task(task, store, datasets, device, board.task_progress(task.key, label), plan.suite.name,
                               checkpoint_every)
         except Busy:
             return False
         except Exception as exc:  # noqa: BLE001 - reported, and the suite goes on
             skipped = list({t.key: t for t in needing(task.key)}.values())
-            board.failed(kind, label, exc, {k: sum(1 for t in skipped if stage_of(t) == k) for k in ("distill",
-                                                                                                    "evaluate")},
+            board.failed(kind, label, exc, {k: sum(1 for t in skipped if kind_of(t) == k) for k in ("distill",
+                                                                                                   "evaluate")},
                          keys=[task.key] + [t.key for t in skipped])
             failed.extend([label] + [f"{t.describe()} (needs {label})" for t in skipped])
             for t in skipped:
@@ -211,7 +141,8 @@ def run_local(plan: Plan, todo: Pending, store: Store, datasets: DatasetCache, d
         group = [task] + [t for t in queue.values() if isinstance(t, EvalTask) and t is not task and
                           (t.distill.key, t.arch, t.recipe) == (task.distill.key, task.arch, task.recipe)]
         start = time.perf_counter()
-        said = run_seeds(group, store, datasets, device, board.task_progress(task.describe()), plan.suite.name)
+        said = run_seeds(group, store, datasets, device, board.task_progress(task.key, task.describe()),
+                         plan.suite.name)
         for t in group:
             if t.key in said:
                 board.finished("evaluate", t.describe(), (time.perf_counter() - start) / len(said), said[t.key],
@@ -220,7 +151,7 @@ def run_local(plan: Plan, todo: Pending, store: Store, datasets: DatasetCache, d
         nonlocal ran
         ran += len(said)
         if task.key not in said and is_done(task, store):
-            board.finished("evaluate", task.describe(), 0.0, " (done by another run)", key=task.key)
+            board.finished("evaluate", task.describe(), None, key=task.key)
         return task.key in said or is_done(task, store)
 
     held: frozenset[str] = frozenset()

@@ -31,13 +31,16 @@ from pathlib import Path
 from typing import Callable, TextIO
 
 import submitit
+import torch
 
 from bench.config import Site
 from bench.executors import ExecutorError, Outcome, TaskStatus
+from bench.executors.board import Board
 from bench.executors.profiles import STAGES, SlurmProfile, choose_profile, submitit_parameters
-from bench.executors.tasks import (Busy, DatasetCache, check_data, progress_lines, resolve_device, run_task,
-                                   slurm_job_id)
-from bench.executors.todo import Pending, Task, inputs_of, is_done, plan_tasks, stage_of
+from bench.executors.tasks import Busy, DatasetCache, check_data, resolve_device, run_task, slurm_job_id
+from bench.executors.todo import Pending, Task, inputs_of, is_done, kind_of, plan_tasks, stage_of
+from bench.logs import LOG, configure
+from bench.machine import default_threads
 from bench.plan import Plan
 from bench.records import Record
 from bench.store import Store, atomic_write
@@ -47,6 +50,7 @@ QUEUED = {"PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "CONFIGURING", "
 RUNNING = {"RUNNING", "COMPLETING"}
 QUERY_TIMEOUT_S = 30
 WAIT_S = 30.0  # how often a job whose task another run holds looks again
+log = LOG.getChild("slurm")
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,7 @@ class JobSettings:
     device: str
     suite: str
     checkpoint_every: int
+    threads: int | None = None  # torch's threads (None: the cores SLURM gives the job)
     on_record: Callable[[Record], None] | None = None  # the store's (bench.tracking): jobs log what they write
 
 
@@ -66,20 +71,24 @@ class TaskJob(submitit.helpers.Checkpointable):
     arguments when its time limit nears or it is preempted; the task resumes from the store."""
 
     def __call__(self, task: Task, settings: JobSettings) -> str:
-        label = task.describe()
-        print(f"bench: {label} [{task.key}] on {socket.gethostname()}, SLURM job {slurm_job_id()}"
-              f", restart {os.environ.get('SLURM_RESTART_COUNT', '0')}", flush=True)
-        store = Store(settings.store, settings.on_record)
+        configure(0, sys.stdout)  # the job's log: the board's plain timestamped lines
+        torch.set_num_threads(settings.threads or default_threads())
+        kind, label = kind_of(task), task.describe()
+        log.info("bench: %s [%s] on %s, SLURM job %s, restart %s, %d thread(s)", label, task.key,
+                 socket.gethostname(), slurm_job_id(), os.environ.get("SLURM_RESTART_COUNT", "0"),
+                 torch.get_num_threads())
+        store, board = Store(settings.store, settings.on_record), Board({kind: 1})
         while True:  # the jobs after this one start when it ends: wait for a run that holds the task
+            start = time.perf_counter()
             try:
                 result = run_task(task, store, DatasetCache(settings.data_root, settings.store / "cache"),
-                                  resolve_device(settings.device), progress_lines(label, sys.stdout, 30.0),
+                                  resolve_device(settings.device), board.task_progress(task.key, label),
                                   settings.suite, settings.checkpoint_every)
                 break
             except Busy as busy:
-                print(f"bench: waiting: {busy}", flush=True)
+                log.info("bench: waiting: %s", busy)
                 time.sleep(WAIT_S)
-        print(f"bench: done {label}{result}", flush=True)
+        board.finished(kind, label, time.perf_counter() - start, result, key=task.key)
         return result
 
 
@@ -251,18 +260,19 @@ class SlurmExecutor:
     device: str
     profile: str | None
     origin: str
+    threads: int | None = None
     name: str = "slurm"
 
     @classmethod
     def from_site(cls, site: Site, device: str | None = None, profile: str | None = None,
-                  origin: str = "--profile") -> SlurmExecutor:
-        return cls(site, device or site.device, profile, origin)
+                  origin: str = "--profile", threads: int | None = None) -> SlurmExecutor:
+        return cls(site, device or site.device, profile, origin, threads or site.threads)
 
     def run(self, plan: Plan, store: Store, todo: Pending) -> Outcome:
         profile = choose_profile(self.site, self.profile, self.origin)
         settings = JobSettings(store=store.root.resolve(), data_root=self.site.data_root.resolve(),
                                device=self.device, suite=plan.suite.name,
-                               checkpoint_every=self.site.checkpoint_every,
+                               checkpoint_every=self.site.checkpoint_every, threads=self.threads,
                                on_record=store.on_record)
         result = submit(plan, store, todo, settings, profile)
         alive = f"; {result.skipped_alive} already queued or running" if result.skipped_alive else ""

@@ -19,7 +19,7 @@ from dataclasses import replace
 from datetime import datetime, timezone
 from functools import cache
 from pathlib import Path
-from typing import Callable, TextIO
+from typing import Callable
 
 import torch
 
@@ -96,13 +96,15 @@ def slurm_job_id() -> str | None:
 
 
 def provenance(device: torch.device) -> dict:
-    """What a record needs to be trusted later: where and with what it was computed."""
+    """What a record needs to be trusted later: where and with what it was computed (torch's threads too: they
+    change the wall time, and on a CPU the last bits of the results)."""
     import numpy
     from importlib.metadata import version
     return {"device": str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
             "versions": {"bench": version("bench"), "torch": torch.__version__, "numpy": numpy.__version__,
                          "python": platform.python_version()},
-            "git_commit": _git_commit(), "job_id": slurm_job_id(), "host": socket.gethostname()}
+            "git_commit": _git_commit(), "job_id": slurm_job_id(), "host": socket.gethostname(),
+            "threads": torch.get_num_threads()}
 
 
 class DatasetCache:
@@ -356,28 +358,4 @@ def run_seeds(tasks: list[EvalTask], store: Store, datasets: DatasetCache, devic
 def said(record: Record) -> str:
     """What the board says after a run's name: its accuracy, or that it diverged."""
     return f": diverged ({record.diverged})" if record.diverged else f": {record.accuracy:.2f}%"
-
-
-def fmt_time(seconds: float) -> str:
-    seconds = int(round(seconds))
-    if seconds < 60:
-        return f"{seconds}s"
-    if seconds < 3600:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-
-
-def progress_lines(label: str, stream: TextIO, every_s: float) -> Progress:
-    """A Progress that prints `label: iteration k/N, detail (elapsed)` at most every `every_s` seconds."""
-    start = last = time.monotonic()
-
-    def report(step: int, total: int, detail: str) -> None:
-        nonlocal last
-        now = time.monotonic()
-        if now - last >= every_s:
-            last = now
-            unit, _, rest = detail.partition(",")
-            print(f"    {label}: {unit} {step}/{total}{',' + rest if rest else ''} ({fmt_time(now - start)})",
-                  file=stream, flush=True)
-    return report
 

@@ -41,7 +41,13 @@ def pending(plan: Plan, store: Store) -> Pending:
 
 
 def stage_of(task: Task) -> str:
+    """The SLURM stage (job array and profile settings) a task runs in: whole-dataset runs go with the experts."""
     return "expert" if isinstance(task, ExpertTask) else "distill" if isinstance(task, DistillTask) else "evaluate"
+
+
+def kind_of(task: Task) -> str:
+    """What a user sees a task called (plan, board, status, logs): expert, whole, distill or evaluate."""
+    return "whole" if is_whole(task) else stage_of(task)
 
 
 def plan_tasks(plan: Plan) -> list[Task]:

@@ -12,7 +12,6 @@ harness runs the loop, checkpoints and resumes it, and reports progress (see tha
 
 from __future__ import annotations
 
-import sys
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,10 +21,13 @@ import torch
 import torch.nn as nn
 
 from bench.data import Dataset, DatasetSpec
+from bench.logs import LOG
 from bench.methods.budget import storage_budget_bytes
 from bench.methods.specs import MethodSpec
 from bench.store import Parts, atomic_write
 from bench.train import Progress
+
+log = LOG.getChild("methods")
 
 
 @dataclass
@@ -160,14 +162,13 @@ class Checkpoint:
         if type(saved.get("iteration")) is not int or not isinstance(saved.get("state"), dict):
             self.discard("it lacks the iteration or the state a checkpoint holds")
             return None
-        print(f"resuming from checkpoint {self.path.name} at iteration {saved['iteration']}", flush=True)
+        log.info("resuming from checkpoint %s at iteration %d", self.path.name, saved["iteration"])
         return saved["iteration"], saved["state"]
 
     def discard(self, why: str) -> None:
         """Delete a checkpoint that cannot be resumed, saying why: the distillation starts from scratch."""
         assert self.path is not None
-        print(f"warning: discarding checkpoint {self.path}: {why}; the distillation starts from scratch.",
-              file=sys.stderr, flush=True)
+        log.warning("warning: discarding checkpoint %s: %s; the distillation starts from scratch.", self.path, why)
         self.path.unlink(missing_ok=True)
 
 

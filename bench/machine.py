@@ -1,0 +1,22 @@
+"""What this process may use of the machine: its cores, and the threads torch gets in each worker (torch-free,
+so the store and the CLI's planning can ask without importing torch)."""
+
+from __future__ import annotations
+
+import os
+
+
+def available_cores() -> int:
+    """The cores this process may run on (a SLURM or container allotment, not the machine's count)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def default_threads(workers: int = 1) -> int:
+    """torch's threads per process when neither `--threads` nor bench.yaml's `threads:` says: OMP_NUM_THREADS
+    where the environment sets it (a cluster's or a test's deliberate pin), else the available cores shared by
+    the workers, at least 1. torch's own default takes every core for each process, which on a shared machine
+    made one evaluation 2.6x slower than one thread."""
+    pinned = os.environ.get("OMP_NUM_THREADS", "")
+    if pinned.isdigit() and int(pinned) > 0:
+        return int(pinned)
+    return max(1, available_cores() // workers)
