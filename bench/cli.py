@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Callable
 from bench.config import ConfigError, Site, Suite, check_device, load_site, load_suite
 from bench.logs import configure
 from bench.records import RecordError
+from bench.yamlio import dump_yaml
 
 if TYPE_CHECKING:
     from bench.plan import Plan
@@ -26,19 +28,30 @@ def _suite_path(name: str) -> Path:
     return path
 
 
-def _site(path: Path | None) -> Site:
+def _site(path: Path | None, data_root: Path | None = None) -> Site:
     """bench.yaml (`path`, else ./bench.yaml, else the defaults) checked as a whole, each executor profile
-    resolved: a mistake in a profile this command does not use is still a mistake in the file."""
+    resolved: a mistake in a profile this command does not use is still a mistake in the file. The data root is
+    `data_root` (--data-root), else $BENCH_DATA_ROOT, else the file's `data_root:`, else ./data."""
     from bench.executors.profiles import parse_profile
     site = load_site(path)
     for profile in site.profiles:
         parse_profile(site, profile)
-    return site
+    root = data_root or os.environ.get(DATA_ROOT_ENV)
+    return replace(site, data_root=Path(root)) if root else site
+
+
+DATA_ROOT_ENV = "BENCH_DATA_ROOT"
 
 
 def _load(args: argparse.Namespace) -> tuple[Site, Suite]:
-    site = _site(args.config)
-    return site, load_suite(_suite_path(args.suite), site)
+    site = _site(args.config, getattr(args, "data_root", None))
+    return site, load_suite(_suite_path(args.suite), site, args.overrides)
+
+
+def _named(suite: Suite) -> str:
+    """How a command's first line names the suite: its name, its file and the overrides applied over it."""
+    overrides = f" with {' '.join(suite.overrides)}" if suite.overrides else ""
+    return f"suite '{suite.name}' ({suite.path}{overrides})"
 
 
 def _check_device(name: str, error: Callable[[str], ConfigError], here: bool) -> None:
@@ -68,24 +81,49 @@ def _print_refused(plan: Plan) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    """Check each file as far as possible without running: a suite against the site it would run with."""
-    for name in args.files:
-        path = _suite_path(name)
-        site = _site(path if path.name == "bench.yaml" else args.config)
-        site.check_writable("store")
-        site.check_writable("reports")
-        from bench.tracking import tracking
-        tracking(site)  # a tracker's package is missing: one error here, not a warning per record
-        if path.name == "bench.yaml":
-            print(f"{path}: ok (site defaults)")
-            continue
-        suite = load_suite(path, site)
-        from bench.plan import make_plan
-        plan = make_plan(suite)
-        from bench.executors.todo import plan_tasks
-        print(f"{path}: ok ({len(plan.cells)} cells, {_by_kind(plan_tasks(plan), ' + ')} tasks)")
-        _print_refused(plan)
+    """Check each file as far as possible without running: a suite against the site it would run with, with the
+    command line's `key=value` overrides applied to every suite. Every file is checked; each mistake in them is
+    one paragraph."""
+    overrides = [a for a in args.files if "=" in a]
+    errors: list[str] = []
+    for name in (a for a in args.files if "=" not in a):
+        try:
+            _validate_one(_suite_path(name), args, overrides)
+        except ConfigError as exc:
+            errors.extend(exc.messages)
+    if errors:
+        raise ConfigError(*errors)
     return 0
+
+
+def _validate_one(path: Path, args: argparse.Namespace, overrides: list[str]) -> None:
+    site = _site(path if path.name == "bench.yaml" else args.config, args.data_root)
+    site.check_writable("store")
+    site.check_writable("reports")
+    from bench.tracking import tracking
+    tracking(site)  # a tracker's package is missing: one error here, not a warning per record
+    if path.name == "bench.yaml":
+        print(f"{path}: ok (site defaults)")
+        return
+    suite = load_suite(path, site, overrides)
+    from bench.plan import make_plan
+    plan = make_plan(suite)
+    with_overrides = f" with {' '.join(overrides)} (suite '{suite.name}')" if overrides else ""
+    from bench.executors.todo import plan_tasks
+    print(f"{path}{with_overrides}: ok ({len(plan.cells)} cells, {_by_kind(plan_tasks(plan), ' + ')} tasks)")
+    _print_refused(plan)
+    for name, hint in _data_missing(suite, site.data_root):
+        print(f"  note: data set '{name}' is not under the data root {site.data_root} yet, so `bench run` would stop. "
+              f"To fix, {hint}")
+
+
+def _data_missing(suite: Suite, root: Path) -> list[tuple[str, str]]:
+    """The suite's data sets whose files are in none of their layouts under `root`, with how to get them. Looks
+    at file names only: reading the files is `bench run`'s first step."""
+    from bench.data.readers import READERS
+    root = root.expanduser().absolute()
+    return [(name, READERS[name].hint.format(root=root)) for name in suite.datasets
+            if name in READERS and all(layout.missing(root) for layout in READERS[name].layouts)]
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -104,7 +142,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     plan, store = make_plan(suite), Store(site.store, tracking(site))
     todo = pending(plan, store)
     say = print if args.dry_run or args.verbosity >= 0 else lambda *_: None  # -q: only failures and the summary
-    say(f"suite '{suite.name}' ({suite.path}): {len(plan.cells)} cells -> {todo.total} tasks, "
+    say(f"{_named(suite)}: {len(plan.cells)} cells -> {todo.total} tasks, "
         f"{todo.done} already in the store {site.store}, {todo.total - todo.done} to run ({_by_kind(todo.tasks)})")
     if say is print:
         _print_refused(plan)
@@ -116,6 +154,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             params = f" {json.dumps(task.identity['params'])}" if "params" in task.identity else ""
             print(f"  {task.describe()}  [{task.key}]{params}")
         return 0
+    say(f"resolved suite: {store.save_suite(suite.name, dump_yaml(suite.resolved))}")
     origin = "--profile" if args.profile else f"{suite.path}, key 'profile'" if suite.profile else str(site.path)
     executor = make_executor(executor_name, site, device=args.device,
                              profile=args.profile or suite.profile, profile_origin=origin,
@@ -130,8 +169,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         for label in outcome.failed:
             print(f"  FAILED {label}", file=sys.stderr)
         return 1
-    following = f"Watch: bench status {args.suite}; then: " if executor.name == "slurm" else "Next: "
-    print(f"{outcome.summary} {following}bench report {args.suite}")
+    again = " ".join([args.suite, *map(shlex.quote, args.overrides)])
+    following = f"Watch: bench status {again}; then: " if executor.name == "slurm" else "Next: "
+    print(f"{outcome.summary} {following}bench report {again}")
     return 0
 
 
@@ -157,7 +197,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     executor = make_executor(args.executor or ("slurm" if submitted else site.executor), site)
     tasks, note = executor.status(plan, store)
     count = lambda items, state: sum(1 for t in items if t.state == state)  # noqa: E731
-    print(f"suite '{suite.name}' ({suite.path}), store {site.store}" + (f"; SLURM states from {note}" if note else ""))
+    print(f"{_named(suite)}, store {site.store}" + (f"; SLURM states from {note}" if note else ""))
     rows = []
     for kind in KINDS:
         items = [t for t in tasks if kind_of(t.task) == kind]
@@ -305,7 +345,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     """One file or folder made elsewhere, evaluated as a suite of one `import` entry (`bench.single`): its
     records go to the store under the keys a suite importing the same file gives them."""
-    site = _site(args.config)
+    site = _site(args.config, args.data_root)
     site.check_writable("store")
     error = (lambda problem: ConfigError(f"--device: {problem}")) if args.device else \
         (lambda problem: site.error(("device",), problem))
@@ -352,6 +392,17 @@ def _positive(text: str) -> int:
     return int(text)
 
 
+DATA_ROOT_HELP = (f"the folder holding the data sets (default: ${DATA_ROOT_ENV}, else bench.yaml's data_root, "
+                  f"else ./data)")
+
+
+def _overrides_and_data_root(p: argparse.ArgumentParser) -> None:
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                   help="change a value of the suite by its dotted key, e.g. eval.epochs=50 'ipc=[1]' "
+                        "methods.0.params.iterations=20")
+    p.add_argument("--data-root", type=Path, help=DATA_ROOT_HELP)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bench", description="Benchmark harness for dataset distillation.")
     parser.add_argument("--config", type=Path, default=None,
@@ -365,6 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run every task of a suite that is not in the store yet")
     p.add_argument("suite", help="suite file, or the name of one in suites/")
+    _overrides_and_data_root(p)
     p.add_argument("--dry-run", action="store_true", help="print the plan: tasks, and how many are done")
     p.add_argument("--device", help="cpu, cuda, cuda:1 or auto (default: bench.yaml's device)")
     p.add_argument("--executor", choices=["local", "slurm"],
@@ -382,6 +434,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("status", help="per stage and per cell: done, running, queued, failed (with logs)")
     p.add_argument("suite")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="the overrides the suite was run with")
     p.add_argument("--executor", choices=["local", "slurm"],
                    help="whose view (default: slurm where this suite was submitted to SLURM, else bench.yaml's "
                         "executor)")
@@ -389,12 +442,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="render a suite's results: HTML, LaTeX, Markdown, CSV, JSON under reports/")
     p.add_argument("suite")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="the overrides the suite was run with")
     p.add_argument("--open", action="store_true",
                    help="open the HTML report in the default browser ($BROWSER) and print its path")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("validate", help="check suite files (or bench.yaml) without running anything")
-    p.add_argument("files", nargs="+")
+    p.add_argument("files", nargs="+", metavar="FILE|KEY=VALUE",
+                   help="suite files (or bench.yaml), and overrides applied to each suite")
+    p.add_argument("--data-root", type=Path, help=DATA_ROOT_HELP)
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("verify", help="check every record, artifact and checkpoint (of a suite, or the whole "
@@ -427,6 +483,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["tensor", "dc-res", "npz", "npy", "folder"],
                    help="override the detected format")
     p.add_argument("--device", help="cpu, cuda, cuda:1 or auto (default: bench.yaml's device)")
+    p.add_argument("--data-root", type=Path, help=DATA_ROOT_HELP)
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("list", help="what a suite can name")
@@ -441,13 +498,27 @@ def _paragraph(text: str) -> str:
     return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in " ".join(text.split()))
 
 
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    """The command line, with `key=value` overrides anywhere after the suite (`bench run demo --dry-run
+    eval.epochs=5`: argparse alone takes positionals only before the first option)."""
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and hasattr(args, "overrides") and all("=" in a and not a.startswith("-") for a in extra):
+        args.overrides = [*args.overrides, *extra]
+    elif extra and hasattr(args, "files") and all("=" in a and not a.startswith("-") for a in extra):
+        args.files = [*args.files, *extra]
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = _parse(argv)
     configure(args.verbosity)
     try:
         return args.func(args)
-    except ConfigError as exc:
-        print(f"error: {_paragraph(str(exc))}", file=sys.stderr)
+    except ConfigError as exc:  # each mistake one paragraph, a blank line between two
+        print("\n\n".join(f"error: {_paragraph(message)}" for message in exc.messages), file=sys.stderr)
         return 2
     except BrokenPipeError:  # `bench run X --dry-run | head`: the reader has what it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
