@@ -129,6 +129,51 @@ def test_one_mistake_in_several_places_is_one_paragraph(bench, workdir: Path) ->
         "add them."]
 
 
+HOOKS = """\
+from bench.methods import Method
+
+
+class Picky(Method):
+    name = "picky"
+    description = "its check_cell raises"
+    uses_network = False
+
+    @classmethod
+    def check_cell(cls, dataset, ipc, params):
+        raise RuntimeError("no idea about " + dataset)
+
+    def distill(self, ctx):
+        raise AssertionError("never planned, never run")
+
+
+class Choosy(Picky):
+    name = "choosy"
+    description = "its experts raises"
+
+    @classmethod
+    def check_cell(cls, dataset, ipc, params):
+        return None
+
+    def experts(self, dataset, arch):
+        raise ValueError("no experts for " + dataset)
+"""
+
+
+def test_validate_reports_every_method_whose_planning_fails(bench, workdir: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    write(workdir / "hooks.py", HOOKS)
+    monkeypatch.syspath_prepend(str(workdir))
+    write(workdir / "s.yaml", "datasets: [digits]\nipc: [1, 2]\neval_archs: [MLP]\nmethods:\n  - entry: hooks:Picky\n"
+                              "  - name: random\n  - entry: hooks:Choosy\nseeds: [0]\n")
+    code, _, err = bench("validate", "s.yaml")
+    found = paragraphs(err)
+    assert code == 2 and len(found) == 2, err
+    assert found[0].startswith("error: s.yaml, line 5, key 'methods[0]': method 'picky' (hooks) raised RuntimeError "
+                               "in its check_cell()")
+    assert found[1].startswith("error: s.yaml, line 7, key 'methods[2]': method 'choosy' (hooks) raised ValueError "
+                               "in its experts()") and "no experts for digits" in found[1]
+
+
 CIFAR_SUITE = TINY_SUITE.replace("[digits]", "[cifar10]").replace("[1, 2]", "[1]")
 
 
