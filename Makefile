@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test setup clean
+.PHONY: demo test setup clean screenshot
 
 setup: $(STAMP)
 
@@ -20,6 +20,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# docs/report.png from the demo's report (after `make demo`), so the README shows what the demo produces.
+screenshot: $(STAMP)
+	$(BIN)/python scripts/report_screenshot.py reports/demo docs/report.png
 
 clean:
 	rm -rf $(VENV) results reports

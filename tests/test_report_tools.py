@@ -9,13 +9,15 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import struct
 import subprocess
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
-from conftest import SAFETY_TIMEOUT_S, write
+from conftest import REPO, SAFETY_TIMEOUT_S, write
 from test_report import SUITE, fabricate, report_cli, rows_of
 
 # A label with every character LaTeX treats specially, to prove names are escaped.
@@ -153,3 +155,17 @@ def test_pdffonts_sees_only_embedded_truetype_fonts(report_dir: Path) -> None:
         assert done.returncode == 0 and rows, done.stderr
         for row in rows:
             assert re.search(r" (CID )?TrueType +\S+ +yes ", row) and "Type 3" not in row, (pdf.name, row)
+
+
+def test_the_readme_screenshot_script_renders_any_report_folder(report_dir: Path, tmp_path: Path) -> None:
+    """scripts/report_screenshot.py (`make screenshot`) writes docs/report.png from a report; it takes any folder."""
+    need("chromium", "chromium-browser", "google-chrome")
+    out = tmp_path / "shot.png"
+    done = subprocess.run([sys.executable, str(REPO / "scripts" / "report_screenshot.py"), str(report_dir), str(out),
+                           "--size", "640,900"], capture_output=True, text=True, timeout=SAFETY_TIMEOUT_S)
+    assert done.returncode == 0, done.stderr
+    png = out.read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and struct.unpack(">II", png[16:24]) == (640, 900)
+    missing = subprocess.run([sys.executable, str(REPO / "scripts" / "report_screenshot.py"), str(tmp_path / "none")],
+                             capture_output=True, text=True, timeout=SAFETY_TIMEOUT_S)
+    assert missing.returncode != 0 and "no report at" in missing.stderr

@@ -56,13 +56,14 @@ def _drawing(font: str) -> Iterator[None]:
 
 
 def _save(fig: MplFigure) -> tuple[str, bytes]:
-    """The figure as inline-able SVG text (no XML prolog, scaled to its box) and PDF bytes, both without dates."""
+    """The figure as inline-able SVG text (no XML prolog; it shrinks to its box, never grows past its own size,
+    so a small figure's text stays the size of a large one's) and PDF bytes, both without dates."""
     svg, pdf = io.BytesIO(), io.BytesIO()
     fig.savefig(svg, format="svg", metadata={"Date": None})
     fig.savefig(pdf, format="pdf", metadata={"CreationDate": None, "ModDate": None})
     text = svg.getvalue().decode()
     text = text[text.index("<svg"):]  # drop the XML prolog and DOCTYPE so the SVG can be inlined in HTML
-    text = re.sub(r'<svg([^>]*?) width="[^"]*" height="[^"]*"', r'<svg\1', text, count=1)  # scale to its box
+    text = re.sub(r'<svg([^>]*?) width="([^"]*)" height="[^"]*"', r'<svg\1 style="max-width: \2"', text, count=1)
     return text, pdf.getvalue()
 
 
@@ -164,7 +165,7 @@ def cross_arch(frame: pd.DataFrame, dataset: str, ipcs: list[int], archs: list[s
     limit = max(float(np.nanmax(np.abs(change))) if np.isfinite(change).any() else 0.0, 1.0)
     annotate = len(methods) <= ANNOTATED_ROWS
     with _drawing(font):
-        width, height = 2.4 + 0.5 * acc.shape[1], 1.5 + 0.22 * len(methods)
+        width, height = 2.4 + 0.5 * acc.shape[1], max(1.5 + 0.22 * len(methods), 2.8)  # 2.8: the colour bar's label
         fig = MplFigure(figsize=(width, height))
         fig.subplots_adjust(left=1.3 / width, right=1 - 1.1 / width, bottom=0.9 / height, top=1 - 0.45 / height)
         ax = fig.subplots()
