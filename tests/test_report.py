@@ -212,6 +212,7 @@ def open_report(root: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
                           timeout=SAFETY_TIMEOUT_S)
 
 
+@pytest.mark.slow  # a fresh `bench report` process: 12 s measured on the shared 2-core machine (load 5)
 def test_open_shows_the_page_in_the_browser_and_prints_its_path(reported: Path, tmp_path: Path) -> None:
     browser = write(tmp_path / "browser", f"#!{sys.executable}\nimport sys, pathlib\n"
                                           f"pathlib.Path({str(tmp_path / 'opened')!r}).write_text(sys.argv[1])\n")
@@ -223,6 +224,7 @@ def test_open_shows_the_page_in_the_browser_and_prints_its_path(reported: Path, 
     assert (tmp_path / "opened").read_text() == page.as_uri()
 
 
+@pytest.mark.slow  # a fresh `bench report` process: 12 s measured on the shared 2-core machine (load 5)
 def test_open_without_a_browser_says_so_and_prints_the_path(reported: Path, tmp_path: Path) -> None:
     env = {k: v for k, v in cli_env().items() if k not in ("BROWSER", "DISPLAY", "WAYLAND_DISPLAY")}
     done = open_report(reported.parents[1], {**env, "PATH": str(tmp_path)})  # no browser on an empty PATH
