@@ -281,6 +281,7 @@ def test_outside_tolerance_is_flagged(bench, workdir: Path) -> None:
     ("{ablation: [dm, dn]}", "no method entry is labelled 'dn'. Did you mean 'dm'?"),
     ("{tolerance: -1}", "greater than 0"),
     ("{compare_to: iid2024, match: {dm: IDM+Our}}", "no table of iid2024 has a method 'IDM+Our'. Did you mean 'IDM+Ours'"),
+    ("{font: time}", "key 'report.font': Input should be 'cm', 'times' or 'sans' (got 'time')"),
 ])
 def test_report_key_errors_name_line_and_suggest(bench, workdir: Path, report_key: str, message: str) -> None:
     write(workdir / "tiny.yaml", TINY_SUITE + f"report: {report_key}\n")
