@@ -12,6 +12,7 @@ import pytest
 from bench.data import DatasetNotFound, load_dataset
 from bench.yamlio import load_yaml
 from conftest import TINY_SUITE, write
+from test_plugins import RAISES_WHEN_PLANNED
 
 OVERRIDES = ("eval.epochs=2", "ipc=[1]", "methods.1.params.iterations=2")
 
@@ -129,22 +130,7 @@ def test_one_mistake_in_several_places_is_one_paragraph(bench, workdir: Path) ->
         "add them."]
 
 
-HOOKS = """\
-from bench.methods import Method
-
-
-class Picky(Method):
-    name = "picky"
-    description = "its check_cell raises"
-    uses_network = False
-
-    @classmethod
-    def check_cell(cls, dataset, ipc, params):
-        raise RuntimeError("no idea about " + dataset)
-
-    def distill(self, ctx):
-        raise AssertionError("never planned, never run")
-
+HOOKS = RAISES_WHEN_PLANNED + """
 
 class Choosy(Picky):
     name = "choosy"
