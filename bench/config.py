@@ -26,7 +26,7 @@ from bench.methods import MethodSpec, Params, get_method
 from bench.methods.presets import preset_files, resolve_params
 from bench.methods.registry import PluginError, UnknownMethod, load_entry
 from bench.methods.specs import Momentum, NonNegativeFinite, PositiveFinite, Seed
-from bench.names import FONT_NAMES, VIEW_NAMES, did_you_mean, is_safe_name, shorten
+from bench.names import FAIRNESS_COLUMNS, FONT_NAMES, VIEW_NAMES, did_you_mean, is_safe_name, shorten
 from bench.recipes import PRESETS, EvalRecipe
 from bench.yamlio import Path_, YamlError, line_of, load_yaml, parse_value
 
@@ -163,6 +163,7 @@ class FairnessSchema(_Schema):
 
     lrs_weight: float = Field(default=0.5, ge=0, le=1)  # w in LRS's alpha = w IOR - (1 - w) HLR
     ars_weight: float = Field(default=0.5, ge=0, le=1)  # gamma in ARS's beta = gamma IOR_aug + (1 - gamma) IOR_no-aug
+    columns: list[Literal[FAIRNESS_COLUMNS]] = Field(default_factory=list)  # scores the paper table shows per cell
 
 
 class ReportSchema(_Schema):
@@ -272,6 +273,7 @@ class ReportSpec:
     fairness: bool = False  # `report: {fairness: ...}` set: add the random and whole-dataset runs the scores need
     lrs_weight: float = 0.5  # DD-Ranking's w (LRS) and gamma (ARS), `report: {fairness: {lrs_weight, ars_weight}}`
     ars_weight: float = 0.5
+    fairness_columns: tuple[str, ...] = ()  # `report: {fairness: {columns}}`: scores beside each paper-table cell
 
 
 
@@ -388,6 +390,7 @@ def load_suite(path: Path, site: Site | None = None, overrides: typing.Sequence[
     lists = {("datasets",): s.datasets, ("ipc",): s.ipc, ("eval_archs",): s.eval_archs, ("seeds",): s.seeds,
              ("distill_seeds",): s.distill_seeds, ("report", "views"): s.report.views or [],
              ("report", "ablation"): s.report.ablation or [],
+             ("report", "fairness", "columns"): getattr(s.report.fairness, "columns", None) or [],
              ("whole_dataset", "seeds"): getattr(s.whole_dataset, "seeds", None) or []}
     for at, values in lists.items():
         with check():
@@ -560,12 +563,13 @@ def _report(r: ReportSchema, labels: dict[str, int], fail, check) -> ReportSpec:
                 if name not in published:
                     fail(("report", "match", label), f"no table of {', '.join(papers) or 'the papers in compare_to'}"
                                                      f" has a method '{name}'.{did_you_mean(name, published)}")
+    fairness = r.fairness if isinstance(r.fairness, FairnessSchema) else FairnessSchema()
     return ReportSpec(views=tuple(r.views) if r.views is not None else None, compare_to=tuple(papers),
                       tolerance=r.tolerance, match=dict(r.match),
                       ablation=tuple(r.ablation) if r.ablation is not None else None,
                       significance=r.significance, paper_runs=r.paper_runs, font=r.font,
-                      fairness=r.fairness is not False,
-                      **(r.fairness.model_dump() if isinstance(r.fairness, FairnessSchema) else {}))
+                      fairness=r.fairness is not False, lrs_weight=fairness.lrs_weight,
+                      ars_weight=fairness.ars_weight, fairness_columns=tuple(fairness.columns))
 
 
 def _repeat(values: list) -> tuple[int, int] | None:

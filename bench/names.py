@@ -13,6 +13,9 @@ from typing import Iterable
 VIEW_NAMES = ("paper_table", "cross_arch", "curve", "ablation", "reported", "fairness", "cost")
 # The figures' typefaces a suite may name under `report: {font: ...}`: bench.report.plots.FONTS has these keys.
 FONT_NAMES = ("cm", "times", "sans")
+# DD-Ranking's scores a suite may add to the paper table under `report: {fairness: {columns: [...]}}`:
+# bench.report.fairness.COLUMNS has these keys.
+FAIRNESS_COLUMNS = ("ior", "hlr", "lrs", "ars")
 
 # A suite's name names folders (reports/<name>/, <store>/slurm/<name>/) and SLURM jobs: portable file-name
 # characters only, so it cannot climb out of them (`..`, `/`), hide (a leading `.`) or read as an option (`-`).

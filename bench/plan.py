@@ -382,4 +382,5 @@ def report_options(suite: Suite) -> ReportOptions:
                          whole_epochs=w.epochs if w else None, whole_seeds=w.seeds if w else None, views=r.views,
                          compare_to=r.compare_to, tolerance=r.tolerance, match=r.match, ablation=r.ablation,
                          significance=r.significance, paper_runs=r.paper_runs, font=r.font, deviations=suite.deviations,
-                         fairness=r.fairness, lrs_weight=r.lrs_weight, ars_weight=r.ars_weight)
+                         fairness=r.fairness, lrs_weight=r.lrs_weight, ars_weight=r.ars_weight,
+                         fairness_columns=r.fairness_columns)

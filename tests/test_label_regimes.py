@@ -96,14 +96,15 @@ methods:
 seeds: [0]
 eval: {epochs: 3}
 whole_dataset: {epochs: 2}
-report: {views: [fairness], fairness: {lrs_weight: 0.5}}
+report: {views: [paper_table, fairness], fairness: {lrs_weight: 0.5, columns: [ior, lrs]}}
 """
 
 
 @pytest.mark.slow
 def test_teacher_regime_runs_and_the_fairness_view_scores_it(bench, workdir) -> None:
     """`labels: teacher` plans one teacher stage (an expert), relabels every batch with it, records the regime;
-    the fairness view pairs the cell with random under the same regime and the hard-label run."""
+    the fairness view pairs the cell with random under the same regime and the hard-label run, and the paper table
+    shows the IOR and LRS the suite names under `fairness: {columns}` beside each cell."""
     write(workdir / "regimes.yaml", TEACHER_SUITE.replace("  - name: random\n    label: Random (teacher)",
                                                           "  - name: dm\n    label: DM (teacher)\n    params: "
                                                           "{iterations: 2}"))
@@ -132,6 +133,9 @@ def test_teacher_regime_runs_and_the_fairness_view_scores_it(bench, workdir) -> 
     row = next(line for line in table.splitlines() if line.startswith("| DM (teacher) |") and "| teacher |" in line)
     assert f"| {ior:+.1f} | {hlr:+.1f} | {100 * label_robust_score(ior, hlr):.1f} |" in row
     assert "w = 0.5" in table and "– in ARS" in table
+    assert "| Method | digits IPC 2 Accuracy | digits IPC 2 IOR | digits IPC 2 LRS (%) |" in table
+    row = next(line for line in table.splitlines() if line.startswith("| DM (teacher) | "))  # the paper table's
+    assert row.endswith(f"| {ior:+.1f} | {100 * label_robust_score(ior, hlr):.1f} |"), row
 
 
 def test_fairness_scores_pair_cells_by_recipe_regime_and_set() -> None:

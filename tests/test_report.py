@@ -282,6 +282,9 @@ def test_outside_tolerance_is_flagged(bench, workdir: Path) -> None:
     ("{tolerance: -1}", "greater than 0"),
     ("{compare_to: iid2024, match: {dm: IDM+Our}}", "no table of iid2024 has a method 'IDM+Our'. Did you mean 'IDM+Ours'"),
     ("{font: time}", "key 'report.font': Input should be 'cm', 'times' or 'sans' (got 'time')"),
+    ("{fairness: {columns: [ior, lsr]}}", "key 'report.fairness.columns[1]': Input should be 'ior', 'hlr', 'lrs' or "
+                                          "'ars' (got 'lsr')"),
+    ("{fairness: {columns: [ior, ior]}}", "'ior' is listed twice (entries 1 and 2)"),
 ])
 def test_report_key_errors_name_line_and_suggest(bench, workdir: Path, report_key: str, message: str) -> None:
     write(workdir / "tiny.yaml", TINY_SUITE + f"report: {report_key}\n")

@@ -182,6 +182,48 @@ def test_paper_table_groups_missing_ratio_range_and_ties() -> None:
     assert not t.groups[0].rows[0].cells[1].bold and t.foot == () and t.notes == ()
 
 
+def test_paper_table_shows_the_fairness_columns_a_suite_names() -> None:
+    """`report: {fairness: {columns: [ior, lrs]}}`: each data set and IPC spans its accuracy, IOR and LRS columns,
+    from bench.report.fairness's scores (worked by hand), "–" where an ingredient is missing, empty for random
+    (the baseline), and the notes define the scores and say what fills the missing ones (not ARS's, not shown)."""
+    from bench.names import FAIRNESS_COLUMNS
+    from bench.report import fairness
+    from bench.report.views import paper_table_view
+
+    def entry(label: str, name: str, regime: str, key: str) -> MethodOptions:
+        return MethodOptions(label, name, "standard", {}, {"labels": regime}, recipe_key=key, hard_key="H" + key[1:],
+                             bare_key="H2", whole="Whole Dataset")
+    methods = (entry("random", "random", "hard", "H1"), entry("random (teacher)", "random", "teacher", "T1"),
+               entry("DM", "dm", "hard", "H1"), entry("DM (teacher)", "dm", "teacher", "T1"),
+               entry("IDM", "idm", "hard", "X1"))  # IDM: no random and no hard-label run under its recipe
+    accs = {"random": 90.0, "random (teacher)": 95.0, "DM": 93.0, "DM (teacher)": 96.0, "IDM": 91.0}
+    rows = frame([{"method": m, "group": "coreset" if m.startswith("random") else "distillation", "ipc": 10,
+                   "mean": a, "std": 0.01} for m, a in accs.items()]
+                 + [{"method": "Whole Dataset", "group": "whole", "ipc": None, "mean": 98.0, "std": 0.01}])
+    options = ReportOptions(name="s", description="", datasets=("digits",), ipcs=(10,), eval_archs=("ConvNet",),
+                            distill_arch="ConvNet", seeds=(0,), distill_seeds=(0,), methods=methods,
+                            fairness_columns=("ior", "lrs"))
+    t = paper_table_view(rows, options).tables[0]
+    assert tuple(fairness.COLUMNS) == FAIRNESS_COLUMNS
+    # DM: IOR 93 - 90 = 3, HLR 98 - 93 = 5, alpha = 0.5 * 0.03 - 0.5 * 0.05 = -0.01: LRS = 0.622171 / 2.350402;
+    # DM (teacher): IOR 96 - 95 = 1, HLR 5 (its hard-label cell is DM's), alpha = -0.02: LRS = 0.612320 / 2.350402.
+    md = markdown.render_table(t).replace("**", "")
+    assert "| Method | digits IPC 10 Accuracy | digits IPC 10 IOR | digits IPC 10 LRS (%) |" in md
+    for line in ("| DM | 93.0 ± 0.0 | +3.0 | 26.5 |", "| DM (teacher) | 96.0 ± 0.0 | +1.0 | 26.1 |",
+                 "| IDM | 91.0 ± 0.0 | – | – |", "| random | 90.0 ± 0.0 |  |  |", "| Ratio (%) | 1 |  |  |",
+                 "| Whole Dataset | 98.0 ± 0.0 |  |  |"):
+        assert line in md, md
+    assert "w = 0.5" in md and "– in Random, IOR:" in md and "– in HLR, LRS:" in md and "– in ARS" not in md
+    tex = latex.render_table(t)
+    assert r"Method & \multicolumn{3}{c}{digits IPC 10} \\" in tex and r" & Accuracy & IOR & LRS (\%) \\" in tex
+    assert r"DM & 93.0 $\pm$ 0.0 & +3.0 & 26.5 \\" in tex and r"IDM & 91.0 $\pm$ 0.0 & -- & -- \\" in tex
+    assert ["DM (teacher)", "96.0 ± 0.0", "+1.0", "26.1"] in [re.split(r"\s{2,}", line)
+                                                             for line in terminal_table(t).splitlines()]
+    assert 'data-sort="0.260517"' in render_html(Report("s", "", (Section("p", "P", tables=(t,)),), ()))
+    plain = paper_table_view(rows, ReportOptions(**{**options.__dict__, "fairness_columns": ()})).tables[0]
+    assert plain.columns == ("IPC 10",) and plain.notes == ()
+
+
 def test_cross_arch_largest_drop_from_the_distillation_arch() -> None:
     t = cross_arch_table(frame([
         {"method": "dm", "arch": "ConvNet", "mean": 60.0}, {"method": "dm", "arch": "AlexNet", "mean": 50.0},

@@ -24,7 +24,7 @@ import pandas as pd
 
 from bench.report.inputs import MethodOptions, ReportOptions
 from bench.report.model import MISSING, Cell, Group, Row, Section, Table
-from bench.report.views import _acc_cell
+from bench.report.views import ExtraColumns, _acc_cell
 
 REGIMES = ("hard", "soft", "teacher")
 
@@ -63,6 +63,12 @@ NEEDS = {
             "and `cutmix_prob: 0`); shown on the run with augmentation",
 }
 """What fills each missing ingredient, said in the table notes."""
+
+
+COLUMNS = {"ior": ("IOR", ("random",)), "hlr": ("HLR", ("hard", "whole")),
+           "lrs": ("LRS (%)", ("random", "hard", "whole")), "ars": ("ARS (%)", ("random", "bare"))}
+"""The scores `report: {fairness: {columns: [...]}}` adds to the paper table: their titles and the `NEEDS` they
+lack where missing (bench.names.FAIRNESS_COLUMNS names the same keys)."""
 
 
 def _set_of(m: MethodOptions) -> tuple[str, str]:
@@ -136,8 +142,10 @@ def _cell(text: str | None, value: float | None = None, note: str = "") -> Cell:
     return Cell(MISSING, note=note) if text is None else Cell(text, value)
 
 
-def _notes(table: pd.DataFrame, options: ReportOptions) -> tuple[str, ...]:
-    needed = dict.fromkeys(k for ks in table["missing"] for k in ks)
+def _notes(table: pd.DataFrame, options: ReportOptions,
+           shown: tuple[str, ...] = tuple(NEEDS)) -> tuple[str, ...]:
+    """The definitions, and what fills each missing ingredient among the `shown` keys of `NEEDS`."""
+    needed = dict.fromkeys(k for ks in table["missing"] for k in ks if k in shown)
     return (scores_note(options), *(f"{MISSING} in {NEEDS[k]}." for k in needed))
 
 
@@ -196,6 +204,23 @@ def scores_table(table: pd.DataFrame, options: ReportOptions) -> Table:
     return Table(key="fairness-scores", title="Fairness scores per cell", label_columns=("Method",),
                  columns=("Regime", "Data set", "IPC", "Arch", "Accuracy", "Random", "IOR", "HLR", "LRS (%)",
                           "ARS (%)"), groups=(Group("", tuple(rows)),), notes=_notes(table, options))
+
+
+def paper_columns(frame: pd.DataFrame, options: ReportOptions) -> dict[str, ExtraColumns]:
+    """Per evaluation architecture, the scores the suite's `report: {fairness: {columns: [...]}}` names, as columns
+    of the paper table beside each method cell, with the notes that define them."""
+    table, keys = scores(frame, options), options.fairness_columns
+    shown = tuple(dict.fromkeys(n for k in keys for n in COLUMNS[k][1]))
+    out = {}
+    for arch in options.eval_archs:
+        at = table[table["arch"] == arch]
+        cells = {}
+        for r in at.itertuples(index=False):
+            text = describe(r)
+            cells[r.method, r.dataset, r.ipc] = tuple(
+                _cell(text[k], getattr(r, k), "; ".join(NEEDS[n] for n in COLUMNS[k][1])) for k in keys)
+        out[arch] = ExtraColumns(tuple(COLUMNS[k][0] for k in keys), cells, _notes(at, options, shown))
+    return out
 
 
 def fairness_view(frame: pd.DataFrame, options: ReportOptions) -> Section:

@@ -84,4 +84,5 @@ class ReportOptions:
     fairness: bool = False  # `report: {fairness: ...}`: the suite planned the runs DD-Ranking's scores need
     lrs_weight: float = 0.5  # DD-Ranking's w (LRS) and gamma (ARS)
     ars_weight: float = 0.5
+    fairness_columns: tuple[str, ...] = ()  # `report: {fairness: {columns}}`: DD-Ranking's scores in the paper table
     font: str = "cm"  # the figures' typeface: a key of bench.report.plots.FONTS

@@ -1,7 +1,8 @@
 """Views: each turns the one aggregated DataFrame into a section (tables, figures) of the report model.
 
 paper_table   methods (grouped) x data set/IPC, Ratio (%) header row, Whole Dataset row, a significantly best
-              mean in bold, else the means tied with the best marked ≈ (bench.report.significance)
+              mean in bold, else the means tied with the best marked ≈ (bench.report.significance); DD-Ranking's
+              scores beside each cell with `report: {fairness: {columns: [...]}}`
 cross_arch    methods x evaluation architectures for one data set/IPC, with the largest drop
 curve         accuracy against IPC and against stored bytes (bench.report.plots)
 ablation      variants of one method, with the difference to the first (the baseline)
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np
@@ -105,8 +107,21 @@ def _printed(data: pd.DataFrame) -> tuple[str, ...]:
     return ("Bold: the largest mean of its column, as the paper printed it (no runs here to test).",)
 
 
-def paper_table(frame: pd.DataFrame, arch: str, key: str, title: str, level: float = SIGNIFICANCE) -> Table:
-    """Methods as rows (grouped), data set x IPC as columns, a Ratio (%) row, a Whole Dataset row."""
+@dataclass(frozen=True)
+class ExtraColumns:
+    """Columns the paper table shows after each accuracy column (DD-Ranking's scores, bench.report.fairness): their
+    titles, their cells per (method, data set, IPC), and the notes that say what they are."""
+
+    titles: tuple[str, ...]
+    cells: dict[tuple[str, str, int], tuple[Cell, ...]]
+    notes: tuple[str, ...] = ()
+
+
+def paper_table(frame: pd.DataFrame, arch: str, key: str, title: str, level: float = SIGNIFICANCE,
+                extra: ExtraColumns | None = None) -> Table:
+    """Methods as rows (grouped), data set x IPC as columns, a Ratio (%) row, a Whole Dataset row. With `extra`,
+    each data set and IPC spans its accuracy column and the extra ones; a row without extra cells (random, the
+    baseline) leaves them empty, a cell without results shows them as missing."""
     at_arch = frame[frame["arch"] == arch]
     data, whole = at_arch[at_arch["group"] != "whole"], at_arch[at_arch["group"] == "whole"]
     columns = _columns(data)
@@ -120,30 +135,45 @@ def paper_table(frame: pd.DataFrame, arch: str, key: str, title: str, level: flo
     for group, members in _grouped(methods):
         rows = []
         for m in members:
-            row_cells = [_acc_cell(cells.get((m, *c)), marks[c].get(m, "")) for c in columns]
+            row_cells = []
+            for c in columns:
+                row_cells.append(_acc_cell(cells.get((m, *c)), marks[c].get(m, "")))
+                if extra is not None:
+                    unscored = Cell(MISSING if (m, *c) not in cells else "")  # no cell, or random's
+                    row_cells += extra.cells.get((m, *c), (unscored,) * len(extra.titles))
             rows.append(Row((m, venues.get(m) or "") if venue else (m,), tuple(row_cells)))
         groups.append(Group(GROUP_TITLES.get(group, group), tuple(rows)))
 
     pad = ("",) if venue else ()
+    blank = (Cell(""),) * (len(extra.titles) if extra is not None else 0)  # under the extra columns
     ratios = []
     for c in columns:
         values = sorted({round(r.ratio_pct, 12) for m in methods if (r := cells.get((m, *c))) is not None
                          and not _nan(r.ratio_pct)})
         text = MISSING if not values else (fmt_ratio(values[0]) if len(values) == 1
                                            else f"{fmt_ratio(values[0])}–{fmt_ratio(values[-1])}")
-        ratios.append(Cell(text, values[0] if values else None))
+        ratios += (Cell(text, values[0] if values else None), *blank)
     head = (Row(("Ratio (%)",) + pad, tuple(ratios)),)
 
     foot = []
     spans = _spans(columns)
     for label in dict.fromkeys(whole["method"]):
         rows = {r.dataset: r for r in whole[whole["method"] == label].itertuples(index=False)}
-        foot.append(Row((label,) + pad, tuple(
-            Cell(_fmt_row(r), None if _nan(r.mean) else r.mean, span=n)
-            if (r := rows.get(d)) is not None else Cell(MISSING, span=n) for d, n in spans)))
+        # The value spans its data set's IPC columns, or, with extra columns between them, stands under each.
+        under = spans if extra is None else tuple((d, 1) for d, _ in columns)
+        foot.append(Row((label,) + pad, tuple(c for d, n in under for c in (_whole_cell(rows.get(d), n), *blank))))
+    titles = tuple(f"IPC {ipc}" for _, ipc in columns)
+    if extra is not None:  # a header span per data set and IPC over its accuracy and extra columns
+        spans = tuple((f"{d} IPC {ipc}", 1 + len(blank)) for d, ipc in columns)
+        titles = tuple(t for _ in columns for t in ("Accuracy", *extra.titles))
     return Table(key=key, title=title, label_columns=("Method", "Venue") if venue else ("Method",),
-                 columns=tuple(f"IPC {ipc}" for _, ipc in columns), spans=spans, groups=tuple(groups),
-                 head=head, foot=tuple(foot), notes=_printed(data))
+                 columns=titles, spans=spans, groups=tuple(groups), head=head, foot=tuple(foot),
+                 notes=_printed(data) + (extra.notes if extra is not None else ()))
+
+
+def _whole_cell(row: Any, span: int) -> Cell:
+    return Cell(MISSING, span=span) if row is None else Cell(_fmt_row(row), None if _nan(row.mean) else row.mean,
+                                                             span=span)
 
 
 def cross_arch_table(frame: pd.DataFrame, dataset: str, ipc: int, distill_arch: str, key: str, title: str,
@@ -405,7 +435,13 @@ def reference_arch(options: ReportOptions) -> str:
 
 
 def paper_table_view(frame: pd.DataFrame, options: ReportOptions) -> Section:
-    tables = tuple(paper_table(frame, a, f"paper_table-{a}", f"Evaluated on {a}", options.significance)
+    """A paper table per evaluation architecture; with `report: {fairness: {columns: [...]}}`, DD-Ranking's scores
+    beside each cell (bench.report.fairness.paper_columns)."""
+    extra: dict[str, ExtraColumns] = {}
+    if options.fairness_columns:
+        from bench.report.fairness import paper_columns
+        extra = paper_columns(frame, options)
+    tables = tuple(paper_table(frame, a, f"paper_table-{a}", f"Evaluated on {a}", options.significance, extra.get(a))
                    for a in options.eval_archs)
     return Section("paper_table", "Results", tables=tables)
 
