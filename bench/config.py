@@ -149,7 +149,6 @@ class EvalSchema(_Schema):
     teacher_epochs: int | None = Field(default=None, gt=0)  # labels: teacher: its epochs on the full training set
 
 
-
 class MethodSchema(_Schema):
     name: str | None = None
     entry: str | None = None
@@ -274,7 +273,6 @@ class ReportSpec:
     lrs_weight: float = 0.5  # DD-Ranking's w (LRS) and gamma (ARS), `report: {fairness: {lrs_weight, ars_weight}}`
     ars_weight: float = 0.5
     fairness_columns: tuple[str, ...] = ()  # `report: {fairness: {columns}}`: scores beside each paper-table cell
-
 
 
 @dataclass(frozen=True)

@@ -175,7 +175,6 @@ def whole_recipe(recipe: EvalRecipe) -> EvalRecipe:
     that real data has its hard labels (DD-Ranking's full-data accuracy is a hard-label one, whatever the
     regime), and that its seeds train one at a time (a Whole Dataset run is one task per seed)."""
     recipe = replace(hard_labels(recipe), batch_seeds=False)
-
     return replace(recipe, lr=PRESETS["standard"].lr) if recipe.lr == "learned" else recipe
 
 
@@ -375,7 +374,6 @@ def report_options(suite: Suite) -> ReportOptions:
                                   bare_key=content_key(without_augmentation(m.recipe).as_dict()),
                                   whole=whole[_whole_json(suite, m.recipe)] if w is not None else "")
                     for m in suite.methods)
-
     return ReportOptions(name=suite.name, description=suite.description, datasets=suite.datasets, ipcs=suite.ipcs,
                          eval_archs=suite.eval_archs, distill_arch=suite.distill_arch, seeds=suite.seeds,
                          distill_seeds=suite.distill_seeds, methods=methods, whole_dataset=w is not None,

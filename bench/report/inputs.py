@@ -55,7 +55,6 @@ class MethodOptions:
     whole: str = ""
 
 
-
 @dataclass(frozen=True)
 class ReportOptions:
     """The suite as its report describes it: grid, seeds, methods, Whole Dataset settings, `report:` key."""
