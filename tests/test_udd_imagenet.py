@@ -138,7 +138,7 @@ def test_the_suite_validates_plans_and_maps_every_cell_to_table8(bench) -> None:
 
     assert bench("validate", str(SUITE))[0] == 0
     code, out, _ = bench("run", str(SUITE), "--dry-run")
-    assert code == 0 and "29 to run (5 expert, 4 distill, 20 evaluate)" in out
+    assert code == 0 and "29 to run (0 expert, 5 whole, 4 distill, 20 evaluate)" in out
     suite = load_suite(SUITE)
     assert suite.distill_arch == "ResNetAP-10" and suite.eval_archs == ("ResNetAP-10",)
     options = report_options(suite)
