@@ -22,6 +22,8 @@ from datetime import datetime
 from functools import cache
 from pathlib import Path
 from typing import Any, ClassVar, Iterable, Protocol
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 from bench.config import ConfigError, Site
 from bench.records import Record
@@ -148,10 +150,24 @@ class MlflowTracker:
 
 @cache
 def _mlflow(uri: str, experiment: str) -> tuple[Any, str]:
-    """An MLflow client of `uri` and the id of `experiment` (created if missing), once per process."""
-    if uri.startswith("file:"):
-        # bench.yaml names a folder: MLflow 3 keeps its file store only for those who say so.
-        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    """An MLflow client of `uri` and the id of `experiment` (created if missing), once per process.
+
+    MLflow's file store does not keep experiment names unique: SLURM jobs or workers starting together would each
+    create their own experiment of that name, and their runs would be split between them. For a folder, the
+    lookup and creation hold an exclusive lock on a file in it."""
+    if not uri.startswith("file:"):
+        return _experiment(uri, experiment)
+    import fcntl
+    # bench.yaml names a folder: MLflow 3 keeps its file store only for those who say so.
+    os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    folder = Path(url2pathname(urlparse(uri).path))
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".bench-experiments.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _experiment(uri, experiment)
+
+
+def _experiment(uri: str, experiment: str) -> tuple[Any, str]:
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
     client = MlflowClient(tracking_uri=uri)

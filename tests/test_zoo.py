@@ -42,7 +42,7 @@ def test_every_method_runs_through_bench_run(bench, workdir: Path) -> None:
     code, out, err = bench("run", "zoo.yaml")
     assert code == 0, err
     # Experts: one MTT trajectory stage and ONE feature network shared by the three coresets.
-    assert "(2 expert, 18 distill, 18 evaluate)" in out
+    assert "(2 expert, 0 whole, 18 distill, 18 evaluate)" in out
     assert err.count("] expert trajectories digits") == 1 and err.count("] expert feature_net digits") == 1
     recs = {(r["method"], r["ipc"]): r for r in records(workdir)}
     assert set(recs) == {(m, i) for m in TINY for i in (1, 2)}
