@@ -374,6 +374,10 @@ def test_jobs_log_their_records_to_the_tracker(cluster: Path, bench, workdir: Pa
     code, _, err = bench("run", "tracked.yaml", "--executor", "slurm", "--profile", "test")
     assert code == 0, err
     assert {t.state for t in wait_until_idle(suite, workdir / "results", cluster)} == {"done"}
+    deadline = time.monotonic() + 600
+    while subprocess.run(["squeue", "-h"], capture_output=True, text=True).stdout.strip():
+        assert time.monotonic() < deadline, "the jobs did not end"  # a job logs its record after storing it
+        time.sleep(1)
     stored = [json.loads(p.read_text()) for p in (workdir / "results" / "records").rglob("*.json")]
     client, experiment = _mlflow((workdir / "mlruns").resolve().as_uri(), "slurm")
     runs = {r.data.tags[KEY_TAG]: r for r in client.search_runs([experiment])}
