@@ -27,9 +27,10 @@ def file_suite(path: str, dataset: str, *, ipc: int | None, arch: str, seeds: li
                epochs: int | None, params: dict[str, Any], label: str | None = None) -> Suite:
     """The suite that evaluates the file or folder at `path` on `dataset` (its IPC read from the file when
     `ipc` is None); `params` are the import's other params (labels, lr, soft_labels, space, format)."""
+    preset = preset or Import.eval_preset
     for flag, name, known, command in (("--dataset", dataset, data.DATASETS, "bench list datasets"),
                                        ("--arch", arch, nets.NETWORKS, "bench list archs"),
-                                       ("--preset", preset or Import.eval_preset, PRESETS, "bench list presets")):
+                                       ("--preset", preset, PRESETS, "bench list presets")):
         if name not in known:
             raise ConfigError(f"bench eval {flag}: {unknown_name(flag[2:], name, known, command)}")
     spec = data.DATASETS[dataset]
@@ -45,12 +46,12 @@ def file_suite(path: str, dataset: str, *, ipc: int | None, arch: str, seeds: li
         raise ConfigError(f"bench eval --arch: {exc} Pick another architecture for data set '{dataset}'.") from None
     if ipc is None:
         ipc = _ipc_of(import_params, spec)
-    recipe = PRESETS[preset or Import.eval_preset].with_overrides(
+    recipe = PRESETS[preset].with_overrides(
         {k: v for k, v in {"epochs": epochs, "lr": "learned" if import_params.lr is not None else None}.items()
          if v is not None})
     if (problem := Import.check_recipe(import_params, recipe)) is not None:
         raise ConfigError(f"bench eval: {problem}")
-    entry = MethodEntry(label or path, Import, import_params.model_dump(exclude_none=True), preset or Import.eval_preset,
+    entry = MethodEntry(label or path, Import, import_params.model_dump(exclude_none=True), preset,
                         recipe, origin=f"bench eval {path}")
     return Suite(name=NAME, path=Path(path),
                  description=f"bench eval {path}", datasets=(dataset,), ipcs=(ipc,), eval_archs=(arch,),
