@@ -3,7 +3,10 @@ so the store and the CLI's planning can ask without importing torch)."""
 
 from __future__ import annotations
 
+import gc
 import os
+from contextlib import contextmanager
+from typing import Iterator
 
 
 def available_cores() -> int:
@@ -20,3 +23,17 @@ def default_threads(workers: int = 1) -> int:
     if pinned.isdigit() and int(pinned) > 0:
         return int(pinned)
     return max(1, available_cores() // workers)
+
+
+@contextmanager
+def no_cyclic_gc() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while building many objects that form no cycles (a plan's 100,000
+    tasks, a report's records and rows): its passes over them, ever longer as they pile up, cost a tenth to an
+    eighth of the time. What does form cycles meanwhile is collected once it is back on."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()

@@ -15,6 +15,7 @@ from typing import Any, Callable, TypeVar
 
 from bench.config import ConfigError, MethodEntry, Suite, WholeDataset
 from bench.experts import TEACHER_KIND, ExpertSpec
+from bench.machine import no_cyclic_gc
 from bench.methods.registry import get_method, source_hash
 from bench.methods.specs import InputError, Params
 from bench.recipes import PRESETS, EvalRecipe, hard_labels, without_augmentation
@@ -26,17 +27,27 @@ T = TypeVar("T")
 EVAL_LOOP_VERSION = 1
 
 
-def content_key(identity: dict[str, Any]) -> str:
-    """A stable short hash of a JSON-able identity (sorted keys, so dict order does not matter)."""
-    text = json.dumps(identity, sort_keys=True, separators=(",", ":"))
+# The JSON text a content key hashes: sorted keys (dict order does not matter), no spaces. One encoder for all:
+# json.dumps builds a new one per call, which was a third of planning 100,000 tasks.
+_canonical = json.JSONEncoder(sort_keys=True, separators=(",", ":")).encode
+
+
+def _key_of(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
+def content_key(identity: dict[str, Any]) -> str:
+    """A stable short hash of a JSON-able identity."""
+    return _key_of(_canonical(identity))
+
+
 @cache
-def _recipe_identity(recipe: EvalRecipe) -> dict[str, Any]:
-    """`recipe.as_dict()` once per distinct recipe: a plan has ~100,000 evaluate tasks but few recipes, and
-    `dataclasses.asdict` took most of make_plan's time. Shared by the tasks' identities: never mutate it."""
-    return recipe.as_dict()
+def _recipe_identity(recipe: EvalRecipe) -> tuple[dict[str, Any], str]:
+    """`recipe.as_dict()` and its canonical JSON, once per distinct recipe: a plan has ~100,000 evaluate tasks but
+    few recipes, and encoding the recipe inside each task's identity was most of make_plan's time. Shared by the
+    tasks' identities: never mutate it."""
+    identity = recipe.as_dict()
+    return identity, _canonical(identity)
 
 
 @dataclass(frozen=True)
@@ -83,23 +94,32 @@ class DistillTask:
     inputs: tuple[dict[str, Any], ...] = field(default=(), compare=False, repr=False)  # files read from outside
 
     @classmethod
-    def make(cls, method: MethodEntry, dataset: str, ipc: int, arch: str, seed: int) -> DistillTask:
+    def make(cls, method: MethodEntry, dataset: str, ipc: int, arch: str, seeds: tuple[int, ...]
+             ) -> list[DistillTask]:
+        """The distillations of one cell, one per seed: its parameters, experts and key parameters are worked out
+        once for all seeds (validating the parameters is most of the cost)."""
         params = method.params_for(dataset, ipc)
         spec = method.cls(params)
         arch_used = arch if method.cls.uses_network else None
         experts = tuple(ExpertTask.make(s) for s in planned(method, "experts", lambda: spec.experts(dataset, arch)))
-        try:
-            inputs = tuple(planned(method, "inputs", lambda: spec.inputs(dataset, ipc, seed)))
-        except InputError as exc:
-            raise ConfigError(f"{method.origin}: {method.label}: {exc}") from None
-        identity = {"kind": "distill", "method": method.cls.name, "version": method.cls.version,
-                    "params": planned(method, "key_params", spec.key_params), "dataset": dataset, "ipc": ipc,
-                    "arch": arch_used, "seed": seed, "experts": [e.key for e in experts]}
-        if inputs:  # only then: the keys of methods that read no outside files stay as they were
-            identity["inputs"] = [{"param": i["param"], "sha256": i["sha256"]} for i in inputs]
-        if (source := source_hash(method.cls)) is not None:
-            identity["source"] = source
-        return cls(method, params, dataset, ipc, arch_used, seed, experts, identity, content_key(identity), inputs)
+        key_params = planned(method, "key_params", spec.key_params)
+        source = source_hash(method.cls)
+        tasks = []
+        for seed in seeds:
+            try:
+                inputs = tuple(planned(method, "inputs", lambda: spec.inputs(dataset, ipc, seed)))
+            except InputError as exc:
+                raise ConfigError(f"{method.origin}: {method.label}: {exc}") from None
+            identity = {"kind": "distill", "method": method.cls.name, "version": method.cls.version,
+                        "params": key_params, "dataset": dataset, "ipc": ipc, "arch": arch_used, "seed": seed,
+                        "experts": [e.key for e in experts]}
+            if inputs:  # only then: the keys of methods that read no outside files stay as they were
+                identity["inputs"] = [{"param": i["param"], "sha256": i["sha256"]} for i in inputs]
+            if source is not None:
+                identity["source"] = source
+            tasks.append(cls(method, params, dataset, ipc, arch_used, seed, experts, identity, content_key(identity),
+                             inputs))
+        return tasks
 
     @property
     def zca(self) -> bool:
@@ -131,13 +151,25 @@ class EvalTask:
     teacher: ExpertTask | None = field(default=None, compare=False)  # `labels: teacher`: the network relabelling
 
     @classmethod
-    def make(cls, distill: DistillTask, arch: str, recipe: EvalRecipe, seed: int, cell: Cell) -> EvalTask:
-        identity = {"kind": "evaluate", "artifact": distill.key, "arch": arch, "recipe": _recipe_identity(recipe),
-                    "seed": seed, "loop_version": EVAL_LOOP_VERSION}
+    def make(cls, distill: DistillTask, arch: str, recipe: EvalRecipe, seeds: tuple[int, ...], cell: Cell
+             ) -> list[EvalTask]:
+        """The evaluations of `distill` on `arch` with `recipe`, one per seed.
+
+        Each key is `content_key(identity)`, computed from one JSON text per call with the recipe (encoded once per
+        recipe) and each seed put in place of a 0: a string value cannot contain '"seed":0' unescaped, so the text
+        holds each exactly once, and "recipe" sorts before "seed". Encoding each of a plan's 100,000 identities
+        whole was most of its time."""
+        recipe_identity, recipe_json = _recipe_identity(recipe)
+        identity = {"kind": "evaluate", "artifact": distill.key, "arch": arch, "recipe": 0, "seed": 0,
+                    "loop_version": EVAL_LOOP_VERSION}
         teacher = teacher_task(distill.dataset, arch, recipe, distill.zca) if recipe.labels == "teacher" else None
         if teacher is not None:  # only then: the keys of hard- and soft-label evaluations stay as they were
             identity["teacher"] = teacher.key
-        return cls(distill, arch, recipe, seed, cell, identity, content_key(identity), teacher)
+        head, tail = _canonical(identity).split('"seed":0', 1)
+        head = head.replace('"recipe":0', f'"recipe":{recipe_json}', 1)
+        identity["recipe"] = recipe_identity
+        return [cls(distill, arch, recipe, seed, cell, {**identity, "seed": seed},
+                    _key_of(f'{head}"seed":{seed:d}{tail}'), teacher) for seed in seeds]
 
     def describe(self) -> str:
         d = self.distill
@@ -207,7 +239,11 @@ def make_plan(suite: Suite) -> Plan:
     Cells a method declines are left out and listed; a method entry that declines every cell is a
     configuration error. Every method entry whose planning fails is one error, all raised together. With
     `report: {fairness: ...}` the suite gets the runs DD-Ranking's scores need first (`with_fairness_runs`)."""
-    suite = with_fairness_runs(suite)
+    with no_cyclic_gc():
+        return _make_plan(with_fairness_runs(suite))
+
+
+def _make_plan(suite: Suite) -> Plan:
     refused, errors = refusals(suite)
     failed: set[str] = set()  # origins of the method entries whose planning failed: one error each
     left_out = {(r.label, r.dataset, r.ipc) for r in refused}
@@ -217,20 +253,18 @@ def make_plan(suite: Suite) -> Plan:
             for ipc in suite.ipcs:
                 if (method.label, dataset, ipc) in left_out or method.origin in failed:
                     continue
-                for arch in suite.eval_archs:
-                    cells.append(Cell(method.label, dataset, ipc, arch))
-                for dseed in suite.distill_seeds:
-                    try:
-                        task = DistillTask.make(method, dataset, ipc, suite.distill_arch, dseed)
-                    except ConfigError as exc:
-                        errors.extend(exc.messages)
-                        failed.add(method.origin)
-                        break
+                row = [Cell(method.label, dataset, ipc, arch) for arch in suite.eval_archs]
+                cells += row
+                try:
+                    tasks = DistillTask.make(method, dataset, ipc, suite.distill_arch, suite.distill_seeds)
+                except ConfigError as exc:
+                    errors.extend(exc.messages)
+                    failed.add(method.origin)
+                    continue
+                for task in tasks:
                     distill.setdefault(task.key, task)
-                    for arch in suite.eval_archs:
-                        for seed in suite.seeds:
-                            evaluate.append(EvalTask.make(task, arch, method.recipe, seed,
-                                                          Cell(method.label, dataset, ipc, arch)))
+                    for cell in row:
+                        evaluate += EvalTask.make(task, cell.arch, method.recipe, suite.seeds, cell)
     experts = {e.key: e for d in distill.values() for e in d.experts}
     experts.update((e.teacher.key, e.teacher) for e in evaluate if e.teacher is not None)
     whole: dict[str, ExpertTask] = {}
