@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any, Callable, Collection, Iterable, TypeVar
 
 from bench.atomic import atomic_write
 from bench.logs import LOG
-from bench.machine import available_cores
+from bench.machine import available_cores, no_cyclic_gc
 from bench.records import (CHECKSUMMED, ArtifactMeta, DamagedFile, Record, check_record, field_reader,
                            load_record)
 
@@ -53,6 +53,9 @@ if TYPE_CHECKING:  # torch is imported where tensors are read or written: planni
     import torch
 
 QUARANTINE = "quarantine"
+ROLLUPS = "rollups"  # rollups/<suite>.json: the record fields a suite's report read (`Store.read_fields`)
+ROLLUP_VERSION = 1
+RACY_NS = 2_000_000_000  # a records/ folder changed this close before its roll-up was written is listed again
 PARTS = ".parts"  # artifacts/<k[:2]>/<key>.parts/<name>.<row>.pt: the rows of an artifact's `Parts`
 CLAIMS = "claims"
 HEARTBEAT_S = 30.0  # how often a running task refreshes its claim
@@ -136,13 +139,51 @@ def _read_fields(root: str, keys: list[str], fields: tuple[str, ...]) -> tuple[l
     """`Store.read_fields` for one batch of keys (in a worker process, or in the caller's), and what it
     quarantined."""
     read = field_reader(fields)
-    rows: list[tuple] = []
+    rows: list[tuple[str, tuple]] = []
     moved: list[Quarantined] = []
     for key in keys:
         raw = _verified(root, key, moved, load_record)
         if raw is not None:
-            rows.append(read(raw))
+            rows.append((key, read(raw)))
     return rows, moved
+
+
+def _load_rollup(path: Path, fields: tuple[str, ...]
+                 ) -> tuple[dict[str, tuple[int, tuple]], dict[str, int | None], int]:
+    """key -> (inode, fields) of a roll-up written for these fields, the records/ folders' times it saw, and when it
+    was written (its file's modification time); nothing where there is none, or it is damaged or of other fields
+    (it is rebuilt from the records: it holds nothing they do not)."""
+    try:
+        with open(path, "rb") as f:
+            data, written = f.read(), os.fstat(f.fileno()).st_mtime_ns
+    except FileNotFoundError:
+        return {}, {}, 0
+    head, _, body = data.partition(b"\n")
+    try:
+        meta = json.loads(head)
+        if {k: meta.get(k) for k in ("version", "fields", "sha256")} != {
+                "version": ROLLUP_VERSION, "fields": list(fields), "sha256": hashlib.sha256(body).hexdigest()}:
+            raise ValueError("written for other fields, by another version, or damaged")
+        columns = json.loads(body)
+        rows = dict(zip(columns["key"], zip(columns["inode"], zip(*(columns[f] for f in fields)))))
+        return rows, dict(meta["folders"]), written
+    except (ValueError, KeyError, TypeError) as exc:
+        log.info("%s: %s; it is rebuilt from the records", path, exc)
+        return {}, {}, 0
+
+
+def _save_rollup(path: Path, fields: tuple[str, ...], rows: dict[str, tuple[int, tuple]],
+                 folders: dict[str, int | None]) -> None:
+    """A header line (version, fields, folder times, SHA-256 of the rest), then the rows as JSON columns (a third
+    faster to parse than one list per row), written at once: two reports at the same time each write a whole
+    roll-up, and either is right."""
+    values = list(zip(*(row for _, row in rows.values()))) or [()] * len(fields)
+    columns = {"key": list(rows), "inode": [inode for inode, _ in rows.values()], **dict(zip(fields, values))}
+    body = json.dumps(columns, separators=(",", ":")).encode()
+    head = json.dumps({"version": ROLLUP_VERSION, "fields": list(fields), "folders": folders,
+                       "sha256": hashlib.sha256(body).hexdigest()})
+    with contextlib.suppress(OSError):  # a read-only or full store: the report is right without its roll-up
+        atomic_write(path, lambda f: f.write(head.encode() + b"\n" + body))
 
 
 def _digest(tensors: dict[str, torch.Tensor], meta: str, parts: dict[str, Any] | None = None) -> str:
@@ -341,7 +382,7 @@ class Claim:
 class Store:
     """records/<k[:2]>/<key>.json, artifacts/<k[:2]>/<key>.pt and checkpoints/<k[:2]>/<key>.pt under `root`;
     damaged files under quarantine/, task claims under claims/, which plugin code made which artifact under
-    versions/."""
+    versions/, what each suite's report read of its records under rollups/."""
 
     def __init__(self, root: Path, on_record: Callable[[Record], None] | None = None):
         self.root = Path(root)
@@ -388,16 +429,62 @@ class Store:
         """The records of `keys` that exist and verify, in order."""
         return [r for r in map(self.read_record, keys) if r is not None]
 
-    def read_fields(self, keys: Iterable[str], fields: tuple[str, ...]) -> list[tuple]:
+    def read_fields(self, keys: Iterable[str], fields: tuple[str, ...], rollup: str | None = None) -> list[tuple]:
         """`fields` (names of `Record` fields) of the records of `keys` that exist and verify, in key order, one
         tuple per record; a field a record predates has its default, as `Record.from_json` gives it.
 
-        What a report needs from a suite's 100,000 records. Parsing the JSON is the cost (a record's checksum is
-        a hash of its bytes, a fraction of that), so a large batch is split over one worker process per
-        available core (forked, where the OS can fork), each sending back only these fields and what it
-        quarantined; elsewhere, and for small batches, it is read here.
+        What a report needs from a suite's 100,000 records. With `rollup` (a suite's name), the fields read are
+        kept in rollups/<rollup>.json with each record file's inode and each records/ folder's modification time:
+        the next call lists only the folders changed since and parses only the records new to them (bench writes
+        a record as a new file renamed into place, which changes its folder and gives it a new inode), and a
+        record gone from the store (quarantined, deleted) is gone from the result.
         """
         keys = list(keys)
+        if rollup is None:
+            return [row for _, row in self._parse_fields(keys, fields)]
+        path = self.root / ROLLUPS / f"{rollup}.json"
+        with no_cyclic_gc():
+            kept, folders, written = _load_rollup(path, fields)
+            # Each folder's time is taken before it is listed, so a record added after the listing changes it. A
+            # folder changed in the last RACY_NS before the roll-up was written (both times the file system's)
+            # may have changed again within the same tick: it is listed again.
+            now = {prefix: self._folder_time(prefix) for prefix in sorted({k[:2] for k in keys})}
+            settled = {p for p, t in now.items() if t is not None and folders.get(p) == t and t < written - RACY_NS}
+            listed = self._inodes([k for k in keys if k[:2] not in settled])
+            fresh = self._parse_fields([k for k, ino in listed.items() if kept.get(k, (None,))[0] != ino], fields)
+            # A record gone from its folder, or that did not verify (then quarantined), is left out, and read again
+            # once its task has rerun.
+            gone = [k for k in kept if k[:2] not in settled and k not in listed]
+            for k in gone:
+                del kept[k]
+            kept.update((k, (listed[k], row)) for k, row in fresh)
+            if fresh or gone or now != folders:
+                _save_rollup(path, fields, {k: kept[k] for k in keys if k in kept}, now)
+            return [kept[k][1] for k in keys if k in kept]
+
+    def _folder_time(self, prefix: str) -> int | None:
+        """The modification time (ns) of records/<prefix>/, or None where there is no such folder."""
+        try:
+            return os.stat(self.root / "records" / prefix).st_mtime_ns
+        except FileNotFoundError:
+            return None
+
+    def _inodes(self, keys: list[str]) -> dict[str, int]:
+        """The inode of each of `keys`' record files that exists, from one directory listing per key prefix
+        (a listing is 4x cheaper than a stat per file)."""
+        wanted, found = set(keys), {}
+        for prefix in sorted({k[:2] for k in keys}):
+            with contextlib.suppress(FileNotFoundError), os.scandir(self.root / "records" / prefix) as entries:
+                for entry in entries:
+                    if entry.name.endswith(".json") and (key := entry.name[:-5]) in wanted:
+                        found[key] = entry.inode()
+        return found
+
+    def _parse_fields(self, keys: list[str], fields: tuple[str, ...]) -> list[tuple[str, tuple]]:
+        """(key, fields) of each of `keys` whose record exists and verifies, in order. Parsing the JSON is the
+        cost (a record's checksum is a hash of its bytes, a fraction of that), so a large batch is split over one
+        worker process per available core (forked, where the OS can fork), each sending back only these fields
+        and what it quarantined; elsewhere, and for small batches, it is read here."""
         root = str(self.root)
         workers = min(available_cores(), 8, len(keys) // PARALLEL_READ)
         if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():

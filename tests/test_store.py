@@ -400,3 +400,56 @@ def test_a_stage_stored_whole_by_a_bench_before_parts_still_loads(tmp_path: Path
     tensors, meta = Store(tmp_path).load_artifact("t0")
     assert type(tensors["trajectories"]) is torch.Tensor and torch.equal(tensors["trajectories"], trajectories)
     assert meta.key == "t0" and Store(tmp_path).verify() == 1 and not (tmp_path / "quarantine").exists()
+
+
+@pytest.mark.parametrize("settled", [True, False])
+def test_a_rollup_parses_only_the_records_new_since_and_follows_every_change(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settled: bool) -> None:
+    """`read_fields(..., rollup=suite)` gives what reading every record gives, after each kind of change to the
+    store, and parses only the records written since the last call: with folders untouched since (settled: not
+    listed again) and with folders changed just before the roll-up was written (listed again)."""
+    from bench import store as store_module
+    parsed: list[str] = []
+    real = store_module.load_record
+    monkeypatch.setattr(store_module, "load_record", lambda data, key: parsed.append(key) or real(data, key))
+    if settled:  # this test's folders all change within the racy window, so none would ever be settled
+        monkeypatch.setattr(store_module, "RACY_NS", 0)
+    store = Store(tmp_path)
+    for i in range(30):
+        store.write_record(record(f"k{i:03d}", float(i)))
+    keys, fields = [f"k{i:03d}" for i in range(31)], ("key", "accuracy")
+
+    def read() -> list[tuple]:
+        parsed.clear()
+        rolled = store.read_fields(keys, fields, rollup="suite")
+        n = len(parsed)
+        assert rolled == store.read_fields(keys, fields)  # the same as reading every record
+        del parsed[n:]
+        return rolled
+
+    assert len(read()) == 30 and len(parsed) == 30
+    assert read()[-1] == ("k029", 29.0) and parsed == []  # nothing changed: nothing parsed
+    store.write_record(record("k030", 30.0))  # a new record
+    assert read()[-1] == ("k030", 30.0) and parsed == ["k030"]
+    store.write_record(record("k005", 55.0))  # a record rewritten (a new file renamed over the old one)
+    assert ("k005", 55.0) in read() and parsed == ["k005"]
+    (tmp_path / "records" / "k0" / "k007.json").unlink()  # a record deleted
+    assert ("k007", 7.0) not in read() and parsed == []
+    # Damaged in place: the roll-up keeps what it read while the folder is unchanged, until a read that verifies
+    # (`bench run`, `bench verify`, any read without a roll-up) quarantines the file, which the roll-up follows.
+    (tmp_path / "records" / "k0" / "k008.json").write_text("{}")
+    assert store.read_fields(["k008"], fields) == [] and ("k008", 8.0) not in read() and parsed == []
+    rollup = tmp_path / "rollups" / "suite.json"
+    rollup.write_bytes(rollup.read_bytes()[:-20])  # a damaged roll-up is rebuilt from the records
+    assert len(read()) == 29 and len(parsed) == 29
+    assert store.read_fields(keys, ("key",), rollup="suite") == [(k,) for k, _ in read()]  # other fields: rebuilt
+    assert len(parsed) == 29
+
+
+def test_a_rollup_of_a_read_only_store_is_not_written_and_the_result_is_right(tmp_path: Path,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    store = Store(tmp_path)
+    store.write_record(record("k000", 1.0))
+    monkeypatch.setattr("bench.atomic.os.fsync", lambda fd: (_ for _ in ()).throw(OSError(30, "Read-only")))
+    assert store.read_fields(["k000"], ("accuracy",), rollup="suite") == [(1.0,)]
+    assert not (tmp_path / "rollups" / "suite.json").exists()
