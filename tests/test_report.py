@@ -303,6 +303,18 @@ def test_plan_has_one_whole_dataset_task_per_dataset_arch_recipe_seed(workdir: P
     assert make_plan(load_suite(workdir / "s.yaml")).whole == ()
 
 
+def test_every_task_key_is_the_hash_of_its_identity(workdir: Path) -> None:
+    """Planning writes each evaluation's key from one JSON text per cell and architecture, with the recipe (encoded
+    once) and each seed put in place: the keys are exactly those of hashing each identity whole, in every regime."""
+    from bench.plan import content_key
+    write(workdir / "s.yaml", SUITE.replace("methods:\n", "methods:\n  - {name: random, label: rt, eval: {labels: teacher, "
+                                            "teacher_epochs: 2}}\n") + "distill_seeds: [0, 1]\n")
+    plan = make_plan(load_suite(workdir / "s.yaml"))
+    tasks = [*plan.experts, *plan.distill, *plan.evaluate, *plan.whole]
+    assert len(plan.evaluate) == 3 * 2 * 2 * 2 * 2 and any(e.teacher for e in plan.evaluate)
+    assert all(t.key == content_key(t.identity) for t in tasks) and len({t.key for t in tasks}) == len(tasks)
+
+
 def test_whole_recipe_of_learned_lr() -> None:
     from bench.recipes import PRESETS
     from bench.plan import whole_recipe, whole_spec
@@ -358,6 +370,41 @@ def test_whole_dataset_artifact_of_an_older_bench_becomes_a_record_without_train
 def test_demo_suite_asks_for_whole_dataset_and_views() -> None:
     suite = load_suite(REPO / "suites" / "demo.yaml")
     assert suite.whole_dataset and suite.report.views == ("paper_table", "cross_arch", "curve", "cost")
+
+
+def test_a_report_redraws_only_the_figures_whose_numbers_changed(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A figure is reused from the last report's files while what it plots is unchanged; the files are what a
+    report drawing everything afresh writes; a figure file that went missing is drawn again."""
+    from bench.report import plots
+    monkeypatch.setattr("bench.report.render.available_cores", lambda: 1)  # draw here, where the calls are seen
+    drawn: list[str] = []
+    for kind in (plots.CurvePlot, plots.CrossArchPlot):
+        monkeypatch.setattr(kind, "draw", lambda self, real=kind.draw: drawn.append(
+            type(self).__name__ + getattr(self, "title", "")) or real(self))
+    write(tmp_path / "bench.yaml", "store: results\nreports: reports\ndevice: cpu\n")
+    write(tmp_path / "tiny.yaml", SUITE)
+    fabricate(tmp_path / "tiny.yaml", tmp_path / "results", skip=1)  # the last cell (dm, IPC 2, MLP) lacks a run
+    report = tmp_path / "reports" / "tiny"
+
+    def figures() -> dict[str, bytes]:
+        return {p.name: p.read_bytes() for p in [*report.glob("fig-*.svg"), *report.glob("latex/fig-*.pdf")]}
+    assert report_cli(tmp_path)[0] == 0 and len(drawn) == 3
+    first, drawn[:] = figures(), []
+    assert report_cli(tmp_path)[0] == 0 and drawn == [] and figures() == first
+    fabricate(tmp_path / "tiny.yaml", tmp_path / "results")  # its last run arrives: MLP's numbers change
+    assert report_cli(tmp_path)[0] == 0
+    assert sorted(drawn) == ["CrossArchPlot", "CurvePlotdigits, MLP: accuracy vs IPC"]
+    again = figures()
+    assert again["fig-curve-digits-ConvNet.svg"] == first["fig-curve-digits-ConvNet.svg"]
+    assert again["fig-curve-digits-MLP.svg"] != first["fig-curve-digits-MLP.svg"]
+    shutil.rmtree(report)
+    drawn[:] = []
+    assert report_cli(tmp_path)[0] == 0 and len(drawn) == 3 and figures() == again  # afresh: the same bytes
+    (report / "fig-curve-digits-ConvNet.svg").unlink()
+    drawn[:] = []
+    assert report_cli(tmp_path)[0] == 0 and drawn == ["CurvePlotdigits, ConvNet: accuracy vs IPC"]
+    assert figures() == again
 
 
 def test_read_fields_in_worker_processes_matches_one_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,8 +6,9 @@ from bench.report.model import Report
 from bench.report.templating import html_env
 
 
-def render_html(report: Report) -> str:
-    return html_env().get_template("report.html.j2").render(report=report)
+def render_html(report: Report, svgs: dict[str, str] | None = None) -> str:
+    """`svgs`: figure key -> its SVG text, inlined (every figure of the report has one)."""
+    return html_env().get_template("report.html.j2").render(report=report, svgs=svgs or {})
 
 
 def render_index(suites: list[dict]) -> str:

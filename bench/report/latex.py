@@ -92,10 +92,10 @@ def render_table(t: Table) -> str:
         header=header, body=body, notes=" ".join(tex(n) for n in t.notes))
 
 
-def render_latex(report: Report) -> tuple[str, dict[str, str], dict[str, bytes]]:
-    """report.tex, the table fragments {path: text} and the figure PDFs {path: bytes}, paths relative to
-    the report's folder."""
-    tables, figures, sections = {}, {}, []
+def render_latex(report: Report, figure_paths: dict[str, str]) -> tuple[str, dict[str, str]]:
+    """report.tex and the table fragments {path: text}, paths relative to the report's folder.
+    `figure_paths`: figure key -> PDF file name relative to report.tex."""
+    tables, sections = {}, []
     for s in report.sections:
         paths, figs = [], []
         for t in s.tables:
@@ -103,13 +103,11 @@ def render_latex(report: Report) -> tuple[str, dict[str, str], dict[str, bytes]]
             tables[path] = render_table(t)
             paths.append(path)
         for f in s.figures:
-            path = f"latex/fig-{slug(f.key)}.pdf"
-            figures[path] = f.pdf
-            figs.append({"path": path, "caption": tex(f.caption), "label": slug(f.key)})
+            figs.append({"path": figure_paths[f.key], "caption": tex(f.caption), "label": slug(f.key)})
         sections.append({"title": tex(s.title), "intro": tex(s.intro), "tables": paths, "figures": figs})
     keys = [re.search(r"\{([^,]+),", c).group(1) for c in report.citations]
     doc = latex_env().get_template("report.tex.j2").render(
         title=tex(report.name), description=tex(report.description),
         status=tex(f"{report.complete} of {report.total} cells complete."), sections=sections,
         notes=[tex(n) for n in report.notes], bib=tex(", ".join(keys)))
-    return doc, tables, figures
+    return doc, tables

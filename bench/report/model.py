@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Protocol
 
 MISSING = "–"
 
@@ -58,12 +59,19 @@ class Table:
         return [f"{top} {col}".strip() for top, col in zip(names, self.columns)]
 
 
+class Plot(Protocol):
+    """What a figure shows, as plain data (`bench.report.plots`): equal plots draw the same bytes, so
+    `write_report` reuses a figure whose plot has not changed instead of drawing it again."""
+
+    def draw(self) -> tuple[str, bytes]:
+        """Inline-able SVG text (no XML prolog) and PDF bytes."""
+
+
 @dataclass(frozen=True)
 class Figure:
     key: str
     title: str
-    svg: str  # inline-able SVG text (no XML prolog)
-    pdf: bytes
+    plot: Plot
     caption: str = ""
 
 

@@ -7,6 +7,7 @@ reports/<suite>/
   report.tex           standalone LaTeX (booktabs), \\input's latex/tab-*.tex, includes latex/fig-*.pdf
   results.csv, .json   the aggregated numbers (one row per cell, plus Whole Dataset rows)
   references.bib       BibTeX of the papers compared with (when `report: {compare_to: ...}`)
+  .figures.json        what each figure was drawn from: an unchanged figure is reused, not drawn again
 
 Every file is a function of the records and the suite's expected cells alone (no dates, fixed SVG ids), so the
 same store gives byte-identical files. Each is written all at once (`bench.atomic`), so a reader, a full disk or a
@@ -15,8 +16,12 @@ second `bench report` of the same suite at the same time never sees a partial fi
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import math
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pandas as pd
@@ -28,7 +33,8 @@ from bench.report.html import render_html, render_index
 from bench.report.inputs import ReportOptions
 from bench.report.latex import render_latex, slug
 from bench.report.markdown import render_markdown
-from bench.report.model import Report, Table
+from bench.machine import available_cores
+from bench.report.model import Figure, Plot, Report, Table
 from bench.report.views import build_report
 
 TERMINAL_SECTIONS = ("paper_table", "reported", "cost")
@@ -36,6 +42,7 @@ TERMINAL_SECTIONS = ("paper_table", "reported", "cost")
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 # Files named after views: those an earlier report wrote and this one does not are removed.
 VIEW_FILES = ("fig-*.svg", "latex/tab-*.tex", "latex/fig-*.pdf", "references.bib")
+DRAWN = ".figures.json"  # figure key -> digest of the plot its files were drawn from (`draw_figures`)
 
 
 def _plain(value):
@@ -46,13 +53,16 @@ def _plain(value):
 
 
 def results_json(report: Report, frame: pd.DataFrame) -> str:
-    cells = [{k: _plain(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]
+    """The suite, its summary and one line per cell (json's C encoder writes no indentation: the lines are
+    made here, so a diff of two reports still shows the cells that changed)."""
     data = frame[frame["group"] != "whole"]
-    return json.dumps({"suite": report.name, "description": report.description, "ddof": DDOF,
+    head = json.dumps({"suite": report.name, "description": report.description, "ddof": DDOF,
                        "summary": {"complete": report.complete, "total": report.total,
                                    "methods": list(dict.fromkeys(data["method"])),
-                                   "datasets": list(dict.fromkeys(data["dataset"]))},
-                       "cells": cells}, indent=1, ensure_ascii=False) + "\n"
+                                   "datasets": list(dict.fromkeys(data["dataset"]))}}, ensure_ascii=False)
+    cells = (json.dumps({k: _plain(v) for k, v in row.items()}, ensure_ascii=False)
+             for row in frame.to_dict(orient="records"))
+    return f'{head[:-1]}, "cells": [\n' + ",\n".join(cells) + "\n]}\n"
 
 
 def terminal_table(t: Table) -> str:
@@ -78,21 +88,63 @@ def write_report(options: ReportOptions, frame: pd.DataFrame, out_dir: Path) -> 
     """Write every format of the suite's report into out_dir and refresh the index one level up; return the
     terminal rendering (results tables, comparison and cost)."""
     report = build_report(options, frame)
-    figures = {f.key: f"fig-{slug(f.key)}.svg" for s in report.sections for f in s.figures}
-    tex, tables, pdfs = render_latex(report)
-    files = {**{figures[f.key]: f.svg.encode() for s in report.sections for f in s.figures},
-             "report.html": render_html(report).encode(), "table.md": render_markdown(report, figures).encode(),
-             "report.tex": tex.encode(), **{path: text.encode() for path, text in tables.items()}, **pdfs,
+    figures = [f for s in report.sections for f in s.figures]
+    names = {f.key: (f"fig-{slug(f.key)}.svg", f"latex/fig-{slug(f.key)}.pdf") for f in figures}
+    drawings, digests = draw_figures(figures, names, out_dir)
+    tex, tables = render_latex(report, {k: pdf for k, (_, pdf) in names.items()})
+    files = {**{names[k][0]: svg.encode() for k, (svg, _) in drawings.items()},
+             **{names[k][1]: pdf for k, (_, pdf) in drawings.items()},
+             "report.html": render_html(report, {k: svg for k, (svg, _) in drawings.items()}).encode(),
+             "table.md": render_markdown(report, {k: svg for k, (svg, _) in names.items()}).encode(),
+             "report.tex": tex.encode(), **{path: text.encode() for path, text in tables.items()},
              "results.csv": results_csv(frame).encode(), "results.json": results_json(report, frame).encode()}
     if report.citations:
         files["references.bib"] = ("\n\n".join(report.citations) + "\n").encode()
+    # The figures' digests are written last, and removed first: a report cut short leaves files that no digest
+    # vouches for, so the next one draws them again.
+    (out_dir / DRAWN).unlink(missing_ok=True)
     for name, data in files.items():
         atomic_write(out_dir / name, lambda f: f.write(data))
     for old in (p for pattern in VIEW_FILES for p in out_dir.glob(pattern)):
         if old.relative_to(out_dir).as_posix() not in files:
             old.unlink(missing_ok=True)
+    atomic_write(out_dir / DRAWN, lambda f: f.write(json.dumps(digests, indent=1, sort_keys=True).encode()))
     write_index(out_dir.parent)
     return "\n\n".join(terminal_table(t) for s in report.sections if s.key in TERMINAL_SECTIONS for t in s.tables)
+
+
+def draw_figures(figures: list[Figure], names: dict[str, tuple[str, str]], out_dir: Path
+                 ) -> tuple[dict[str, tuple[str, bytes]], dict[str, str]]:
+    """Each figure's SVG text and PDF bytes, and the digest of its plot (`plots.digest`). A figure whose plot has
+    the digest the last report recorded is read back from its files (`names`: SVG and PDF paths under out_dir);
+    the others are drawn, in one process per available core where there are several: a figure is a function of
+    its plot alone, and drawing 40 methods' curves is most of a 100,000-record report."""
+    from bench.report.plots import digest
+
+    try:
+        drawn_before = json.loads((out_dir / DRAWN).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        drawn_before = {}
+    digests = {f.key: digest(f.plot) for f in figures}
+    drawings: dict[str, tuple[str, bytes]] = {}
+    for f in figures:
+        if isinstance(drawn_before, dict) and drawn_before.get(f.key) == digests[f.key]:
+            with contextlib.suppress(OSError, UnicodeDecodeError):
+                svg, pdf = (out_dir / p for p in names[f.key])
+                drawings[f.key] = (svg.read_text(encoding="utf-8"), pdf.read_bytes())
+    todo = [f for f in figures if f.key not in drawings]
+    workers = min(available_cores(), len(todo))
+    if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        drawings.update((f.key, f.plot.draw()) for f in todo)
+    else:
+        # initializer: the figures' matplotlib objects form cycles, which a report's paused collector would keep
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"), initializer=gc.enable) as pool:
+            drawings.update(zip((f.key for f in todo), pool.map(_draw, [f.plot for f in todo])))
+    return {f.key: drawings[f.key] for f in figures}, digests
+
+
+def _draw(plot: Plot) -> tuple[str, bytes]:
+    return plot.draw()
 
 
 def write_index(reports: Path) -> Path:

@@ -466,7 +466,9 @@ def curve_view(frame: pd.DataFrame, options: ReportOptions) -> Section:
     from bench.report import plots
     first = reference_arch(options)
     archs = [first] + [a for a in options.eval_archs if a != first]
-    figures = tuple(plots.curve(frame, d, a, f"curve-{d}-{a}", options.font) for d in options.datasets for a in archs)
+    parts = dict(tuple(frame.groupby(["dataset", "arch"], sort=False)))  # one pass, not one filter per figure
+    figures = tuple(plots.curve(parts.get((d, a), frame.iloc[:0]), d, a, f"curve-{d}-{a}", options.font)
+                    for d in options.datasets for a in archs)
     return Section("curve", "Compression-ratio curves", figures=figures,
                    intro=f"Accuracy on each evaluation architecture ({', '.join(archs)}) against IPC and against the "
                          f"bytes stored, mean ± std band over the runs"
