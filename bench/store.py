@@ -30,6 +30,7 @@ import multiprocessing
 import os
 import re
 import socket
+import tempfile
 import threading
 import time
 import uuid
@@ -55,7 +56,7 @@ if TYPE_CHECKING:  # torch is imported where tensors are read or written: planni
 QUARANTINE = "quarantine"
 ROLLUPS = "rollups"  # rollups/<suite>.json: the record fields a suite's report read (`Store.read_fields`)
 ROLLUP_VERSION = 1
-RACY_NS = 2_000_000_000  # a records/ folder changed this close before its roll-up was written is listed again
+RACY_NS = 2_000_000_000  # a records/ folder changed this close before its time was taken is listed again
 PARTS = ".parts"  # artifacts/<k[:2]>/<key>.parts/<name>.<row>.pt: the rows of an artifact's `Parts`
 CLAIMS = "claims"
 HEARTBEAT_S = 30.0  # how often a running task refreshes its claim
@@ -150,13 +151,11 @@ def _read_fields(root: str, keys: list[str], fields: tuple[str, ...]) -> tuple[l
 
 def _load_rollup(path: Path, fields: tuple[str, ...]
                  ) -> tuple[dict[str, tuple[int, tuple]], dict[str, int | None], int]:
-    """key -> (inode, fields) of a roll-up written for these fields, the records/ folders' times it saw, and when it
-    was written (its file's modification time); nothing where there is none, or it is damaged or of other fields
+    """key -> (inode, fields) of a roll-up written for these fields, the records/ folders' times it saw, and the
+    file system's time just before it saw them; nothing where there is none, or it is damaged or of other fields
     (it is rebuilt from the records: it holds nothing they do not)."""
-    try:
-        with open(path, "rb") as f:
-            data, written = f.read(), os.fstat(f.fileno()).st_mtime_ns
-    except FileNotFoundError:
+    data = _read_file(str(path))
+    if data is None:
         return {}, {}, 0
     head, _, body = data.partition(b"\n")
     try:
@@ -166,21 +165,21 @@ def _load_rollup(path: Path, fields: tuple[str, ...]
             raise ValueError("written for other fields, by another version, or damaged")
         columns = json.loads(body)
         rows = dict(zip(columns["key"], zip(columns["inode"], zip(*(columns[f] for f in fields)))))
-        return rows, dict(meta["folders"]), written
+        return rows, dict(meta["folders"]), int(meta["checked"])
     except (ValueError, KeyError, TypeError) as exc:
         log.info("%s: %s; it is rebuilt from the records", path, exc)
         return {}, {}, 0
 
 
 def _save_rollup(path: Path, fields: tuple[str, ...], rows: dict[str, tuple[int, tuple]],
-                 folders: dict[str, int | None]) -> None:
-    """A header line (version, fields, folder times, SHA-256 of the rest), then the rows as JSON columns (a third
-    faster to parse than one list per row), written at once: two reports at the same time each write a whole
-    roll-up, and either is right."""
+                 folders: dict[str, int | None], checked: int) -> None:
+    """A header line (version, fields, folder times and when they were taken, SHA-256 of the rest), then the rows
+    as JSON columns (a third faster to parse than one list per row), written at once: two reports at the same
+    time each write a whole roll-up, and either is right."""
     values = list(zip(*(row for _, row in rows.values()))) or [()] * len(fields)
     columns = {"key": list(rows), "inode": [inode for inode, _ in rows.values()], **dict(zip(fields, values))}
     body = json.dumps(columns, separators=(",", ":")).encode()
-    head = json.dumps({"version": ROLLUP_VERSION, "fields": list(fields), "folders": folders,
+    head = json.dumps({"version": ROLLUP_VERSION, "fields": list(fields), "folders": folders, "checked": checked,
                        "sha256": hashlib.sha256(body).hexdigest()})
     with contextlib.suppress(OSError):  # a read-only or full store: the report is right without its roll-up
         atomic_write(path, lambda f: f.write(head.encode() + b"\n" + body))
@@ -444,12 +443,13 @@ class Store:
             return [row for _, row in self._parse_fields(keys, fields)]
         path = self.root / ROLLUPS / f"{rollup}.json"
         with no_cyclic_gc():
-            kept, folders, written = _load_rollup(path, fields)
+            kept, folders, checked = _load_rollup(path, fields)
             # Each folder's time is taken before it is listed, so a record added after the listing changes it. A
-            # folder changed in the last RACY_NS before the roll-up was written (both times the file system's)
-            # may have changed again within the same tick: it is listed again.
+            # folder changed in the last RACY_NS before its time was taken (both times the file system's) may
+            # have changed again within the same tick: it is listed again.
+            clock = self._clock()
             now = {prefix: self._folder_time(prefix) for prefix in sorted({k[:2] for k in keys})}
-            settled = {p for p, t in now.items() if t is not None and folders.get(p) == t and t < written - RACY_NS}
+            settled = {p for p, t in now.items() if t is not None and folders.get(p) == t and t < checked - RACY_NS}
             listed = self._inodes([k for k in keys if k[:2] not in settled])
             fresh = self._parse_fields([k for k, ino in listed.items() if kept.get(k, (None,))[0] != ino], fields)
             # A record gone from its folder, or that did not verify (then quarantined), is left out, and read again
@@ -458,9 +458,24 @@ class Store:
             for k in gone:
                 del kept[k]
             kept.update((k, (listed[k], row)) for k, row in fresh)
-            if fresh or gone or now != folders:
-                _save_rollup(path, fields, {k: kept[k] for k in keys if k in kept}, now)
+            if fresh or gone or now != folders or len(settled) < len(now):
+                _save_rollup(path, fields, {k: kept[k] for k in keys if k in kept}, now, clock)
             return [kept[k][1] for k in keys if k in kept]
+
+    def _clock(self) -> int:
+        """The file system's time now: the modification time of a file created (and removed) under rollups/.
+        Folder times are compared with it, not with this host's clock, which a file server's may not agree
+        with. 0 where the store is read-only: then no folder is taken as unchanged."""
+        try:
+            (self.root / ROLLUPS).mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(dir=self.root / ROLLUPS, prefix=".clock-", suffix=".tmp")
+        except OSError:
+            return 0
+        try:
+            return os.fstat(fd).st_mtime_ns
+        finally:
+            os.close(fd)
+            os.unlink(name)
 
     def _folder_time(self, prefix: str) -> int | None:
         """The modification time (ns) of records/<prefix>/, or None where there is no such folder."""

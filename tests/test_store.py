@@ -453,3 +453,18 @@ def test_a_rollup_of_a_read_only_store_is_not_written_and_the_result_is_right(tm
     monkeypatch.setattr("bench.atomic.os.fsync", lambda fd: (_ for _ in ()).throw(OSError(30, "Read-only")))
     assert store.read_fields(["k000"], ("accuracy",), rollup="suite") == [(1.0,)]
     assert not (tmp_path / "rollups" / "suite.json").exists()
+
+
+def test_a_record_written_within_the_tick_the_rollup_saw_its_folder_is_not_missed(tmp_path: Path) -> None:
+    """A folder's time does not change when a record lands in it within the same timestamp tick as the roll-up
+    looked: such a folder (changed within RACY_NS of that look, by the file system's clock) is listed again."""
+    store = Store(tmp_path)
+    store.write_record(record("k000", 0.0))
+    keys = ["k000", "k001"]
+    assert store.read_fields(keys, ("accuracy",), rollup="suite") == [(0.0,)]
+    folder = tmp_path / "records" / "k0"
+    seen = folder.stat().st_mtime_ns
+    store.write_record(record("k001", 1.0))
+    os.utime(folder, ns=(seen, seen))  # the folder's time as the roll-up saw it: as if written in the same tick
+    assert store.read_fields(keys, ("accuracy",), rollup="suite") == [(0.0,), (1.0,)]
+    assert not [p for p in (tmp_path / "rollups").iterdir() if p.name.startswith(".clock")]
