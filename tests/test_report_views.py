@@ -20,7 +20,7 @@ from bench.report import latex, markdown, plots
 from bench.report.aggregate import COLUMNS, reference_frame
 from bench.report.html import render_html
 from bench.report.inputs import RECORD_FIELDS, MethodOptions, ReportOptions
-from bench.report.model import Report, Section
+from bench.report.model import Figure, Report, Section
 from bench.report.significance import BEST, TIED, column_verdict, delta_interval, welch_p
 from bench.report.render import terminal_table
 from bench.report.views import (VIEWS, ablation_table, cost_table, cross_arch_table, fmt_acc, fmt_ratio, paper_table,
@@ -410,3 +410,10 @@ def test_report_imports_nothing_above_it_and_config_imports_no_report() -> None:
     config = modules_after("from bench.config import load_suite; load_suite(__import__('pathlib').Path("
                            "'suites/demo.yaml'))")
     assert not {m for m in config if m.startswith("bench.report")}, config
+
+
+def test_markdown_figure_titles_and_captions_are_escaped() -> None:
+    """A method label in a caption (runs that diverged) is written literally, not as table syntax or HTML."""
+    fig = Figure("c", "dm <b>|x</b>", plot=None, caption="Runs of dm|<i>new</i> diverged.")
+    text = markdown.render_markdown(Report("r", "", (Section("curve", "Curves", figures=(fig,)),), ()), {"c": "c.svg"})
+    assert "![dm &lt;b&gt;\\|x&lt;/b&gt;](c.svg)" in text and "*Runs of dm\\|&lt;i&gt;new&lt;/i&gt; diverged.*" in text

@@ -57,7 +57,7 @@ def render_markdown(report: Report, figure_paths: dict[str, str]) -> str:
         for t in s.tables:
             lines += [render_table(t)]
         for f in s.figures:
-            lines += [f"![{f.title}]({figure_paths[f.key]})", "", f"*{f.caption}*", ""]
+            lines += [f"![{_md(f.title)}]({figure_paths[f.key]})", "", f"*{_md(f.caption)}*", ""]
     lines += ["## Notes", ""] + [f"- {_md(n)}" for n in report.notes]  # they name the methods
     if report.citations:
         lines += ["", "## References", "", "```bibtex", *"\n\n".join(report.citations).splitlines(), "```"]
