@@ -360,6 +360,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from bench.executors import ExecutorError, make_executor
     from bench.executors.todo import pending
     from bench.plan import make_plan
+    from bench.recipes import PRESETS
     from bench.single import file_suite, summary
     from bench.store import Store
 
@@ -369,9 +370,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
                        epochs=args.epochs, params=params)
     plan, store = make_plan(suite), Store(site.store)
     todo = pending(plan, store)
+    entry = suite.methods[0]
+    preset = PRESETS[entry.preset].as_dict()
+    changed = ", ".join(f"{k} {v}" for k, v in entry.recipe.as_dict().items() if v != preset[k])
     print(f"{args.path}: {args.dataset} IPC {suite.ipcs[0]}, {args.arch}, seeds {' '.join(map(str, args.seeds))}, "
-          f"preset '{suite.methods[0].preset}': {todo.total - todo.done} of {todo.total} tasks to run (the rest are in "
-          f"the store {site.store})")
+          f"preset '{entry.preset}'{f' with {changed}' if changed else ''}: {todo.total - todo.done} of {todo.total} "
+          f"tasks to run (the rest are in the store {site.store})")
     try:
         outcome = make_executor("local", site, device=args.device).run(plan, store, todo)
     except ExecutorError as exc:

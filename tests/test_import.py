@@ -237,7 +237,7 @@ def test_bench_eval_prints_mean_and_std_and_a_suite_reuses_its_records(bench, wo
     code, out, err = bench("eval", "sets/digits/images.pt", "--dataset", "digits", "--seeds", "0", "1",
                            "--epochs", "2")
     assert code == 0, err
-    assert "digits IPC 1, ConvNet, seeds 0 1" in out and "3 of 3 tasks to run" in out
+    assert "digits IPC 1, ConvNet, seeds 0 1, preset 'standard' with epochs 2:" in out and "3 of 3 tasks to run" in out
     accs = sorted(r["accuracy"] for r in records(workdir))
     assert len(accs) == 2
     mean, std = np.mean(accs), np.std(accs)
