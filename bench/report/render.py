@@ -131,7 +131,7 @@ def draw_figures(figures: list[Figure], names: dict[str, tuple[str, str]], out_d
         if isinstance(drawn_before, dict) and drawn_before.get(f.key) == digests[f.key]:
             with contextlib.suppress(OSError, UnicodeDecodeError):
                 svg, pdf = (out_dir / p for p in names[f.key])
-                drawings[f.key] = (svg.read_text(encoding="utf-8"), pdf.read_bytes())
+                drawings[f.key] = (svg.read_bytes().decode(), pdf.read_bytes())  # as written: no newline translation
     todo = [f for f in figures if f.key not in drawings]
     workers = min(available_cores(), len(todo))
     if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
