@@ -7,7 +7,7 @@ stacked with `torch.func` fill it with one kernel per layer instead of K. Each n
 same draws in the same order (permutation, DSA, CutMix), its own loss and SGD (the summed loss gives each
 network its own gradient; SGD is elementwise on the stacked tensors), the same schedule and the same test.
 Vmapped kernels may round differently from one network's kernels, so accuracies agree with the
-one-at-a-time loop within float tolerance, not bit for bit (`EvalRecipe.batch_seeds` is hashed for that).
+one-at-a-time loop within float tolerance, not bit for bit, as a GPU's agree with a CPU's (`EvalRecipe.batch_seeds`).
 
 Every network of `bench.nets` vmaps, BatchNorm ones included: the buffers are stacked too, so each network's
 running statistics are updated in place in its own slice. There is no fallback to the one-at-a-time loop, and

@@ -142,7 +142,7 @@ class EvalSchema(_Schema):
     dsa_mode: Literal["single", "idc"] | None = None
     cutmix_prob: float | None = Field(default=None, ge=0, le=1, allow_inf_nan=False)
     cutmix_beta: PositiveFinite | None = None
-    batch_seeds: bool | None = None  # train a cell's seeds together (bench.batched); part of the recipe's hash
+    batch_seeds: bool | None = None  # train a cell's seeds together (bench.batched); default: on CUDA
     labels: Literal["hard", "soft", "teacher"] | None = None  # the label regime (bench.recipes.LabelRegime)
     temperature: PositiveFinite | None = None  # of the soft/teacher loss (default: the regime's, TEMPERATURES)
     teacher_arch: str | None = None  # labels: teacher: the teacher's architecture (default: the evaluation one)

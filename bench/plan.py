@@ -205,8 +205,8 @@ def whole_recipe(recipe: EvalRecipe) -> EvalRecipe:
     """The recipe the full training set is trained with: the method's own, except that a learned lr
     (MTT's, stored with its synthetic set) does not exist for real data, so the standard preset's lr is used,
     that real data has its hard labels (DD-Ranking's full-data accuracy is a hard-label one, whatever the
-    regime), and that its seeds train one at a time (a Whole Dataset run is one task per seed)."""
-    recipe = replace(hard_labels(recipe), batch_seeds=False)
+    regime)."""
+    recipe = hard_labels(recipe)
     return replace(recipe, lr=PRESETS["standard"].lr) if recipe.lr == "learned" else recipe
 
 

@@ -48,11 +48,13 @@ class EvalRecipe:
     * `dsa_mode`: "idc" applies the DSA strategy as IDC's DiffAug does (see `idc_dsa`);
     * `cutmix_prob`, `cutmix_beta`: IDC's CutMix on each batch with this probability, the box area
       drawn from Beta(beta, beta); with CutMix on, cutout is removed from the DSA strategy, as IDC does;
-    * `batch_seeds`: train the seeds of a cell together (`bench.batched`). Each seed's network, data order and
-      augmentation are those of the one-at-a-time loop, but vmapped kernels round differently in the last
-      bits, so its accuracies are not bit-identical to the loop's: the option is part of the hashed identity
-      and such records never stand in for one-at-a-time ones. Off by default on every device; turning it on by
-      default on CUDA needs a GPU measurement first (benchmarks/batched_seeds.py);
+    * `batch_seeds`: train the seeds of a cell together (`bench.batched`); None (the default) does so on CUDA,
+      where it measured faster (benchmarks/cuda_checks.sh), and not on a CPU, where it is slower (`trains_together`).
+      Each seed keeps the network, data order and augmentation of the one-at-a-time loop; vmapped kernels round
+      differently in the last bits, so accuracies agree with the loop's within float tolerance (tests/
+      test_batched.py), as a GPU's agree with a CPU's. Like the device, it is how a recipe runs, not what it is:
+      it is not part of the hashed identity (`as_dict` leaves it out), and each record says which seeds were
+      trained with it (`Record.trained_with`);
     * `labels`: the label regime (`LabelRegime`); `temperature` of its loss (None: the regime's default in
       `TEMPERATURES`); for "teacher", the teacher's architecture (`teacher_arch`, None: the evaluation
       architecture) and `teacher_epochs` on the full training set. Fields a regime does not use are reset to
@@ -72,7 +74,7 @@ class EvalRecipe:
     dsa_mode: DSAMode = "single"
     cutmix_prob: float = 0.0
     cutmix_beta: float = 1.0
-    batch_seeds: bool = False
+    batch_seeds: bool | None = None
     labels: LabelRegime = "hard"
     temperature: float | None = None
     teacher_arch: str | None = None
@@ -104,9 +106,17 @@ class EvalRecipe:
                 raise ValueError(f"decay_at holds fractions of the epochs in (0, 1], got {self.decay_at}")
 
     def as_dict(self) -> dict:
-        """All fields, less the optional ones at their defaults (the recipe's hashed identity)."""
+        """All fields, less the optional ones at their defaults and how the seeds are run (the recipe's hashed
+        identity)."""
         defaults = {f.name: f.default for f in fields(self) if f.name in OPTIONAL_FIELDS}
-        return {k: v for k, v in asdict(self).items() if k not in defaults or v != defaults[k]}
+        return {k: v for k, v in asdict(self).items()
+                if k != "batch_seeds" and (k not in defaults or v != defaults[k])}
+
+    def trains_together(self, device_type: str) -> bool:
+        """Whether a cell's seeds are trained together on a device of this type ("cpu", "cuda", ...)."""
+        if self.batch_seeds is not None:
+            return self.batch_seeds
+        return self.labels == "hard" and device_type == "cuda"
 
     def with_overrides(self, overrides: dict) -> EvalRecipe:
         """The recipe with `overrides`; a change of regime starts from the new regime's defaults (a preset's
@@ -132,8 +142,8 @@ class EvalRecipe:
         return tuple(math.floor(f * self.epochs + 1e-9) - 1 for f in self.decay_at)
 
 
-OPTIONAL_FIELDS = ("decay_at", "extra_epoch", "dsa_mode", "cutmix_prob", "cutmix_beta", "batch_seeds", "labels",
-                   "temperature", "teacher_arch", "teacher_epochs")
+OPTIONAL_FIELDS = ("decay_at", "extra_epoch", "dsa_mode", "cutmix_prob", "cutmix_beta", "labels", "temperature",
+                   "teacher_arch", "teacher_epochs")
 LABEL_FIELDS = ("labels", "temperature", "teacher_arch", "teacher_epochs")
 
 

@@ -22,7 +22,7 @@ from dataclasses import MISSING, asdict, dataclass, fields
 from functools import cache
 from typing import Any, Callable, Union, get_args, get_origin, get_type_hints
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 UNVERSIONED = 1  # the version of a file written before files had one
 CHECKSUMMED = 3  # the first version whose record files carry a checksum and artifacts a payload checksum
 
@@ -84,6 +84,8 @@ class Record:
     threads: int | None = None  # torch's threads in the process that computed it (version 5)
     # an imported set's files: {"param", "template" (as written), "path" (filled in), "sha256"[, "files"]} each
     imported: list[dict[str, Any]] | None = None  # (version 5)
+    # the seeds of its cell trained together with it, its own included (`bench.batched`); None: trained alone
+    trained_with: list[int] | None = None  # (version 6)
     schema_version: int = SCHEMA_VERSION  # of the file it was read from
 
     def to_json(self) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -90,30 +91,36 @@ def test_a_diverging_seed_says_why_and_leaves_the_others_alone(digits) -> None:
     assert [together[0][0], together[2][0]] == pytest.approx(one, abs=100 / len(digits.y_test) + 1e-9)
 
 
-def test_batch_seeds_is_hashed_only_when_on() -> None:
-    """Off (the default) leaves every existing recipe's key as it was; on, its records are told apart."""
+def test_batch_seeds_is_how_a_recipe_runs_not_part_of_its_key() -> None:
+    """On, off or left to the device, a recipe keeps its key (as a GPU run keeps a CPU run's); left alone, a cell's
+    seeds train together on CUDA only, and never under a soft-label regime."""
     recipe = PRESETS["standard"].with_overrides(EvalSchema(epochs=5).model_dump(exclude_none=True))
-    on = recipe.with_overrides(EvalSchema(batch_seeds=True).model_dump(exclude_none=True))
-    assert "batch_seeds" not in recipe.as_dict() and on.batch_seeds and on.as_dict()["batch_seeds"] is True
-    assert content_key(recipe.as_dict()) != content_key(on.as_dict())
+    keys = {content_key(recipe.with_overrides({"batch_seeds": on}).as_dict()) for on in (None, True, False)}
+    assert keys == {content_key(recipe.as_dict())} and "batch_seeds" not in recipe.as_dict()
+    assert (recipe.trains_together("cuda"), recipe.trains_together("cpu")) == (True, False)
+    assert recipe.with_overrides({"batch_seeds": True}).trains_together("cpu")
+    assert not recipe.with_overrides({"batch_seeds": False}).trains_together("cuda")
+    assert not recipe.with_overrides({"labels": "soft"}).trains_together("cuda")
 
 
 def test_bench_run_trains_a_cells_seeds_together_with_the_accuracies_of_one_at_a_time(tmp_path, monkeypatch) -> None:
-    """`eval: {batch_seeds: true}` through the CLI: the three seeds of each cell run as one task and score what the
-    one-at-a-time loop scores, within one test image."""
+    """`eval: {batch_seeds: true}` through the CLI: the three seeds of each cell run as one task, each record says
+    so, and they score what the one-at-a-time loop scores, within one test image, under the same keys."""
     import json
 
     from bench.cli import main
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "bench.yaml").write_text("device: cpu\nworkers: 1\n")
     suite = "datasets: [digits]\nipc: [2]\neval_archs: [ConvNet]\nmethods: [{name: random}]\nseeds: [0, 1, 2]\n"
-    accuracies = {}
+    records = {}
     for batched in (False, True):
-        (tmp_path / "s.yaml").write_text(suite + f"eval: {{epochs: 3, batch_seeds: {str(batched).lower()}}}\n")
+        (tmp_path / str(batched)).mkdir()
+        monkeypatch.chdir(tmp_path / str(batched))
+        Path("bench.yaml").write_text("device: cpu\nworkers: 1\n")
+        Path("s.yaml").write_text(suite + f"eval: {{epochs: 3, batch_seeds: {str(batched).lower()}}}\n")
         assert main(["run", "s.yaml"]) == 0
-        records = [json.loads(p.read_text()) for p in (tmp_path / "results" / "records").rglob("*.json")]
-        accuracies[batched] = {r["eval_seed"]: r["accuracy"] for r in records
-                               if r["recipe"].get("batch_seeds", False) == batched}
-    assert accuracies[False].keys() == accuracies[True].keys() == {0, 1, 2}
-    for seed, acc in accuracies[False].items():
-        assert abs(acc - accuracies[True][seed]) <= 100 / 540 + 1e-9, seed
+        records[batched] = {r["key"]: r for r in (json.loads(p.read_text())
+                                                  for p in Path("results", "records").rglob("*.json"))}
+    assert records[False].keys() == records[True].keys() and len(records[True]) == 3
+    for key, one in records[False].items():
+        together = records[True][key]
+        assert (one["trained_with"], together["trained_with"]) == (None, [0, 1, 2])
+        assert abs(one["accuracy"] - together["accuracy"]) <= 100 / 540 + 1e-9, one["eval_seed"]

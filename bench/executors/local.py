@@ -116,7 +116,7 @@ def run_local(plan: Plan, todo: Pending, store: Store, datasets: DatasetCache, d
             if is_done(task, store):
                 board.finished(kind, label, None, key=task.key)
                 return True
-            if isinstance(task, EvalTask) and task.recipe.batch_seeds:
+            if isinstance(task, EvalTask) and task.recipe.trains_together(device.type):
                 return seeds_of(task)
             result = run_task(task, store, datasets, device, board.task_progress(task.key, label), plan.suite.name,
                               checkpoint_every)

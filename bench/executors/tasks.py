@@ -253,7 +253,8 @@ def run_evaluations(tasks: list[EvalTask], store: Store, datasets: DatasetCache,
         expert_time_s=meta.expert_time_s, zca=d.zca, artifact_format=meta.format, eval_arch=task.arch,
         recipe=task.recipe.as_dict(), recipe_hash=content_key(task.recipe.as_dict()), lr_used=recipe.lr,
         eval_seed=task.seed, accuracy=acc, diverged=diverged, wall_time_s=seconds, created=_now(),
-        imported=list(d.inputs) or None, **provenance(device)) for task, (acc, diverged) in zip(tasks, scores)]
+        imported=list(d.inputs) or None, trained_with=sorted(t.seed for t in tasks) if len(tasks) > 1 else None,
+        **provenance(device)) for task, (acc, diverged) in zip(tasks, scores)]
     for record in records:
         store.write_record(record)
     return records
