@@ -4,8 +4,9 @@ Examples: MTT's expert trajectories, the feature network the coresets select wit
 declares the experts it needs (`Method.experts`); the plan turns each distinct `ExpertSpec`
 into one task, keyed by its content, so every cell of the same data set and architecture reuses
 it. A builder returns tensors; the store keeps them like any artifact, except the large ones a
-builder names as `parts` (read a row at a time: MTT's trajectories, one row per expert), which it
-keeps one file per row, so a distillation reads the rows it uses, not the stage.
+builder names as `parts` (read a row at a time: MTT's trajectories, one row per expert; the
+coresets' features, one row per class), which it keeps one file per row, so a distillation reads
+the rows it uses, not the stage.
 
 The spec is plain data (planning needs no torch); builders, which do, register themselves with
 `register_expert` from the modules that define them.
@@ -54,15 +55,15 @@ class ExpertContext:
 
 TEACHER_KIND = "teacher"  # the `labels: teacher` regime's teacher network (built by `bench.teacher`)
 
-Builder = Callable[[ExpertContext], "dict[str, torch.Tensor]"]
+Builder = Callable[[ExpertContext], "dict[str, torch.Tensor | list[torch.Tensor]]"]  # a list: rows stored apart
 EXPERT_BUILDERS: dict[str, Builder] = {}
 EXPERT_PARTS: dict[str, tuple[str, ...]] = {}  # kind: the tensors stored one file per row (`bench.store.Parts`)
 
 
 def register_expert(kind: str, parts: tuple[str, ...] = ()):
     """Decorator: `fn(ctx: ExpertContext) -> dict[str, Tensor]` builds experts of `kind`. The tensors named in
-    `parts` are stored one file per row and reach a distillation as `bench.store.Parts`, which reads a row when
-    it is indexed: for a stage too large to load whole."""
+    `parts` (or lists of tensors of different shapes) are stored one file per row and reach a distillation as
+    `bench.store.Parts`, which reads a row when it is indexed: for a stage too large to load whole."""
     def wrap(fn: Builder) -> Builder:
         EXPERT_BUILDERS[kind] = fn
         EXPERT_PARTS[kind] = parts

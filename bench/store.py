@@ -39,7 +39,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Collection, Iterable, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Collection, Iterable, Sequence, TypeVar
 
 
 from bench.atomic import atomic_write
@@ -263,7 +263,8 @@ class Parts:
     `parts[i]` is row i, memory-mapped: of a row already verified, only what the caller indexes is read. The
     first read of a row through this object hashes it whole; where that fails (or its file is gone) it is
     quarantined with its reason, and the artifact counts as not done, so `bench run` rebuilds it. `len` and
-    `shape` are those of the whole tensor, as for the tensor it stands for.
+    `shape` are those of the whole tensor, as for the tensor it stands for; rows of different shapes (the
+    coresets' features, one row per class) were stored from a list of tensors, whose `shape` is its length.
     """
 
     def __init__(self, store: Store, key: str, name: str, shape: list[int], checksums: list[str]):
@@ -542,8 +543,8 @@ class Store:
         except DamagedFile:
             return False
 
-    def save_artifact(self, tensors: dict[str, torch.Tensor], meta: ArtifactMeta, parts: Collection[str] = ()
-                      ) -> None:
+    def save_artifact(self, tensors: dict[str, torch.Tensor | Sequence[torch.Tensor]], meta: ArtifactMeta,
+                      parts: Collection[str] = ()) -> None:
         """Artifacts are written once: an existing one that verifies is never replaced.
 
         `meta` is stored as JSON text, so it is plain data and loads with `weights_only=True`; the checksum covers
@@ -566,16 +567,17 @@ class Store:
     def _part_path(self, key: str, name: str, row: int) -> Path:
         return self._path("artifacts", key, PARTS) / f"{name}.{row}.pt"
 
-    def _save_rows(self, key: str, name: str, tensor: torch.Tensor) -> dict[str, Any]:
-        """Write each row of `tensor` to its own file; its shape and the rows' checksums, for the main file."""
+    def _save_rows(self, key: str, name: str, rows: torch.Tensor | Sequence[torch.Tensor]) -> dict[str, Any]:
+        """Write each row of `rows` (a tensor, or a list of tensors of different shapes) to its own file; its
+        shape ([length] for a list) and the rows' checksums, for the main file."""
         import torch
 
         checksums = []
-        for i in range(len(tensor)):
-            row = tensor[i].clone()  # torch.save of a view would write the whole tensor's storage
+        for i in range(len(rows)):
+            row = rows[i].clone()  # torch.save of a view would write the whole tensor's storage
             checksums.append(_digest({name: row}, _part_id(key, name, i)))
             atomic_write(self._part_path(key, name, i), lambda f: torch.save(row, f))
-        return {"shape": list(tensor.shape), "checksums": checksums}
+        return {"shape": list(rows.shape) if isinstance(rows, torch.Tensor) else [len(rows)], "checksums": checksums}
 
     def load_artifact(self, key: str) -> tuple[dict[str, torch.Tensor | Parts], ArtifactMeta]:
         """The artifact's tensors (`Parts` for those stored one file per row) and metadata, verified;

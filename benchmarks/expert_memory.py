@@ -1,4 +1,5 @@
-"""Benchmark: peak memory of a distillation loading MTT's expert stage, one file per expert against one tensor.
+"""Benchmark: peak memory of a distillation loading MTT's expert stage, one file per expert against one tensor
+(and, with --stage features, of a coreset loading its feature stage, one file per class against one tensor).
 
 Builds a CIFAR-100-shaped trajectory stage (--experts experts x (--epochs + 1) snapshots of the parameters of a
 ConvNet of width 128 and depth 3 on 32x32x3 images with 100 classes, random values) in a temporary store,
@@ -9,16 +10,23 @@ distillation does: load the stage as `run_distill` does (`_load_input`), then fe
 mtt's `next_segment`. A process that only imports the same modules gives the floor. Prints the three side by
 side and the ratio, and deletes the store.
 
+With --stage features: a CIFAR-10-shaped feature stage of the coresets (--classes x --per-class embeddings of
+--dim floats: 50,000 x 2,048, the ConvNet's embedding of a 32x32 image, 0.41 GB), stored as the feature
+network's builder stores it (one file per class) and whole (its format before per-class files); the measured
+work is a herding selection of 10 images in every class, reading the features as `_Coreset.distill` does.
+
 The stage stored whole is measured only where the memory it needs (about twice the stage: the file's bytes,
 then its tensors) is available; elsewhere it is skipped with a message (run with fewer --experts).
 
 Usage: python benchmarks/expert_memory.py [--experts 100] [--epochs 50] [--segments 20] [--dir TMPDIR]
        (writes about 2 x 10.3 GB for the defaults, 1 x where the stage stored whole is skipped)
+       python benchmarks/expert_memory.py --stage features [--classes 10] [--per-class 5000] [--dim 2048]
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import resource
 import shutil
@@ -30,6 +38,7 @@ from pathlib import Path
 
 GB = 1e9
 NEW, OLD = "a1-per-expert", "b2-whole"  # the stage's two store keys
+ROW = {"trajectories": "expert", "features": "class"}  # what each file of a stage stored apart holds
 
 
 def convnet_parameters() -> int:
@@ -46,41 +55,63 @@ def available_bytes() -> int:
     raise RuntimeError("no MemAvailable in /proc/meminfo")
 
 
-def build(root: str, experts: int, epochs: int, whole: bool) -> None:
-    """Write the stage into the store at `root`: per expert, and (with `whole`) as one tensor."""
+def stage_bytes(a: argparse.Namespace) -> int:
+    if a.stage == "features":
+        return a.classes * a.per_class * a.dim * 4
+    return a.experts * (a.epochs + 1) * convnet_parameters() * 4
+
+
+def build(a: argparse.Namespace, whole: bool) -> None:
+    """Write the stage into the store at `a.root`: as its builder stores it, and (with `whole`) as one tensor."""
     import torch
 
+    importlib.import_module("bench.methods.coresets")  # registers the feature stage's parts
     from bench.experts import EXPERT_PARTS
     from bench.executors.tasks import provenance
+    from bench.methods.specs import FEATURE_NET
     from bench.records import ArtifactMeta
     from bench.store import Store
     g = torch.Generator().manual_seed(0)
-    tensors = {"trajectories": torch.randn(experts, epochs + 1, convnet_parameters(), generator=g),
-               "test_accuracy": 100 * torch.rand(experts, generator=g)}
-    store = Store(Path(root))
+    if a.stage == "features":
+        rows = [torch.randn(a.per_class, a.dim, generator=g) for _ in range(a.classes)]
+        common = {"forgetting": torch.zeros(a.classes * a.per_class, dtype=torch.int64), "accuracy": torch.tensor(0.0)}
+        stored = {NEW: {"class_features": rows, **common}, OLD: {"features": torch.cat(rows), **common}}
+        parts = EXPERT_PARTS[FEATURE_NET]
+    else:
+        tensors = {"trajectories": torch.randn(a.experts, a.epochs + 1, convnet_parameters(), generator=g),
+                   "test_accuracy": 100 * torch.rand(a.experts, generator=g)}
+        stored, parts = {NEW: tensors, OLD: tensors}, EXPERT_PARTS["trajectories"]
+    store = Store(Path(a.root))
     for key in (NEW, OLD) if whole else (NEW,):
-        meta = ArtifactMeta(key, {"kind": "expert", "expert": "trajectories", "benchmark": key}, 0.0,
+        meta = ArtifactMeta(key, {"kind": "expert", "expert": a.stage, "benchmark": key}, 0.0,
                             provenance(torch.device("cpu")))
-        store.save_artifact(tensors, meta, parts=EXPERT_PARTS["trajectories"] if key == NEW else ())
+        store.save_artifact(stored[key], meta, parts=parts if key == NEW else ())
 
 
-def measure(root: str, key: str, segments: int) -> None:
-    """Print the peak RSS of loading the stage `key` and fetching `segments` segments as MTT does (key "": only
-    the imports, the floor)."""
+def measure(a: argparse.Namespace) -> None:
+    """Print the peak RSS of loading the stage `a.key` and using it: fetching `a.segments` segments as MTT does,
+    or selecting 10 images per class with herding as the coresets do (key "": only the imports, the floor)."""
     import torch
 
     from bench.executors.tasks import _load_input
+    from bench.methods.coresets import class_features, herding
     from bench.methods.mtt import next_segment
     from bench.store import Store
     start = time.perf_counter()
-    if key:
-        trajectories = _load_input(Store(Path(root)), key, "the benchmark's stage")[0]["trajectories"]
-        snapshots = trajectories.shape[1]
-        expert_epochs = min(2, snapshots - 1)  # CIFAR-100's MTT presets: 2 expert epochs, start epochs below 20
-        max_start = min(20, snapshots - expert_epochs)
-        g, order = torch.Generator().manual_seed(0), []
-        for _ in range(segments):
-            next_segment(trajectories, order, max_start, expert_epochs, g, torch.device("cpu"))
+    if a.key:
+        stage = _load_input(Store(Path(a.root)), a.key, "the benchmark's stage")[0]
+        if a.stage == "features":
+            labels = torch.arange(a.classes).repeat_interleave(a.per_class)
+            for c in range(a.classes):
+                herding(class_features(stage, c, torch.nonzero(labels == c).flatten()), 10)
+        else:
+            trajectories = stage["trajectories"]
+            snapshots = trajectories.shape[1]
+            expert_epochs = min(2, snapshots - 1)  # CIFAR-100's MTT presets: 2 expert epochs, start epochs below 20
+            max_start = min(20, snapshots - expert_epochs)
+            g, order = torch.Generator().manual_seed(0), []
+            for _ in range(a.segments):
+                next_segment(trajectories, order, max_start, expert_epochs, g, torch.device("cpu"))
     print(json.dumps({"peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
                       "seconds": time.perf_counter() - start}))
 
@@ -96,6 +127,10 @@ def main() -> None:
     parser.add_argument("--experts", type=int, default=100)
     parser.add_argument("--epochs", type=int, default=50)
     parser.add_argument("--segments", type=int, default=20)
+    parser.add_argument("--stage", choices=["trajectories", "features"], default="trajectories")
+    parser.add_argument("--classes", type=int, default=10)
+    parser.add_argument("--per-class", type=int, default=5000)
+    parser.add_argument("--dim", type=int, default=2048)
     parser.add_argument("--dir", default=tempfile.gettempdir(), help="where the temporary store goes")
     parser.add_argument("--mode", choices=["build", "measure"], help=argparse.SUPPRESS)
     parser.add_argument("--root", help=argparse.SUPPRESS)
@@ -103,40 +138,46 @@ def main() -> None:
     parser.add_argument("--whole", action="store_true", help=argparse.SUPPRESS)
     a = parser.parse_args()
     if a.mode == "build":
-        return build(a.root, a.experts, a.epochs, a.whole)
+        return build(a, a.whole)
     if a.mode == "measure":
-        return measure(a.root, a.key, a.segments)
+        return measure(a)
 
-    parameters = convnet_parameters()
-    stage = a.experts * (a.epochs + 1) * parameters * 4
+    stage = stage_bytes(a)
     free, memory = shutil.disk_usage(a.dir).free, available_bytes()
     whole = memory > 2.2 * stage + 2 * GB
     if memory < stage + 2 * GB or free < stage * (1 + whole) + 1 * GB:
         sys.exit(f"a stage of {stage / GB:.2f} GB needs {(stage + 2 * GB) / GB:.1f} GB of memory to build "
                  f"({memory / GB:.1f} available) and {stage * (1 + whole) / GB:.1f} GB of disk under {a.dir} "
                  f"({free / GB:.1f} free): run with fewer --experts")
-    print(f"stage: {a.experts} experts x {a.epochs + 1} snapshots x {parameters:,} parameters (ConvNet width 128, "
-          f"depth 3, 32x32x3, 100 classes), float32: {stage / GB:.2f} GB", flush=True)
+    if a.stage == "features":
+        print(f"stage: {a.classes} classes x {a.per_class} images x {a.dim} features, float32: {stage / GB:.2f} GB",
+              flush=True)
+    else:
+        print(f"stage: {a.experts} experts x {a.epochs + 1} snapshots x {convnet_parameters():,} parameters "
+              f"(ConvNet width 128, depth 3, 32x32x3, 100 classes), float32: {stage / GB:.2f} GB", flush=True)
     root = tempfile.mkdtemp(prefix="expert-memory-", dir=a.dir)
     try:
         start = time.perf_counter()
-        sizes = ["--experts", str(a.experts), "--epochs", str(a.epochs)]
+        sizes = ["--stage", a.stage, "--experts", str(a.experts), "--epochs", str(a.epochs), "--classes",
+                 str(a.classes), "--per-class", str(a.per_class), "--dim", str(a.dim)]
         run("--mode", "build", "--root", root, *sizes, *(["--whole"] if whole else []))
         files = sorted(Path(root, "artifacts").rglob("*.pt"))
         rows = [f for f in files if f.parent.name.endswith(".parts")]
-        print(f"written through Store.save_artifact in {time.perf_counter() - start:.0f} s: per expert, "
+        print(f"written through Store.save_artifact in {time.perf_counter() - start:.0f} s: per {ROW[a.stage]}, "
               f"{len(rows)} files of {rows[0].stat().st_size / 1e6:.0f} MB + a main file of "
               f"{Path(root, 'artifacts', NEW[:2], f'{NEW}.pt').stat().st_size / 1e3:.0f} KB"
               + (f"; whole, one file of {Path(root, 'artifacts', OLD[:2], f'{OLD}.pt').stat().st_size / GB:.2f} GB"
                  if whole else ""), flush=True)
-        measured = {name: run("--mode", "measure", "--root", root, "--key", key, "--segments", str(a.segments))
+        measured = {name: run("--mode", "measure", "--root", root, "--key", key, "--segments", str(a.segments),
+                              *sizes)
                     for name, key in (("floor", ""), ("new", NEW), *((("old", OLD),) if whole else ()))}
     finally:
         shutil.rmtree(root, ignore_errors=True)
     floor = measured["floor"]["peak"]
-    print(f"peak RSS of a distillation's loading, each in a fresh process: _load_input of the stage, then "
-          f"{a.segments} segments as mtt's next_segment fetches them")
-    labels = {"floor": "imports only (python, torch, bench)", "new": "new: one file per expert",
+    use = ("herding's selection of 10 images per class" if a.stage == "features" else
+           f"{a.segments} segments as mtt's next_segment fetches them")
+    print(f"peak RSS of a distillation's loading, each in a fresh process: _load_input of the stage, then {use}")
+    labels = {"floor": "imports only (python, torch, bench)", "new": f"new: one file per {ROW[a.stage]}",
               "old": "old: one tensor, loaded whole"}
     for name, m in measured.items():
         over = f"  (+{(m['peak'] - floor) / GB:6.3f} GB over the imports)" if name != "floor" else " " * 34

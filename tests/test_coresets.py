@@ -82,12 +82,27 @@ def test_the_three_methods_share_one_expert_spec() -> None:
 
 
 def test_feature_net_builder_is_deterministic(digits: data.Dataset, expert: dict[str, torch.Tensor]) -> None:
-    assert expert["features"].shape == (1257, 128) and expert["features"].dtype == torch.float32
+    per_class = digits.class_indices()
+    assert [f.shape for f in expert["class_features"]] == [(len(idx), 128) for idx in per_class]
+    assert all(f.dtype == torch.float32 for f in expert["class_features"])
     assert expert["forgetting"].shape == (1257,) and expert["forgetting"].dtype == torch.int64
     assert expert["forgetting"].min() >= 0 and expert["forgetting"].max() <= 1  # 2 epochs: at most one event
     assert expert["accuracy"].shape == () and 50 < expert["accuracy"] <= 100
     again = build(digits, TINY)
-    assert all(torch.equal(expert[k], again[k]) for k in ("features", "forgetting", "accuracy"))
+    assert all(torch.equal(expert[k], again[k]) for k in ("forgetting", "accuracy"))
+    assert all(torch.equal(a, b) for a, b in zip(expert["class_features"], again["class_features"], strict=True))
+
+
+@pytest.mark.parametrize("cls", [Herding, KCenter, Forgetting])
+def test_a_stage_storing_the_features_whole_selects_the_same_images(cls, digits: data.Dataset,
+                                                                    expert: dict[str, torch.Tensor]) -> None:
+    """A feature stage of a bench before per-class files (one (N, D) tensor in training order) still serves."""
+    whole = torch.empty(len(digits.y_train), 128)
+    for idx, features in zip(digits.class_indices(), expert["class_features"], strict=True):
+        whole[idx] = features
+    old = {"features": whole, "forgetting": expert["forgetting"], "accuracy": expert["accuracy"]}
+    assert torch.equal(distill(cls(TINY), digits, old, 3, seed=4).images,
+                       distill(cls(TINY), digits, expert, 3, seed=4).images)
 
 
 def distill(method, ds: data.Dataset, expert: dict[str, torch.Tensor], ipc: int, seed: int = 0):
@@ -112,7 +127,7 @@ def test_methods_select_real_images_of_each_class(cls, digits: data.Dataset, exp
 
 def test_methods_apply_their_rule_to_the_expert(digits: data.Dataset, expert: dict[str, torch.Tensor]) -> None:
     idx = digits.class_indices()[0]
-    feats, events = expert["features"][idx], expert["forgetting"][idx]
+    feats, events = expert["class_features"][0], expert["forgetting"][idx]
     assert torch.equal(distill(Herding(TINY), digits, expert, 4).images[:4], digits.x_train[idx[herding(feats, 4)]])
     assert torch.equal(distill(Forgetting(TINY), digits, expert, 4).images[:4],
                        digits.x_train[idx[most_forgotten(events, 4)]])

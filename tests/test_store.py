@@ -377,6 +377,17 @@ def test_a_damaged_row_is_quarantined_with_its_reason_and_the_artifact_counts_as
     assert torch.equal(Store(tmp_path).load_artifact("t1")[0]["trajectories"][1], written["trajectories"][1])
 
 
+def test_rows_of_different_shapes_are_stored_apart_from_a_list(tmp_path: Path) -> None:
+    """The coresets' features: one row per class, the classes of different sizes."""
+    g = torch.Generator().manual_seed(2)
+    classes = [torch.randn(n, 4, generator=g) for n in (3, 5, 2)]
+    Store(tmp_path).save_artifact({"class_features": classes, "forgetting": torch.zeros(10)},
+                                  ArtifactMeta("f1", {"kind": "expert"}, 1.0, PROVENANCE), parts=("class_features",))
+    rows = Store(tmp_path).load_artifact("f1")[0]["class_features"]
+    assert len(rows) == 3 and rows.shape == (3,)
+    assert all(torch.equal(rows[c], classes[c]) for c in range(3)) and Store(tmp_path).verify() == 1 + 3
+
+
 def test_verify_checks_each_row_stored_apart(tmp_path: Path) -> None:
     _stage(Store(tmp_path))
     (tmp_path / "artifacts" / "t1" / "t1.parts" / "trajectories.2.pt").write_bytes(b"")

@@ -46,6 +46,8 @@ def test_every_method_runs_through_bench_run(bench, workdir: Path) -> None:
     assert err.count("] expert trajectories digits") == 1 and err.count("] expert feature_net digits") == 1
     recs = {(r["method"], r["ipc"]): r for r in records(workdir)}
     assert set(recs) == {(m, i) for m in TINY for i in (1, 2)}
+    # The coresets' features are stored one file per class, so a selection reads one class at a time.
+    assert len(list((workdir / "results" / "artifacts").rglob("class_features.*.pt"))) == 10
 
     # Every record stores the settings actually used: the digits preset merged under the suite's params.
     digits_mtt = preset_params("mtt", "digits", 1)

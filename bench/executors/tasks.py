@@ -150,7 +150,8 @@ def _build_expert(task: ExpertTask, build: Builder, datasets: DatasetCache, devi
 def run_expert(task: ExpertTask, store: Store, datasets: DatasetCache, device: torch.device,
                progress: Progress) -> None:
     tensors, seconds = _build_expert(task, EXPERT_BUILDERS[task.spec.kind], datasets, device, progress)
-    store.save_artifact({k: v.detach().cpu() for k, v in tensors.items()},
+    store.save_artifact({k: [t.detach().cpu() for t in v] if isinstance(v, list) else v.detach().cpu()
+                         for k, v in tensors.items()},
                         ArtifactMeta(task.key, task.identity, seconds, provenance(device)),
                         parts=EXPERT_PARTS.get(task.spec.kind, ()))
 

@@ -6,6 +6,10 @@ image gets (herding and k-center select in that space, as IDC's `coreset.py` doe
 ConvNet trained on the full data) and the per-sample forgetting events counted while it
 trained (Toneva et al. 2019, as in DeepCore's `forgetting.py`). The three methods declare the
 same `ExpertSpec`, so one training run serves them and every cell of a data set/architecture.
+The embeddings are stored one file per class (`class_features`, read as `bench.store.Parts`): a
+selection holds one class's features at a time, not the stage's N x D floats (0.41 GB for
+CIFAR-10 with a ConvNet). A stage of a bench before that stores them whole (`features`); it
+still reads.
 
 Training recipe (the DC-family standard for networks trained on real data, e.g. IID's
 `pre_model.py`): SGD lr 0.01, momentum 0.9, weight decay 5e-4, batch 256, no augmentation.
@@ -47,13 +51,14 @@ class ForgettingCounter:
         self.previous[indices] = correct
 
 
-@register_expert(FEATURE_NET)
-def build_feature_net(ctx: ExpertContext) -> dict[str, torch.Tensor]:
+@register_expert(FEATURE_NET, parts=("class_features",))
+def build_feature_net(ctx: ExpertContext) -> dict[str, torch.Tensor | list[torch.Tensor]]:
     """Train the distillation architecture on all real training data; return what the coresets select with.
 
-    Returns `features` (N, D) float32: `net.embed(x)` of every training image (eval mode, no
-    augmentation, after training); `forgetting` (N,) int64: forgetting events per training
-    image; `accuracy` (0-d): the trained network's test accuracy in %, for the record.
+    Returns `class_features`, per class (`Dataset.class_indices` order), (N_c, D) float32:
+    `net.embed(x)` of each of its training images (eval mode, no augmentation, after training);
+    `forgetting` (N,) int64: forgetting events per training image; `accuracy` (0-d): the
+    trained network's test accuracy in %, for the record.
     """
     p = ctx.spec.params
     ds = ctx.dataset
@@ -67,8 +72,8 @@ def build_feature_net(ctx: ExpertContext) -> dict[str, torch.Tensor]:
     with torch.no_grad():
         features = torch.cat([net.embed(x[i:i + p["batch_size"]]) for i in range(0, len(x), p["batch_size"])])
     test_acc = accuracy(net, ds.x_test.to(ctx.device), ds.y_test.to(ctx.device))
-    return {"features": features.float().cpu(), "forgetting": counter.events.cpu(),
-            "accuracy": torch.tensor(test_acc, dtype=torch.float32)}
+    return {"class_features": [features[idx].float().cpu() for idx in ds.class_indices()],
+            "forgetting": counter.events.cpu(), "accuracy": torch.tensor(test_acc, dtype=torch.float32)}
 
 
 def herding(features: torch.Tensor, k: int) -> torch.Tensor:
@@ -130,12 +135,21 @@ class _Coreset(Method):
 
     def distill(self, ctx: DistillContext) -> SyntheticSet:
         expert = ctx.experts[FEATURE_NET]
-        features, forgetting = expert["features"].cpu(), expert["forgetting"].cpu()
+        forgetting = expert["forgetting"].cpu()
         g = ctx.generator()
         per_class = ctx.dataset.class_indices()
-        chosen = [idx[self.select(features[idx], forgetting[idx], ctx.ipc, g)] for idx in per_class]
+        chosen = [idx[self.select(class_features(expert, c, idx), forgetting[idx], ctx.ipc, g)]
+                  for c, idx in enumerate(per_class)]
         images = ctx.dataset.x_train[torch.cat(chosen)].cpu()
         return SyntheticSet(images, class_labels(len(per_class), ctx.ipc))
+
+
+def class_features(expert: dict, c: int, idx: torch.Tensor) -> torch.Tensor:
+    """The embeddings of class `c` (training images `idx`): its file of the stage, or its rows of a stage stored
+    whole by an older bench."""
+    if "class_features" in expert:
+        return expert["class_features"][c].cpu()
+    return expert["features"][idx].cpu()
 
 
 class Herding(specs.Herding, _Coreset):
