@@ -1,5 +1,6 @@
 """Benchmark: peak memory of a distillation loading MTT's expert stage, one file per expert against one tensor
-(and, with --stage features, of a coreset loading its feature stage, one file per class against one tensor).
+(with --stage features, of a coreset loading its feature stage, one file per class; with --stage bank, of IID
+drawing from its bank of pretrained networks, one file per network).
 
 Builds a CIFAR-100-shaped trajectory stage (--experts experts x (--epochs + 1) snapshots of the parameters of a
 ConvNet of width 128 and depth 3 on 32x32x3 images with 100 classes, random values) in a temporary store,
@@ -15,12 +16,17 @@ With --stage features: a CIFAR-10-shaped feature stage of the coresets (--classe
 network's builder stores it (one file per class) and whole (its format before per-class files); the measured
 work is a herding selection of 10 images in every class, reading the features as `_Coreset.distill` does.
 
+With --stage bank: IID's bank of --members ResNet18s for 32x32x3 images and 10 classes (45 MB each; 50 make
+2.2 GB), stored one file per member and whole (`state.<key>` stacked: its format before); the measured work is
+--segments draws through `PretrainedBank`, which keeps members on the device up to `RESIDENT_BYTES` (1 GB).
+
 The stage stored whole is measured only where the memory it needs (about twice the stage: the file's bytes,
 then its tensors) is available; elsewhere it is skipped with a message (run with fewer --experts).
 
 Usage: python benchmarks/expert_memory.py [--experts 100] [--epochs 50] [--segments 20] [--dir TMPDIR]
        (writes about 2 x 10.3 GB for the defaults, 1 x where the stage stored whole is skipped)
        python benchmarks/expert_memory.py --stage features [--classes 10] [--per-class 5000] [--dim 2048]
+       python benchmarks/expert_memory.py --stage bank [--members 50] [--segments 20]
 """
 
 from __future__ import annotations
@@ -38,7 +44,7 @@ from pathlib import Path
 
 GB = 1e9
 NEW, OLD = "a1-per-expert", "b2-whole"  # the stage's two store keys
-ROW = {"trajectories": "expert", "features": "class"}  # what each file of a stage stored apart holds
+ROW = {"trajectories": "expert", "features": "class", "bank": "member"}  # what each file of a stage stored apart holds
 
 
 def convnet_parameters() -> int:
@@ -55,9 +61,17 @@ def available_bytes() -> int:
     raise RuntimeError("no MemAvailable in /proc/meminfo")
 
 
+def resnet18():
+    """The bank network of IID's default: ResNet18 for CIFAR-10's images."""
+    from bench import nets
+    return nets.get_network("ResNet18", 3, 10, 32)
+
+
 def stage_bytes(a: argparse.Namespace) -> int:
     if a.stage == "features":
         return a.classes * a.per_class * a.dim * 4
+    if a.stage == "bank":
+        return a.members * sum(v.numel() for v in resnet18().state_dict().values()) * 4
     return a.experts * (a.epochs + 1) * convnet_parameters() * 4
 
 
@@ -65,10 +79,11 @@ def build(a: argparse.Namespace, whole: bool) -> None:
     """Write the stage into the store at `a.root`: as its builder stores it, and (with `whole`) as one tensor."""
     import torch
 
-    importlib.import_module("bench.methods.coresets")  # registers the feature stage's parts
+    for module in ("coresets", "iid"):  # register their stages' parts
+        importlib.import_module(f"bench.methods.{module}")
     from bench.experts import EXPERT_PARTS
     from bench.executors.tasks import provenance
-    from bench.methods.specs import FEATURE_NET
+    from bench.methods.specs import BANK, FEATURE_NET
     from bench.records import ArtifactMeta
     from bench.store import Store
     g = torch.Generator().manual_seed(0)
@@ -77,6 +92,15 @@ def build(a: argparse.Namespace, whole: bool) -> None:
         common = {"forgetting": torch.zeros(a.classes * a.per_class, dtype=torch.int64), "accuracy": torch.tensor(0.0)}
         stored = {NEW: {"class_features": rows, **common}, OLD: {"features": torch.cat(rows), **common}}
         parts = EXPERT_PARTS[FEATURE_NET]
+    elif a.stage == "bank":
+        shapes = {k: v.shape for k, v in resnet18().state_dict().items()}
+        accuracy = torch.zeros(a.members)
+        stored = {NEW: {"members": torch.randn(a.members, sum(s.numel() for s in shapes.values()), generator=g),
+                        "accuracy": accuracy}}
+        if whole:
+            stored[OLD] = {**{f"state.{k}": torch.randn(a.members, *s, generator=g) for k, s in shapes.items()},
+                           "accuracy": accuracy}
+        parts = EXPERT_PARTS[BANK]
     else:
         tensors = {"trajectories": torch.randn(a.experts, a.epochs + 1, convnet_parameters(), generator=g),
                    "test_accuracy": 100 * torch.rand(a.experts, generator=g)}
@@ -95,6 +119,7 @@ def measure(a: argparse.Namespace) -> None:
 
     from bench.executors.tasks import _load_input
     from bench.methods.coresets import class_features, herding
+    from bench.methods.iid import PretrainedBank
     from bench.methods.mtt import next_segment
     from bench.store import Store
     start = time.perf_counter()
@@ -104,6 +129,10 @@ def measure(a: argparse.Namespace) -> None:
             labels = torch.arange(a.classes).repeat_interleave(a.per_class)
             for c in range(a.classes):
                 herding(class_features(stage, c, torch.nonzero(labels == c).flatten()), 10)
+        elif a.stage == "bank":
+            bank, g = PretrainedBank(stage, resnet18, torch.device("cpu")), torch.Generator().manual_seed(0)
+            for _ in range(a.segments):
+                bank.draw(g)
         else:
             trajectories = stage["trajectories"]
             snapshots = trajectories.shape[1]
@@ -127,7 +156,8 @@ def main() -> None:
     parser.add_argument("--experts", type=int, default=100)
     parser.add_argument("--epochs", type=int, default=50)
     parser.add_argument("--segments", type=int, default=20)
-    parser.add_argument("--stage", choices=["trajectories", "features"], default="trajectories")
+    parser.add_argument("--stage", choices=["trajectories", "features", "bank"], default="trajectories")
+    parser.add_argument("--members", type=int, default=50)
     parser.add_argument("--classes", type=int, default=10)
     parser.add_argument("--per-class", type=int, default=5000)
     parser.add_argument("--dim", type=int, default=2048)
@@ -152,6 +182,8 @@ def main() -> None:
     if a.stage == "features":
         print(f"stage: {a.classes} classes x {a.per_class} images x {a.dim} features, float32: {stage / GB:.2f} GB",
               flush=True)
+    elif a.stage == "bank":
+        print(f"stage: a bank of {a.members} ResNet18s (32x32x3, 10 classes), float32: {stage / GB:.2f} GB", flush=True)
     else:
         print(f"stage: {a.experts} experts x {a.epochs + 1} snapshots x {convnet_parameters():,} parameters "
               f"(ConvNet width 128, depth 3, 32x32x3, 100 classes), float32: {stage / GB:.2f} GB", flush=True)
@@ -159,7 +191,7 @@ def main() -> None:
     try:
         start = time.perf_counter()
         sizes = ["--stage", a.stage, "--experts", str(a.experts), "--epochs", str(a.epochs), "--classes",
-                 str(a.classes), "--per-class", str(a.per_class), "--dim", str(a.dim)]
+                 str(a.classes), "--per-class", str(a.per_class), "--dim", str(a.dim), "--members", str(a.members)]
         run("--mode", "build", "--root", root, *sizes, *(["--whole"] if whole else []))
         files = sorted(Path(root, "artifacts").rglob("*.pt"))
         rows = [f for f in files if f.parent.name.endswith(".parts")]
@@ -174,8 +206,9 @@ def main() -> None:
     finally:
         shutil.rmtree(root, ignore_errors=True)
     floor = measured["floor"]["peak"]
-    use = ("herding's selection of 10 images per class" if a.stage == "features" else
-           f"{a.segments} segments as mtt's next_segment fetches them")
+    use = {"features": "herding's selection of 10 images per class",
+           "bank": f"{a.segments} draws of a member as IID's PretrainedBank makes them"}.get(
+        a.stage, f"{a.segments} segments as mtt's next_segment fetches them")
     print(f"peak RSS of a distillation's loading, each in a fresh process: _load_input of the stage, then {use}")
     labels = {"floor": "imports only (python, torch, bench)", "new": f"new: one file per {ROW[a.stage]}",
               "old": "old: one tensor, loaded whole"}

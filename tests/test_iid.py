@@ -15,8 +15,9 @@ from bench.experts import ExpertContext, ExpertSpec
 from bench.methods.base import Checkpoint, DistillContext
 from bench.methods.dm import DM, distribution_matching_loss
 from bench.methods.idm import IDM, QuadrantSet, class_loss
+from bench.methods import iid
 from bench.methods.iid import (IIDDM, IIDIDM, FeatureTap, PretrainedBank, build_bank, centralization_loss,
-                               covariance_matching_loss, local_covariance)
+                               covariance_matching_loss, flat_state, local_covariance)
 from bench.methods.presets import preset_params
 from bench.methods.specs import BANK, DMParams, IDMParams, IIDDMParams, IIDIDMParams
 from bench.train import seeded
@@ -72,17 +73,51 @@ def test_covariance_matching_matches_a_hand_computation() -> None:
 
 def test_bank_expert_builds_loadable_distinct_networks(digits: data.Dataset, bank: dict) -> None:
     net = make("ConvNet", digits)()
-    keys = set(net.state_dict())
-    assert {k.removeprefix("state.") for k in bank if k != "accuracy"} == keys
+    assert set(bank) == {"members", "accuracy"}
+    assert bank["members"].shape == (2, sum(v.numel() for v in net.state_dict().values()))
+    assert not torch.equal(bank["members"][0], bank["members"][1])
     assert bank["accuracy"].shape == (2,) and (bank["accuracy"] > 10).all()  # 1 epoch beats chance on digits
-    weight = bank["state.classifier.weight"]
-    assert weight.shape == (2, *net.classifier.weight.shape) and not torch.equal(weight[0], weight[1])
     members = PretrainedBank(bank, make("ConvNet", digits), torch.device("cpu"))
     g = torch.Generator().manual_seed(0)
     for _ in range(4):
         drawn = members.draw(g)
-        assert torch.equal(drawn.classifier.weight, weight[members.current])
+        assert torch.equal(flat_state(drawn), bank["members"][members.current])
         assert not drawn.training and not any(p.requires_grad for p in drawn.parameters())
+
+
+def draws(bank: PretrainedBank, n: int = 8) -> list[tuple[int | None, torch.Tensor]]:
+    """(member, the drawn network's state) for each of `n` draws."""
+    g, out = torch.Generator().manual_seed(4), []
+    for _ in range(n):
+        net = bank.draw(g)
+        out.append((bank.current, flat_state(net)))
+    return out
+
+
+def test_a_bank_stored_whole_by_an_older_bench_draws_the_same_networks(digits: data.Dataset, bank: dict) -> None:
+    """The stage before `members`: each state-dict entry stacked over the bank as `state.<key>`."""
+    states = []
+    for flat in bank["members"]:
+        state = make("ConvNet", digits)().state_dict()  # tensors sharing the network's storage
+        for target, values in zip(state.values(), flat.split([t.numel() for t in state.values()]), strict=True):
+            target.copy_(values.view_as(target))
+        states.append(state)
+    older = {"accuracy": bank["accuracy"]} | {f"state.{k}": torch.stack([s[k] for s in states]) for k in states[0]}
+    new = draws(PretrainedBank(bank, make("ConvNet", digits), torch.device("cpu")))
+    old = draws(PretrainedBank(older, make("ConvNet", digits), torch.device("cpu")))
+    assert [m for m, _ in new] == [m for m, _ in old] and len({m for m, _ in new}) == 2
+    assert all(torch.equal(a, b) for (_, a), (_, b) in zip(new, old))
+
+
+def test_a_bank_larger_than_the_budget_reads_members_as_drawn(digits: data.Dataset, bank: dict,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Over `RESIDENT_BYTES`, only the members that fit stay on the device; the others are read at each draw,
+    and the networks drawn are the same."""
+    kept = draws(PretrainedBank(bank, make("ConvNet", digits), torch.device("cpu")))
+    monkeypatch.setattr(iid, "RESIDENT_BYTES", bank["members"][0].numel() * 4)  # room for one member
+    small = PretrainedBank(bank, make("ConvNet", digits), torch.device("cpu"))
+    assert [m for m, _ in draws(small)] == [m for m, _ in kept] and len(small.resident) == 1
+    assert all(torch.equal(a, b) for (_, a), (_, b) in zip(draws(small), kept))
 
 
 def test_experts_follow_the_switch() -> None:
@@ -200,6 +235,7 @@ def test_iid_dm_runs_through_bench_run(bench, workdir: Path) -> None:
     code, out, err = bench("run", "iid.yaml")
     assert code == 0, err
     assert "(1 expert, 0 whole, 1 distill, 1 evaluate)" in out and "expert pretrained_bank digits" in err
+    assert len(list((workdir / "results" / "artifacts").rglob("members.*.pt"))) == 1  # one file per member
 
 
 def test_idm_class_loss_plus_the_two_terms(digits: data.Dataset, bank: dict) -> None:

@@ -50,7 +50,8 @@ from bench.nets.convnet import ConvNet
 from bench.nets.vgg import VGG11
 from bench.train import accuracy, constant_lr, part_progress, seeded, train_fresh
 
-STATE_PREFIX = "state."  # bank tensors: "state.<state-dict key>" stacked over the bank, plus "accuracy"
+STATE_PREFIX = "state."  # a bank of a bench before `members`: "state.<state-dict key>" stacked over the bank
+RESIDENT_BYTES = 1 << 30  # bank members kept on the device once read: the default bank (5 ResNet18s) is 225 MB
 DRAWS_KEY = "iid_draws"  # IID's generator among the base method's checkpointed generators
 DRAWS_STREAM = 1 << 32  # IID's generator is seeded with seed + this, a stream apart from the base method's
 # Networks whose `embed` is `features(x).flatten(1)`: their feature map is what covariance matching reads.
@@ -115,28 +116,49 @@ class FeatureTap(nn.Module):
 
 
 class PretrainedBank:
-    """The cached pretrained networks; one live module, loaded with the member drawn."""
+    """The cached pretrained networks; one live module, loaded with the member drawn.
 
-    def __init__(self, tensors: dict[str, torch.Tensor], build: Callable[[], nn.Module], device: torch.device):
-        # Kept on the device, so a draw is a device-to-device copy (the default bank is 5 networks).
-        self.states = {k[len(STATE_PREFIX):]: v.to(device) for k, v in tensors.items() if k.startswith(STATE_PREFIX)}
-        self.size = len(tensors["accuracy"])
+    A member is read from the stage when first drawn (one file per member, `bench.store.Parts`) and kept on
+    the device while the members kept fit in `RESIDENT_BYTES`, so a draw of the default bank is a device copy;
+    a larger bank reads a member that did not fit again at each of its draws, and never holds the stage."""
+
+    def __init__(self, tensors: dict, build: Callable[[], nn.Module], device: torch.device):
         self.net = seeded(0, build).to(device).eval().requires_grad_(False)  # weights come from the bank
+        self.targets = list(self.net.state_dict(keep_vars=True).values())
+        if "members" in tensors:
+            self.members = tensors["members"]
+        else:  # a bank stored whole by a bench before `members`: flattened here as `flat_state` does
+            names = self.net.state_dict().keys()
+            self.members = torch.cat([tensors[STATE_PREFIX + k].flatten(1).float() for k in names], dim=1)
+        self.size, self.device = len(tensors["accuracy"]), device
+        self.resident: dict[int, torch.Tensor] = {}
         self.current: int | None = None
 
     def draw(self, generator: torch.Generator) -> nn.Module:
         member = int(torch.randint(self.size, (1,), generator=generator))
         if member != self.current:
-            self.net.load_state_dict({k: v[member] for k, v in self.states.items()})
+            flat = self.resident.get(member)
+            if flat is None:
+                flat = self.members[member].to(self.device)
+                if (len(self.resident) + 1) * flat.numel() * flat.element_size() <= RESIDENT_BYTES:
+                    self.resident[member] = flat
+            with torch.no_grad():
+                for target, values in zip(self.targets, flat.split([t.numel() for t in self.targets]), strict=True):
+                    target.copy_(values.view_as(target))
             self.current = member
         return self.net
 
 
-@register_expert(BANK)
+def flat_state(net: nn.Module) -> torch.Tensor:
+    """A network's state dict (parameters and buffers, in its order) as one float32 vector: a bank member."""
+    return torch.cat([v.detach().reshape(-1).float().cpu() for v in net.state_dict().values()])
+
+
+@register_expert(BANK, parts=("members",))
 def build_bank(ctx: ExpertContext) -> dict[str, torch.Tensor]:
     """Train `size` networks of the bank architecture on all real training data (bench.train's loop).
 
-    Returns each state-dict entry stacked over the bank (`state.<key>`, shape (size, ...)) and
+    Returns `members` (size, P): each network's `flat_state`, stored one file per member; and
     `accuracy` (size,): each network's test accuracy in %, for the record.
     """
     p = ctx.spec.params
@@ -144,16 +166,14 @@ def build_bank(ctx: ExpertContext) -> dict[str, torch.Tensor]:
     x, y = ds.x_train.to(ctx.device), ds.y_train.to(ctx.device)
     generator = torch.Generator().manual_seed(p["seed"])  # one stream: each member's init seed, then its batches
     recipe = constant_lr(p["epochs"], p["lr"], p["momentum"], p["weight_decay"], p["batch_size"])
-    states, accuracies = [], []
+    members, accuracies = [], []
     for member in range(p["size"]):
         net = train_fresh(ctx.make_net, x, y, recipe, seed=int(torch.randint(2**31 - 1, (1,), generator=generator)),
                           dsa_strategy=ctx.dsa_strategy, device=ctx.device, generator=generator,
                           progress=part_progress(ctx.progress, member, p["size"], "net"))
         accuracies.append(accuracy(net, ds.x_test.to(ctx.device), ds.y_test.to(ctx.device)))
-        states.append({k: v.detach().cpu() for k, v in net.state_dict().items()})
-    tensors = {STATE_PREFIX + k: torch.stack([s[k] for s in states]) for k in states[0]}
-    tensors["accuracy"] = torch.tensor(accuracies, dtype=torch.float32)
-    return tensors
+        members.append(flat_state(net))
+    return {"members": torch.stack(members), "accuracy": torch.tensor(accuracies, dtype=torch.float32)}
 
 
 class IIDLoss(ExtraLoss):
