@@ -4,9 +4,13 @@ so the store and the CLI's planning can ask without importing torch)."""
 from __future__ import annotations
 
 import gc
+import multiprocessing
 import os
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Any, Callable, Iterable, Iterator, TypeVar
+
+T = TypeVar("T")
 
 
 def available_cores() -> int:
@@ -23,6 +27,17 @@ def default_threads(workers: int = 1) -> int:
     if pinned.isdigit() and int(pinned) > 0:
         return int(pinned)
     return max(1, available_cores() // workers)
+
+
+def map_forked(fn: Callable[..., T], *iterables: Iterable[Any], workers: int,
+               initializer: Callable[[], object] | None = None) -> list[T]:
+    """`map(fn, *iterables)` over `workers` forked processes where there are two or more and the OS can fork,
+    else in this process: for work whose results are small next to what the children inherit (records parsed,
+    figures drawn), so nothing large is pickled on the way in."""
+    if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        return list(map(fn, *iterables))
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"), initializer=initializer) as pool:
+        return list(pool.map(fn, *iterables))
 
 
 @contextmanager

@@ -26,7 +26,6 @@ import contextlib
 import hashlib
 import io
 import json
-import multiprocessing
 import os
 import re
 import socket
@@ -35,7 +34,6 @@ import threading
 import time
 import uuid
 import warnings
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -44,7 +42,7 @@ from typing import TYPE_CHECKING, Any, Callable, Collection, Iterable, Sequence,
 
 from bench.atomic import atomic_write
 from bench.logs import LOG
-from bench.machine import available_cores, no_cyclic_gc
+from bench.machine import available_cores, map_forked, no_cyclic_gc
 from bench.records import (CHECKSUMMED, ArtifactMeta, DamagedFile, Record, check_record, field_reader,
                            load_record)
 
@@ -391,7 +389,11 @@ class Store:
         self._sound: set[str] = set()  # artifacts verified here: written once, they need no second check
 
     def _path(self, kind: str, key: str, suffix: str) -> Path:
-        return self.root / kind / key[:2] / f"{key}{suffix}"
+        return self._folder(kind, key) / f"{key}{suffix}"
+
+    def _folder(self, kind: str, key: str) -> Path:
+        """The folder of `kind` (records, artifacts, ...) that holds the files of keys starting as `key` does."""
+        return self.root / kind / key[:2]
 
     def _moved(self, moved: Iterable[Quarantined]) -> None:
         """Keep and announce (a warning each) the files just quarantined."""
@@ -481,7 +483,7 @@ class Store:
     def _folder_time(self, prefix: str) -> int | None:
         """The modification time (ns) of records/<prefix>/, or None where there is no such folder."""
         try:
-            return os.stat(self.root / "records" / prefix).st_mtime_ns
+            return os.stat(self._folder("records", prefix)).st_mtime_ns
         except FileNotFoundError:
             return None
 
@@ -490,7 +492,7 @@ class Store:
         (a listing is 4x cheaper than a stat per file)."""
         wanted, found = set(keys), {}
         for prefix in sorted({k[:2] for k in keys}):
-            with contextlib.suppress(FileNotFoundError), os.scandir(self.root / "records" / prefix) as entries:
+            with contextlib.suppress(FileNotFoundError), os.scandir(self._folder("records", prefix)) as entries:
                 for entry in entries:
                     if entry.name.endswith(".json") and (key := entry.name[:-5]) in wanted:
                         found[key] = entry.inode()
@@ -501,15 +503,11 @@ class Store:
         cost (a record's checksum is a hash of its bytes, a fraction of that), so a large batch is split over one
         worker process per available core (forked, where the OS can fork), each sending back only these fields
         and what it quarantined; elsewhere, and for small batches, it is read here."""
-        root = str(self.root)
-        workers = min(available_cores(), 8, len(keys) // PARALLEL_READ)
-        if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
-            parts = [_read_fields(root, keys, fields)]
-        else:
-            size = -(-len(keys) // workers)
-            chunks = [keys[i:i + size] for i in range(0, len(keys), size)]
-            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
-                parts = list(pool.map(_read_fields, [root] * len(chunks), chunks, [fields] * len(chunks)))
+        workers = max(1, min(available_cores(), 8, len(keys) // PARALLEL_READ))
+        size = max(1, -(-len(keys) // workers))
+        chunks = [keys[i:i + size] for i in range(0, len(keys), size)] or [keys]
+        parts = map_forked(_read_fields, [str(self.root)] * len(chunks), chunks, [fields] * len(chunks),
+                           workers=workers)
         for _, moved in parts:
             self._moved(moved)
         return [row for rows, _ in parts for row in rows]

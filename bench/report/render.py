@@ -20,8 +20,6 @@ import contextlib
 import gc
 import json
 import math
-import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pandas as pd
@@ -33,7 +31,7 @@ from bench.report.html import render_html, render_index
 from bench.report.inputs import ReportOptions
 from bench.report.latex import render_latex, slug
 from bench.report.markdown import render_markdown
-from bench.machine import available_cores
+from bench.machine import available_cores, map_forked
 from bench.report.model import Figure, Plot, Report, Table
 from bench.report.views import build_report
 
@@ -133,13 +131,9 @@ def draw_figures(figures: list[Figure], names: dict[str, tuple[str, str]], out_d
                 svg, pdf = (out_dir / p for p in names[f.key])
                 drawings[f.key] = (svg.read_bytes().decode(), pdf.read_bytes())  # as written: no newline translation
     todo = [f for f in figures if f.key not in drawings]
-    workers = min(available_cores(), len(todo))
-    if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
-        drawings.update((f.key, f.plot.draw()) for f in todo)
-    else:
-        # initializer: the figures' matplotlib objects form cycles, which a report's paused collector would keep
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"), initializer=gc.enable) as pool:
-            drawings.update(zip((f.key for f in todo), pool.map(_draw, [f.plot for f in todo])))
+    # initializer: the figures' matplotlib objects form cycles, which a report's paused collector would keep
+    drawn = map_forked(_draw, [f.plot for f in todo], workers=min(available_cores(), len(todo)), initializer=gc.enable)
+    drawings.update(zip((f.key for f in todo), drawn))
     return {f.key: drawings[f.key] for f in figures}, digests
 
 

@@ -36,7 +36,8 @@ def welch_p(a: Any, b: Any) -> float:
         return 0.0 if a.mean != b.mean else 1.0
     va, vb = sample_std(a.std, a.n) ** 2 / a.n, sample_std(b.std, b.n) ** 2 / b.n  # variances of the means
     df = (va + vb) ** 2 / (va ** 2 / (a.n - 1) + vb ** 2 / (b.n - 1))  # Welch–Satterthwaite
-    # Student's t distribution from scipy.special, as scipy.stats computes it: importing scipy.stats takes 2 s.
+    # Student's t distribution from scipy.special, as scipy.stats computes it: importing scipy.stats takes 1.8 s,
+    # scipy.special 0.5 s (python -X importtime).
     return float(2 * stdtr(df, -abs(a.mean - b.mean) / math.sqrt(va + vb)))
 
 
