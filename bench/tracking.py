@@ -117,8 +117,8 @@ class MlflowTracker:
     name: ClassVar[str] = "mlflow"
 
     def log(self, record: Record) -> None:
-        from mlflow.entities import Metric, Param
         client, experiment = _mlflow(self.uri, self.experiment)
+        from mlflow.entities import Metric, Param
         config, metrics, provenance = split(record)
         end = int(datetime.fromisoformat(record.created).timestamp() * 1000)
         start = end - int(record.wall_time_s * 1000)
@@ -154,7 +154,11 @@ def _mlflow(uri: str, experiment: str) -> tuple[Any, str]:
 
     MLflow's file store does not keep experiment names unique: SLURM jobs or workers starting together would each
     create their own experiment of that name, and their runs would be split between them. For a folder, the
-    lookup and creation hold an exclusive lock on a file in it."""
+    lookup and creation hold an exclusive lock on a file in it.
+
+    MLflow 3 sends usage telemetry to its makers unless told not to: bench tells it not to, before MLflow is
+    imported, unless the user's environment says otherwise (`MLFLOW_DISABLE_TELEMETRY=false`)."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     if not uri.startswith("file:"):
         return _experiment(uri, experiment)
     import fcntl

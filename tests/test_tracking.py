@@ -234,3 +234,15 @@ def test_a_diverged_run_is_logged_as_diverged_without_an_accuracy(offline: Path)
     assert run.info.run_name == "tracked/dm/digits/ipc1/ConvNet/seed0"
     summary = wandb_runs(offline)["d1verged0000000000000"]["summary"]
     assert summary["diverged"] == why and "accuracy" not in summary and summary["wall_time_s"] == 1.0
+
+
+@pytest.mark.parametrize("user", [None, "false"])
+def test_mlflow_is_told_not_to_send_telemetry_unless_the_user_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                      user: str | None) -> None:
+    if user is None:
+        monkeypatch.delenv("MLFLOW_DISABLE_TELEMETRY", raising=False)
+    else:
+        monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", user)
+    assert MlflowTracker((tmp_path / "mlruns").as_uri(), "t").logged() == set()
+    from mlflow.environment_variables import MLFLOW_DISABLE_TELEMETRY
+    assert MLFLOW_DISABLE_TELEMETRY.get() is (user is None)
