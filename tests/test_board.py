@@ -47,6 +47,17 @@ def test_eta_is_estimated_per_kind_from_that_kinds_finished_tasks() -> None:
     assert eta({"expert": 0, "evaluate": 10}, {"whole": [600.0], "evaluate": []}) == "? (10 evaluate not timed yet)"
 
 
+def test_eta_counts_what_running_tasks_spent_and_times_a_new_kind_from_its_progress() -> None:
+    """A running task's time so far is not left; a distillation half done after 100 s times its kind at 200 s
+    before any has finished (the first task of a suite no longer reads '?' until it ends)."""
+    times = {"distill": [], "evaluate": [2.0, 4.0]}
+    assert eta({"evaluate": 10}, times, running=[("evaluate", 2.0, 0.5)]) == "0:00:28"  # 10 x 3 - 2
+    assert eta({"evaluate": 10}, times, running=[("evaluate", 9.0, 0.9)]) == "0:00:27"  # at most its mean, 3
+    assert eta({"distill": 2, "evaluate": 10}, times, running=[("distill", 100.0, 0.5)]) == "0:05:30"  # 400 - 100 + 30
+    assert eta({"distill": 2, "evaluate": 10}, times, running=[("distill", 5.0, 0.0)]) == \
+        "≥0:00:30 (2 distill not timed yet)"
+
+
 def _frame(board: Board) -> str:
     """What the live board shows now, as plain text."""
     console = Console(file=io.StringIO(), width=120, color_system=None)
@@ -58,8 +69,10 @@ def test_live_board_shows_each_running_task_with_its_worker_under_the_suite_bar(
     terminal = io.StringIO()
     with Board({"distill": 1, "evaluate": 2}, workers=2,
                console=Console(file=terminal, force_terminal=True, width=120)) as board:
-        board.progress("d", "distill dm digits ipc=1 seed=0", 3, 10, "iteration, loss 0.52", worker="w1 cpu")
-        board.progress("e", "evaluate random digits ipc=1 MLP seed=0/0", 2, 5, "epoch, loss 1.9", worker="w2 cpu")
+        board.progress("d", "distill dm digits ipc=1 seed=0", "distill", 3, 10, "iteration, loss 0.52",
+                       worker="w1 cpu")
+        board.progress("e", "evaluate random digits ipc=1 MLP seed=0/0", "evaluate", 2, 5, "epoch, loss 1.9",
+                       worker="w2 cpu")
         rows = _frame(board).splitlines()
         assert rows[0].startswith("suite") and "0/3" in rows[0] and "ETA ? (1 distill, 2 evaluate not timed" in rows[0]
         assert rows[1].startswith("distill dm digits ipc=1 seed=0") and "3/10" in rows[1] and "w1 cpu loss 0.52" in rows[1]

@@ -40,14 +40,25 @@ def failure_text(exc: BaseException | str | None) -> str:
     return (exc or "").rstrip()
 
 
-def eta(left: dict[str, int], times: dict[str, list[float]], parallel: int = 1) -> str:
-    """The time left: per kind, its tasks left times the mean time of its finished ones, over `parallel` workers.
+def eta(left: dict[str, int], times: dict[str, list[float]], parallel: int = 1,
+        running: list[tuple[str, float, float]] = ()) -> str:
+    """The time left: per kind, its tasks left (those running included) times the mean time of its finished ones,
+    less what the running ones have already spent, over `parallel` workers. `running` holds (kind, seconds
+    spent, fraction done) of each task under way.
 
-    A kind with tasks left and none finished is named instead of guessed: kinds differ by orders of magnitude
+    A kind none of whose tasks has finished takes its mean from its running tasks' progress (seconds spent over
+    fraction done); one with no progress yet is named instead of guessed: kinds differ by orders of magnitude
     (one whole-dataset run can cost a hundred evaluations), so no other kind's mean stands in for it."""
-    timed = {k: n for k, n in left.items() if n > 0 and times.get(k)}
-    untimed = ", ".join(f"{n} {k}" for k, n in left.items() if n > 0 and not times.get(k))
-    seconds = sum(n * sum(times[k]) / len(times[k]) for k, n in timed.items()) / max(1, parallel)
+    means = {k: sum(t) / len(t) for k, t in times.items() if t}
+    rates: dict[str, list[float]] = {}
+    for kind, spent, done in running:
+        if kind not in means and done > 0:
+            rates.setdefault(kind, []).append(spent / done)
+    means |= {k: sum(r) / len(r) for k, r in rates.items()}
+    timed = {k: n for k, n in left.items() if n > 0 and k in means}
+    untimed = ", ".join(f"{n} {k}" for k, n in left.items() if n > 0 and k not in means)
+    spent = sum(min(s, means[k]) for k, s, _ in running if k in timed)
+    seconds = max(0.0, sum(n * means[k] for k, n in timed.items()) - spent) / max(1, parallel)
     if not untimed:
         return clock(seconds)
     return f"≥{clock(seconds)} ({untimed} not timed yet)" if timed else f"? ({untimed} not timed yet)"
@@ -58,9 +69,11 @@ class _Running:
     """A task that has reported progress and not ended: its board row (live) and when its last line went out."""
 
     label: str
+    kind: str
     worker: str
     start: float
     last_line: float
+    done: float = 0.0  # the fraction of its steps it has reported
     row: Any = None
 
 
@@ -102,19 +115,20 @@ class Board:
         if self.live is not None:
             self.live.stop()
 
-    def task_progress(self, key: str, label: str, worker: str = "") -> Progress:
-        """The `Progress` a task reports to while it runs."""
-        return lambda step, total, detail: self.progress(key, label, step, total, detail, worker)
+    def task_progress(self, key: str, label: str, kind: str, worker: str = "") -> Progress:
+        """The `Progress` a task of `kind` (`KINDS`) reports to while it runs."""
+        return lambda step, total, detail: self.progress(key, label, kind, step, total, detail, worker)
 
-    def progress(self, key: str, label: str, step: int, total: int, detail: str, worker: str = "") -> None:
+    def progress(self, key: str, label: str, kind: str, step: int, total: int, detail: str, worker: str = "") -> None:
         """Task `key` is at `step` of `total` ("epoch, loss 0.53"): its live row, or a line at most every
-        `every_s`; with -v, a line each time."""
+        `every_s`; with -v, a line each time. Its progress counts in the ETA."""
         now = time.monotonic()
         task = self.running.get(key)
         if task is None:
-            task = self.running[key] = _Running(label, worker, now, now)
+            task = self.running[key] = _Running(label, kind, worker, now, now)
             if self.live is not None:
                 task.row = self.live.add_task(label, total=total, info="")
+        task.done = step / total if total > 0 else 0.0
         unit, _, rest = detail.partition(",")
         where = f"{unit} {step}/{total}{',' + rest if rest else ''}"
         if self.live is not None:
@@ -165,7 +179,9 @@ class Board:
         log.info("waiting for %d task(s) that another run is computing%s", count, by)
 
     def eta(self) -> str:
-        return eta(self.left, self.times, self.workers)
+        now = time.monotonic()
+        running = [(t.kind, now - t.start, t.done) for t in self.running.values()]
+        return eta(self.left, self.times, self.workers, running)
 
     def _summary(self) -> str:
         failed = f"{self.failures} failed · " if self.failures else ""

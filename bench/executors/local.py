@@ -118,8 +118,8 @@ def run_local(plan: Plan, todo: Pending, store: Store, datasets: DatasetCache, d
                 return True
             if isinstance(task, EvalTask) and task.recipe.trains_together(device.type):
                 return seeds_of(task)
-            result = run_task(task, store, datasets, device, board.task_progress(task.key, label), plan.suite.name,
-                              checkpoint_every)
+            result = run_task(task, store, datasets, device, board.task_progress(task.key, label, kind),
+                              plan.suite.name, checkpoint_every)
         except Busy:
             return False
         except Exception as exc:  # noqa: BLE001 - reported, and the suite goes on
@@ -141,7 +141,7 @@ def run_local(plan: Plan, todo: Pending, store: Store, datasets: DatasetCache, d
         group = [task] + [t for t in queue.values() if isinstance(t, EvalTask) and t is not task and
                           (t.distill.key, t.arch, t.recipe) == (task.distill.key, task.arch, task.recipe)]
         start = time.perf_counter()
-        said = run_seeds(group, store, datasets, device, board.task_progress(task.key, task.describe()),
+        said = run_seeds(group, store, datasets, device, board.task_progress(task.key, task.describe(), "evaluate"),
                          plan.suite.name)
         for t in group:
             if t.key in said:

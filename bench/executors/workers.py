@@ -67,8 +67,8 @@ class RemoteBoard:
             os._exit(1)  # the run was killed: leave the task's claim to the next run
         self.events.put((self.worker, *event))
 
-    def task_progress(self, key: str, label: str) -> Progress:
-        return lambda step, total, detail: self._send("progress", key, label, step, total, detail)
+    def task_progress(self, key: str, label: str, kind: str) -> Progress:
+        return lambda step, total, detail: self._send("progress", key, label, kind, step, total, detail)
 
     def finished(self, kind: str, label: str, seconds: float | None, result: str = "", key: str = "") -> None:
         self._send("finished", kind, label, seconds, result, key)
