@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 LOG = logging.getLogger("bench")
 LEVELS = {-1: logging.WARNING, 0: logging.INFO, 1: logging.DEBUG}  # by verbosity: -q, default, -v
+_verbosity = 0  # what `configure` was last given: a SLURM job configures its own log with it
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 
@@ -49,6 +50,8 @@ def configure(verbosity: int = 0, stream: TextIO | None = None) -> None:
     """Send the bench loggers' records to `stream` (default: stderr, whatever it is then): verbosity -1 (`-q`),
     0 or 1 (`-v`). A terminal gets rich's lines (the live board draws below them); anything else plain
     timestamped lines."""
+    global _verbosity
+    _verbosity = verbosity
     target = stream or sys.stderr
     if getattr(target, "isatty", lambda: False)():
         from rich.console import Console
@@ -59,6 +62,11 @@ def configure(verbosity: int = 0, stream: TextIO | None = None) -> None:
         handler = logging.StreamHandler(stream) if stream else _Stderr()
         handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", TIME_FORMAT))
     use(handler, LEVELS[verbosity])
+
+
+def verbosity() -> int:
+    """The verbosity this process's log was configured with (0 where it was not): `-q`, `-v` or neither."""
+    return _verbosity
 
 
 def live_console() -> Console | None:

@@ -365,15 +365,18 @@ def test_a_profile_sbatch_refuses_is_named_in_the_error(cluster: Path, bench, wo
 @pytest.mark.slow
 def test_jobs_log_their_records_to_the_tracker(cluster: Path, bench, workdir: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    """A SLURM job logs each record it writes to bench.yaml's tracker (MLflow's file store here, no network)."""
+    """A SLURM job logs each record it writes to bench.yaml's tracker (MLflow's file store here, no network), and
+    its log shows what `bench -v` shows: every epoch."""
     from bench.tracking import KEY_TAG, _mlflow
     monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
     write(workdir / "bench.yaml", PROFILES + "tracking:\n  mlflow: {uri: mlruns, experiment: slurm}\n")
     suite = write(workdir / "tracked.yaml", "name: tracked\ndatasets: [digits]\nipc: [1]\neval_archs: [MLP]\n"
                                             "methods: [{name: random}]\nseeds: [0, 1]\neval: {epochs: 2}\n")
-    code, _, err = bench("run", "tracked.yaml", "--executor", "slurm", "--profile", "test")
+    code, _, err = bench("-v", "run", "tracked.yaml", "--executor", "slurm", "--profile", "test")
     assert code == 0, err
     assert {t.state for t in wait_until_idle(suite, workdir / "results", cluster)} == {"done"}
+    logs = [p.read_text() for p in (workdir / "results" / "slurm" / "tracked" / "logs").rglob("*_log.out")]
+    assert sum("epoch 3/3, loss" in log for log in logs) == 2, logs
     deadline = time.monotonic() + 600
     while subprocess.run(["squeue", "-h"], capture_output=True, text=True).stdout.strip():
         assert time.monotonic() < deadline, "the jobs did not end"  # a job logs its record after storing it

@@ -39,7 +39,7 @@ from bench.executors.board import Board
 from bench.executors.profiles import STAGES, SlurmProfile, choose_profile, submitit_parameters
 from bench.executors.tasks import Busy, DatasetCache, check_data, resolve_device, run_task, slurm_job_id
 from bench.executors.todo import Pending, Task, inputs_of, is_done, kind_of, plan_tasks, stage_of
-from bench.logs import LOG, configure
+from bench.logs import LOG, configure, verbosity
 from bench.machine import default_threads
 from bench.plan import Plan
 from bench.records import Record
@@ -63,6 +63,7 @@ class JobSettings:
     suite: str
     checkpoint_every: int
     threads: int | None = None  # torch's threads (None: the cores SLURM gives the job)
+    verbosity: int = 0  # of the job's log: the `-q`/`-v` of the `bench run` that submitted it
     on_record: Callable[[Record], None] | None = None  # the store's (bench.tracking): jobs log what they write
 
 
@@ -71,7 +72,7 @@ class TaskJob(submitit.helpers.Checkpointable):
     arguments when its time limit nears or it is preempted; the task resumes from the store."""
 
     def __call__(self, task: Task, settings: JobSettings) -> str:
-        configure(0, sys.stdout)  # the job's log: the board's plain timestamped lines
+        configure(settings.verbosity, sys.stdout)  # the job's log: the board's plain timestamped lines
         torch.set_num_threads(settings.threads or default_threads())
         kind, label = kind_of(task), task.describe()
         log.info("bench: %s [%s] on %s, SLURM job %s, restart %s, %d thread(s)", label, task.key,
@@ -82,7 +83,7 @@ class TaskJob(submitit.helpers.Checkpointable):
             start = time.perf_counter()
             try:
                 result = run_task(task, store, DatasetCache(settings.data_root, settings.store / "cache"),
-                                  resolve_device(settings.device), board.task_progress(task.key, label),
+                                  resolve_device(settings.device), board.task_progress(task.key, label, kind),
                                   settings.suite, settings.checkpoint_every)
                 break
             except Busy as busy:
@@ -273,7 +274,7 @@ class SlurmExecutor:
         settings = JobSettings(store=store.root.resolve(), data_root=self.site.data_root.resolve(),
                                device=self.device, suite=plan.suite.name,
                                checkpoint_every=self.site.checkpoint_every, threads=self.threads,
-                               on_record=store.on_record)
+                               verbosity=verbosity(), on_record=store.on_record)
         result = submit(plan, store, todo, settings, profile)
         alive = f"; {result.skipped_alive} already queued or running" if result.skipped_alive else ""
         ids = " ".join(a[1] for a in result.arrays)
