@@ -20,7 +20,7 @@ from bench.report import latex, markdown, plots
 from bench.report.aggregate import COLUMNS, reference_frame
 from bench.report.html import render_html
 from bench.report.inputs import RECORD_FIELDS, MethodOptions, ReportOptions
-from bench.report.model import Figure, Report, Section
+from bench.report.model import Cell, Figure, Group, Report, Row, Section, Table
 from bench.report.significance import BEST, TIED, column_verdict, delta_interval, welch_p
 from bench.report.render import terminal_table
 from bench.report.views import (VIEWS, ablation_table, cost_table, cross_arch_table, fmt_acc, fmt_ratio, paper_table,
@@ -417,3 +417,13 @@ def test_markdown_figure_titles_and_captions_are_escaped() -> None:
     fig = Figure("c", "dm <b>|x</b>", plot=None, caption="Runs of dm|<i>new</i> diverged.")
     text = markdown.render_markdown(Report("r", "", (Section("curve", "Curves", figures=(fig,)),), ()), {"c": "c.svg"})
     assert "![dm &lt;b&gt;\\|x&lt;/b&gt;](c.svg)" in text and "*Runs of dm\\|&lt;i&gt;new&lt;/i&gt; diverged.*" in text
+
+
+def test_the_terminal_table_titles_each_group_as_the_other_formats_do() -> None:
+    def row(method: str, mean: str) -> Row:
+        return Row((method,), (Cell(mean),))
+    t = Table(key="t", title="T", label_columns=("Method",), columns=("IPC 1",),
+              groups=(Group("Coresets", (row("herding", "20.0"),)), Group("Distillation", (row("DM", "26.0"),)),
+                      Group("", (row("mine", "30.0"),))))
+    lines = [re.split(r"\s{2,}", line.rstrip()) for line in terminal_table(t).splitlines()]
+    assert lines[3:] == [["Coresets"], ["herding", "20.0"], ["Distillation"], ["DM", "26.0"], ["mine", "30.0"]], lines

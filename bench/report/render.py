@@ -32,7 +32,7 @@ from bench.report.inputs import ReportOptions
 from bench.report.latex import render_latex, slug
 from bench.report.markdown import render_markdown
 from bench.machine import available_cores, map_forked
-from bench.report.model import Figure, Plot, Report, Table
+from bench.report.model import Figure, Plot, Report, Row, Table
 from bench.report.views import build_report
 
 TERMINAL_SECTIONS = ("paper_table", "reported", "cost")
@@ -64,10 +64,17 @@ def results_json(report: Report, frame: pd.DataFrame) -> str:
 
 
 def terminal_table(t: Table) -> str:
-    """A plain-text table; a spanning cell (Whole Dataset) is repeated under each of its columns."""
+    """A plain-text table; a spanning cell (Whole Dataset) is repeated under each of its columns, and a titled
+    group (Coresets, Distillation) starts with a row holding its title alone."""
     headers = [*t.label_columns, *t.flat_columns()]
-    rows = [[*r.labels, *(v for c in r.cells for v in [c.text] * c.span)]
-            for r in (*t.head, *(r for g in t.groups for r in g.rows), *t.foot)]
+
+    def line(r: Row) -> list[str]:
+        return [*r.labels, *(v for c in r.cells for v in [c.text] * c.span)]
+
+    rows = [line(r) for r in t.head]
+    for g in t.groups:
+        rows += ([[g.title] + [""] * (len(headers) - 1)] if g.title else []) + [line(r) for r in g.rows]
+    rows += [line(r) for r in t.foot]
     return f"{t.title}\n{tabulate(rows, headers=headers, tablefmt='simple', disable_numparse=True)}"
 
 
