@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from bench.augment import dsa, siamese_generator
+from bench.augment import dsa, siamese_generator, to_device
 from bench.methods import specs
 from bench.methods.base import DistillContext, SyntheticSet, class_labels, initial_images
 from bench.methods.loop import IterativeMethod, LoopState
@@ -138,7 +138,7 @@ class DM(specs.DM, IterativeMethod):
             param.requires_grad_(False)
         xr, xs = [], []
         for c, real in enumerate(s.real):
-            idx = torch.randperm(len(real), generator=g)[:p.batch_real].to(ctx.device)
+            idx = to_device(torch.randperm(len(real), generator=g)[:p.batch_real], ctx.device)
             aug_seed = int(torch.randint(2**31 - 1, (1,), generator=g))
             xr.append(dsa(real[idx], s.strategy, siamese_generator(aug_seed), siamese=True))
             xs.append(dsa(s.syn[c * ipc:(c + 1) * ipc], s.strategy, siamese_generator(aug_seed), siamese=True))

@@ -18,7 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from bench.augment import dsa, siamese_generator
+from bench.augment import dsa, siamese_generator, to_device
 from bench.nets import has_batchnorm
 from bench.methods import specs
 from bench.methods.base import DistillContext, SyntheticSet, class_labels, initial_images
@@ -171,7 +171,7 @@ class GradientMatching(IterativeMethod):
         augmented with one shared (siamese) DSA draw unless `strategy` is 'none'."""
         xr, xs = [], []
         for c, xc in enumerate(real):
-            real_c = xc[torch.randperm(len(xc), generator=g)[:self.params.batch_real].to(xc.device)]
+            real_c = xc[to_device(torch.randperm(len(xc), generator=g)[:self.params.batch_real], xc.device)]
             syn_c = syn[c * ipc:(c + 1) * ipc]
             if strategy != "none":
                 seed = int(torch.randint(2**31 - 1, (1,), generator=g))

@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from bench.augment import dsa, siamese_generator
+from bench.augment import dsa, siamese_generator, to_device
 from bench.methods import specs
 from bench.methods.base import DistillContext, SyntheticSet, class_labels, initial_images, register_format
 from bench.methods.dm import ExtraLoss, MatchingState, mean_embedding_distance, watch_all, with_terms
@@ -208,7 +208,7 @@ class IDM(specs.IDM, IterativeMethod):
             q.net.eval().requires_grad_(False)
             watched = watch_all(s.terms, q.net)
             for c, real in enumerate(s.real):
-                idx = torch.randperm(len(real), generator=g)[:p.batch_real].to(ctx.device)
+                idx = to_device(torch.randperm(len(real), generator=g)[:p.batch_real], ctx.device)
                 xs = s.syn[c * ipc:(c + 1) * ipc]
                 if p.aug:
                     xs = expand(xs)

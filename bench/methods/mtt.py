@@ -24,7 +24,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.func import functional_call
 
-from bench.augment import dsa
+from bench.augment import dsa, to_device
 from bench.experts import ExpertContext, register_expert
 from bench.methods import specs
 from bench.methods.base import DistillContext, SyntheticSet, class_labels, initial_images
@@ -141,7 +141,7 @@ def unroll_student(forward: Forward, start: torch.Tensor, images: torch.Tensor, 
     for _ in range(syn_steps):
         if not chunks:
             chunks = list(torch.randperm(len(images), generator=generator).split(batch_syn))
-        idx = chunks.pop(0).to(images.device)
+        idx = to_device(chunks.pop(0), images.device)
         x = dsa(images[idx], dsa_strategy, generator)
         ce = F.cross_entropy(forward(x, theta), labels[idx])
         grad = torch.autograd.grad(ce, theta, create_graph=True)[0]

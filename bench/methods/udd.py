@@ -48,7 +48,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from bench.augment import siamese_generator
+from bench.augment import siamese_generator, to_device
 from bench.methods import specs
 from bench.methods.base import DistillContext, SyntheticSet, class_labels, register_format, sample_per_class
 from bench.methods.gradmatch import class_gradient, match_distance
@@ -371,8 +371,8 @@ class UDD(specs.UDD, IterativeMethod):
             chosen = self._underutilised(net, pixels.detach(), c, mean, std, boxes, g)
             batch = torch.cat([batch, upsample_regions(x, boxes, chosen)])
         if len(batch) > p.batch_syn_max:
-            batch = batch[torch.randperm(len(batch), generator=g)[:p.batch_syn_max].to(batch.device)]
-        xr = real[torch.randperm(len(real), generator=g)[:p.batch_real].to(real.device)]
+            batch = batch[to_device(torch.randperm(len(batch), generator=g)[:p.batch_syn_max], batch.device)]
+        xr = real[to_device(torch.randperm(len(real), generator=g)[:p.batch_real], real.device)]
         seed = int(torch.randint(2**31 - 1, (1,), generator=g))
         xr = idc_dsa(xr, p.match_augment, siamese_generator(seed), siamese=True)
         xs = idc_dsa(batch, p.match_augment, siamese_generator(seed), siamese=True)
