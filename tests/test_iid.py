@@ -17,7 +17,8 @@ from bench.methods.dm import DM, distribution_matching_loss
 from bench.methods.idm import IDM, QuadrantSet, class_loss
 from bench.methods import iid
 from bench.methods.iid import (IIDDM, IIDIDM, FeatureTap, PretrainedBank, build_bank, centralization_loss,
-                               covariance_matching_loss, flat_state, local_covariance)
+                               covariance_matching_loss, flat_state, load_flat_state,
+                               local_covariance)
 from bench.methods.presets import preset_params
 from bench.methods.specs import BANK, DMParams, IDMParams, IIDDMParams, IIDIDMParams
 from bench.train import seeded
@@ -98,10 +99,9 @@ def test_a_bank_stored_whole_by_an_older_bench_draws_the_same_networks(digits: d
     """The stage before `members`: each state-dict entry stacked over the bank as `state.<key>`."""
     states = []
     for flat in bank["members"]:
-        state = make("ConvNet", digits)().state_dict()  # tensors sharing the network's storage
-        for target, values in zip(state.values(), flat.split([t.numel() for t in state.values()]), strict=True):
-            target.copy_(values.view_as(target))
-        states.append(state)
+        net = make("ConvNet", digits)()
+        load_flat_state(net, flat)
+        states.append(net.state_dict())
     older = {"accuracy": bank["accuracy"]} | {f"state.{k}": torch.stack([s[k] for s in states]) for k in states[0]}
     new = draws(PretrainedBank(bank, make("ConvNet", digits), torch.device("cpu")))
     old = draws(PretrainedBank(older, make("ConvNet", digits), torch.device("cpu")))

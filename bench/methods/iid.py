@@ -124,7 +124,6 @@ class PretrainedBank:
 
     def __init__(self, tensors: dict, build: Callable[[], nn.Module], device: torch.device):
         self.net = seeded(0, build).to(device).eval().requires_grad_(False)  # weights come from the bank
-        self.targets = list(self.net.state_dict(keep_vars=True).values())
         if "members" in tensors:
             self.members = tensors["members"]
         else:  # a bank stored whole by a bench before `members`: flattened here as `flat_state` does
@@ -142,9 +141,7 @@ class PretrainedBank:
                 flat = self.members[member].to(self.device)
                 if (len(self.resident) + 1) * flat.numel() * flat.element_size() <= RESIDENT_BYTES:
                     self.resident[member] = flat
-            with torch.no_grad():
-                for target, values in zip(self.targets, flat.split([t.numel() for t in self.targets]), strict=True):
-                    target.copy_(values.view_as(target))
+            load_flat_state(self.net, flat)
             self.current = member
         return self.net
 
@@ -152,6 +149,14 @@ class PretrainedBank:
 def flat_state(net: nn.Module) -> torch.Tensor:
     """A network's state dict (parameters and buffers, in its order) as one float32 vector: a bank member."""
     return torch.cat([v.detach().reshape(-1).float().cpu() for v in net.state_dict().values()])
+
+
+def load_flat_state(net: nn.Module, flat: torch.Tensor) -> None:
+    """Write a `flat_state` vector back into `net`'s parameters and buffers, in place."""
+    targets = list(net.state_dict(keep_vars=True).values())
+    with torch.no_grad():
+        for target, values in zip(targets, flat.split([t.numel() for t in targets]), strict=True):
+            target.copy_(values.view_as(target))
 
 
 @register_expert(BANK, parts=("members",))
