@@ -505,7 +505,7 @@ class Store:
         and what it quarantined; elsewhere, and for small batches, it is read here."""
         workers = max(1, min(available_cores(), 8, len(keys) // PARALLEL_READ))
         size = max(1, -(-len(keys) // workers))
-        chunks = [keys[i:i + size] for i in range(0, len(keys), size)] or [keys]
+        chunks = [keys[i:i + size] for i in range(0, len(keys), size)]
         parts = map_forked(_read_fields, [str(self.root)] * len(chunks), chunks, [fields] * len(chunks),
                            workers=workers)
         for _, moved in parts:

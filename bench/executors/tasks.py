@@ -245,6 +245,7 @@ def run_evaluations(tasks: list[EvalTask], store: Store, datasets: DatasetCache,
                                                   seed=first.seed, dsa_strategy=spec.dsa_strategy, device=device,
                                                   progress=progress, criterion=criterion))]
     seconds = (time.perf_counter() - start) / len(tasks)
+    together = sorted(t.seed for t in tasks) if len(tasks) > 1 else None  # `Record.trained_with`
     records = [Record(
         key=task.key, suite=suite, group=d.method.cls.group, method=d.method.cls.name, method_label=d.method.label,
         method_version=d.method.cls.version, params=d.identity["params"],
@@ -254,7 +255,7 @@ def run_evaluations(tasks: list[EvalTask], store: Store, datasets: DatasetCache,
         expert_time_s=meta.expert_time_s, zca=d.zca, artifact_format=meta.format, eval_arch=task.arch,
         recipe=task.recipe.as_dict(), recipe_hash=content_key(task.recipe.as_dict()), lr_used=recipe.lr,
         eval_seed=task.seed, accuracy=acc, diverged=diverged, wall_time_s=seconds, created=_now(),
-        imported=list(d.inputs) or None, trained_with=sorted(t.seed for t in tasks) if len(tasks) > 1 else None,
+        imported=list(d.inputs) or None, trained_with=together,
         **provenance(device)) for task, (acc, diverged) in zip(tasks, scores)]
     for record in records:
         store.write_record(record)
