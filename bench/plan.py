@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field, replace
-from functools import cache
+from functools import cache, cached_property
 from typing import Any, Callable, TypeVar
 
 from bench.config import ConfigError, MethodEntry, Suite, WholeDataset
@@ -150,15 +150,33 @@ class EvalTask:
     key: str = field(compare=False)
     teacher: ExpertTask | None = field(default=None, compare=False)  # `labels: teacher`: the network relabelling
 
+    def describe(self) -> str:
+        d = self.distill
+        return f"evaluate {d.method.label} {d.dataset} ipc={d.ipc} {self.arch} seed={d.seed}/{self.seed}"
+
+
+@dataclass(frozen=True)
+class EvalGroup:
+    """The evaluations of one distilled set on one architecture with one recipe, one per seed: a cell's runs of
+    one of its distillations. Planned as keys; its `EvalTask`s are made when asked for (`tasks`): a report needs
+    only the keys, and making 100,000 task objects was half of planning its suite."""
+
+    distill: DistillTask
+    arch: str
+    recipe: EvalRecipe
+    seeds: tuple[int, ...]
+    cell: Cell
+    identity: dict[str, Any] = field(compare=False, repr=False)  # each task's, less its "seed"
+    keys: tuple[str, ...] = field(compare=False)  # one per seed
+    teacher: ExpertTask | None = field(default=None, compare=False)
+
     @classmethod
     def make(cls, distill: DistillTask, arch: str, recipe: EvalRecipe, seeds: tuple[int, ...], cell: Cell
-             ) -> list[EvalTask]:
-        """The evaluations of `distill` on `arch` with `recipe`, one per seed.
-
-        Each key is `content_key(identity)`, computed from one JSON text per call with the recipe (encoded once per
-        recipe) and each seed put in place of a 0: a string value cannot contain '"seed":0' unescaped, so the text
-        holds each exactly once, and "recipe" sorts before "seed". Encoding each of a plan's 100,000 identities
-        whole was most of its time."""
+             ) -> EvalGroup:
+        """Each key is `content_key(identity)`, computed from one JSON text per group with the recipe (encoded once
+        per recipe) and each seed put in place of a 0: a string value cannot contain '"seed":0' unescaped, so the
+        text holds each exactly once, and "recipe" sorts before "seed". Encoding each of a plan's 100,000
+        identities whole was most of its time."""
         recipe_identity, recipe_json = _recipe_identity(recipe)
         identity = {"kind": "evaluate", "artifact": distill.key, "arch": arch, "recipe": 0, "seed": 0,
                     "loop_version": EVAL_LOOP_VERSION}
@@ -167,13 +185,14 @@ class EvalTask:
             identity["teacher"] = teacher.key
         head, tail = _canonical(identity).split('"seed":0', 1)
         head = head.replace('"recipe":0', f'"recipe":{recipe_json}', 1)
+        del identity["seed"]
         identity["recipe"] = recipe_identity
-        return [cls(distill, arch, recipe, seed, cell, {**identity, "seed": seed},
-                    _key_of(f'{head}"seed":{seed:d}{tail}'), teacher) for seed in seeds]
+        keys = tuple(_key_of(f'{head}"seed":{seed:d}{tail}') for seed in seeds)
+        return cls(distill, arch, recipe, seeds, cell, identity, keys, teacher)
 
-    def describe(self) -> str:
-        d = self.distill
-        return f"evaluate {d.method.label} {d.dataset} ipc={d.ipc} {self.arch} seed={d.seed}/{self.seed}"
+    def tasks(self) -> list[EvalTask]:
+        return [EvalTask(self.distill, self.arch, self.recipe, seed, self.cell, {**self.identity, "seed": seed}, key,
+                         self.teacher) for seed, key in zip(self.seeds, self.keys)]
 
 
 @dataclass(frozen=True)
@@ -192,10 +211,15 @@ class Plan:
     cells: tuple[Cell, ...]
     experts: tuple[ExpertTask, ...]
     distill: tuple[DistillTask, ...]
-    evaluate: tuple[EvalTask, ...]
+    evaluations: tuple[EvalGroup, ...]
     # Whole-dataset stages (suite `whole_dataset: true`): one per data set x eval arch x recipe x seed.
     whole: tuple[ExpertTask, ...] = ()
     refused: tuple[Refusal, ...] = ()  # cells left out, with their method's reason
+
+    @cached_property
+    def evaluate(self) -> tuple[EvalTask, ...]:
+        """Every evaluation task, in plan order (made on first use: see `EvalGroup`)."""
+        return tuple(task for group in self.evaluations for task in group.tasks())
 
 
 WHOLE_KIND = "whole_dataset"  # the stage that trains on the full training set (`bench.whole` computes it)
@@ -247,7 +271,7 @@ def _make_plan(suite: Suite) -> Plan:
     refused, errors = refusals(suite)
     failed: set[str] = set()  # origins of the method entries whose planning failed: one error each
     left_out = {(r.label, r.dataset, r.ipc) for r in refused}
-    cells, distill, evaluate = [], {}, []
+    cells, distill, evaluations = [], {}, []
     for dataset in suite.datasets:
         for method in suite.methods:
             for ipc in suite.ipcs:
@@ -264,9 +288,9 @@ def _make_plan(suite: Suite) -> Plan:
                 for task in tasks:
                     distill.setdefault(task.key, task)
                     for cell in row:
-                        evaluate += EvalTask.make(task, cell.arch, method.recipe, suite.seeds, cell)
+                        evaluations.append(EvalGroup.make(task, cell.arch, method.recipe, suite.seeds, cell))
     experts = {e.key: e for d in distill.values() for e in d.experts}
-    experts.update((e.teacher.key, e.teacher) for e in evaluate if e.teacher is not None)
+    experts.update((g.teacher.key, g.teacher) for g in evaluations if g.teacher is not None)
     whole: dict[str, ExpertTask] = {}
     if (w := suite.whole_dataset) is not None:
         for dataset in suite.datasets:
@@ -277,7 +301,7 @@ def _make_plan(suite: Suite) -> Plan:
                         whole.setdefault(task.key, task)
     if errors:
         raise ConfigError(*errors)
-    return Plan(suite, tuple(cells), tuple(experts.values()), tuple(distill.values()), tuple(evaluate),
+    return Plan(suite, tuple(cells), tuple(experts.values()), tuple(distill.values()), tuple(evaluations),
                 tuple(whole.values()), refused)
 
 
@@ -330,8 +354,8 @@ def expected_cells(plan: Plan) -> list[ExpectedCell]:
     Whole Dataset row per data set x eval arch x recipe (named after the first method evaluated with the
     recipe when the suite's methods use several)."""
     keys: dict[Cell, list[str]] = {c: [] for c in plan.cells}
-    for e in plan.evaluate:
-        keys[e.cell].append(e.key)
+    for group in plan.evaluations:
+        keys[group.cell] += group.keys
     groups = {m.label: m.cls.group for m in plan.suite.methods}
     rows = [ExpectedCell(c.method, groups[c.method], c.dataset, c.ipc, c.arch, tuple(dict.fromkeys(keys[c])))
             for c in plan.cells]
