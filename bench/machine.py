@@ -29,15 +29,32 @@ def default_threads(workers: int = 1) -> int:
     return max(1, available_cores() // workers)
 
 
+# What the forked workers of `map_forked` run: set before they fork, so they inherit it rather than unpickle it.
+_WORK: tuple[Callable[..., Any], list[tuple]] | None = None
+
+
+def _run_item(i: int) -> Any:
+    fn, items = _WORK
+    return fn(*items[i])
+
+
 def map_forked(fn: Callable[..., T], *iterables: Iterable[Any], workers: int,
                initializer: Callable[[], object] | None = None) -> list[T]:
     """`map(fn, *iterables)` over `workers` forked processes where there are two or more and the OS can fork,
-    else in this process: for work whose results are small next to what the children inherit (records parsed,
-    figures drawn), so nothing large is pickled on the way in."""
-    if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
-        return list(map(fn, *iterables))
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"), initializer=initializer) as pool:
-        return list(pool.map(fn, *iterables))
+    else in this process: for work whose results are small next to what it reads (records parsed, a report's
+    views and files). The children inherit `fn` and the items (only an index is pickled on the way in), so `fn`
+    may be a closure and an item a 100,000-row frame."""
+    global _WORK
+    items = list(zip(*iterables))
+    if workers < 2 or len(items) < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        return [fn(*item) for item in items]
+    _WORK = (fn, items)
+    try:
+        with ProcessPoolExecutor(min(workers, len(items)), mp_context=multiprocessing.get_context("fork"),
+                                 initializer=initializer) as pool:
+            return list(pool.map(_run_item, range(len(items))))
+    finally:
+        _WORK = None
 
 
 @contextmanager

@@ -183,6 +183,21 @@ def test_same_store_gives_byte_identical_files(reported: Path) -> None:
     assert code == 0 and first == second
 
 
+def test_views_and_formats_made_in_worker_processes_are_the_same_files(reported: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A large report makes its views and formats in one forked process per core: the same bytes as in one."""
+    from bench.report import render
+    first = {p.relative_to(reported): p.read_bytes() for p in sorted(reported.rglob("*")) if p.is_file()}
+    monkeypatch.setattr(render, "available_cores", lambda: 2)
+    monkeypatch.setattr(render, "PARALLEL_CELLS", 1)
+    made_in: list[int] = []
+    real = render.build_report
+    monkeypatch.setattr(render, "build_report", lambda *a: made_in.append(a[-1]) or real(*a))
+    code, _ = report_cli(reported.parents[1])
+    second = {p.relative_to(reported): p.read_bytes() for p in sorted(reported.rglob("*")) if p.is_file()}
+    assert code == 0 and made_in == [2] and first == second
+
+
 @pytest.mark.parametrize("name", ["table.md", "report.html", "report.tex", "latex/tab-paper-table-ConvNet.tex",
                                   "latex/tab-cross-arch-digits-ipc1.tex", "results.csv"])
 def test_golden_files(reported: Path, name: str) -> None:

@@ -21,6 +21,7 @@ import gc
 import json
 import math
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 from tabulate import tabulate
@@ -40,6 +41,9 @@ TERMINAL_SECTIONS = ("paper_table", "reported", "cost")
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 # Files named after views: those an earlier report wrote and this one does not are removed.
 VIEW_FILES = ("fig-*.svg", "latex/tab-*.tex", "latex/fig-*.pdf", "references.bib")
+# Result cells from which a report's views and formats are made in one forked process per core: below, forking
+# costs more than it saves.
+PARALLEL_CELLS = 1000
 DRAWN = ".figures.json"  # figure key -> digest of the plot its files were drawn from (`draw_figures`)
 
 
@@ -92,17 +96,26 @@ def results_csv(frame: pd.DataFrame) -> str:
 def write_report(options: ReportOptions, frame: pd.DataFrame, out_dir: Path) -> str:
     """Write every format of the suite's report into out_dir and refresh the index one level up; return the
     terminal rendering (results tables, comparison and cost)."""
-    report = build_report(options, frame)
+    workers = available_cores() if len(frame) >= PARALLEL_CELLS else 1
+    report = build_report(options, frame, workers)
     figures = [f for s in report.sections for f in s.figures]
     names = {f.key: (f"fig-{slug(f.key)}.svg", f"latex/fig-{slug(f.key)}.pdf") for f in figures}
     drawings, digests = draw_figures(figures, names, out_dir)
-    tex, tables = render_latex(report, {k: pdf for k, (_, pdf) in names.items()})
-    files = {**{names[k][0]: svg.encode() for k, (svg, _) in drawings.items()},
+    svgs = {k: svg for k, (svg, _) in drawings.items()}
+
+    def latex() -> dict[str, str]:
+        tex, tables = render_latex(report, {k: pdf for k, (_, pdf) in names.items()})
+        return {"report.tex": tex, **tables}
+
+    formats: list[Callable[[], dict[str, str]]] = [  # each a file name -> text; the longest to make first
+        lambda: {"table.md": render_markdown(report, {k: svg for k, (svg, _) in names.items()}),
+                 "results.csv": results_csv(frame), "results.json": results_json(report, frame)},
+        lambda: {"report.html": render_html(report, svgs)}, latex]
+    texts = {name: text for made in map_forked(lambda make: make(), formats, workers=workers)
+             for name, text in made.items()}
+    files = {**{names[k][0]: svg.encode() for k, svg in svgs.items()},
              **{names[k][1]: pdf for k, (_, pdf) in drawings.items()},
-             "report.html": render_html(report, {k: svg for k, (svg, _) in drawings.items()}).encode(),
-             "table.md": render_markdown(report, {k: svg for k, (svg, _) in names.items()}).encode(),
-             "report.tex": tex.encode(), **{path: text.encode() for path, text in tables.items()},
-             "results.csv": results_csv(frame).encode(), "results.json": results_json(report, frame).encode()}
+             **{name: text.encode() for name, text in texts.items()}}
     if report.citations:
         files["references.bib"] = ("\n\n".join(report.citations) + "\n").encode()
     # The figures' digests are written last, and removed first: a report cut short leaves files that no digest

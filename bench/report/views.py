@@ -25,6 +25,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
+from bench.machine import map_forked
 from bench.reference import PAPERS, Reported
 from bench.report.aggregate import DDOF, GROUP_TITLES
 from bench.report.inputs import WHOLE, MethodOptions, ReportOptions
@@ -515,10 +516,12 @@ VIEWS: dict[str, Callable[[pd.DataFrame, ReportOptions], Section]] = {
     "ablation": ablation_view, "reported": reported_view, "fairness": fairness_view, "cost": cost_view}
 
 
-def build_report(options: ReportOptions, frame: pd.DataFrame) -> Report:
-    """The suite's views over its aggregated frame (its `report: {views: [...]}`, else every applicable one)."""
+def build_report(options: ReportOptions, frame: pd.DataFrame, workers: int = 1) -> Report:
+    """The suite's views over its aggregated frame (its `report: {views: [...]}`, else every applicable one), in
+    `workers` forked processes where that is more than one: each view is a function of the frame alone."""
     wanted = list(options.views) if options.views is not None else applicable(options)
-    sections = tuple(view(frame, options) for name, view in VIEWS.items() if name in wanted)
+    views = [view for name, view in VIEWS.items() if name in wanted]
+    sections = tuple(map_forked(lambda view: view(frame, options), views, workers=workers))
     data = frame[frame["group"] != "whole"]
     ran = data["n"] + data["n_diverged"]
     complete = int(((ran == data["n_expected"]) & (ran > 0)).sum())
