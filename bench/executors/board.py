@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from bench.train import Progress
 
 KINDS = ("expert", "whole", "distill", "evaluate")  # as `bench.executors.todo.kind_of` names tasks
+SUITE_ROW_EVERY_S = 1.0  # the live suite row's ETA is worked out again at most this often while tasks report progress
 log = LOG.getChild("run")
 
 
@@ -94,6 +95,7 @@ class Board:
     times: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k in KINDS})
     seen: set[str] = field(default_factory=set)
     running: dict[str, _Running] = field(default_factory=dict)
+    shown_at: float = 0.0  # when the live suite row was last drawn
 
     def __post_init__(self) -> None:
         self.left = {k: self.left.get(k, 0) for k in KINDS}
@@ -133,6 +135,8 @@ class Board:
         where = f"{unit} {step}/{total}{',' + rest if rest else ''}"
         if self.live is not None:
             self.live.update(task.row, completed=step, total=total, info=f"{worker} {rest.strip()}".strip())
+            if now - self.shown_at >= SUITE_ROW_EVERY_S:  # the ETA moves with the running tasks' progress
+                self._show()
         if log.isEnabledFor(logging.DEBUG):
             log.debug("    %s%s: %s", label, _tag(worker), where)
         elif self.live is None and now - task.last_line >= self.every_s:
@@ -189,6 +193,7 @@ class Board:
 
     def _show(self) -> None:
         if self.live is not None:
+            self.shown_at = time.monotonic()
             self.live.update(self.suite_row, completed=self.done, info=self._summary())
 
     def _end(self, key: str) -> None:
