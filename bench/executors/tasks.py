@@ -246,6 +246,7 @@ def run_evaluations(tasks: list[EvalTask], store: Store, datasets: DatasetCache,
                                                   progress=progress, criterion=criterion))]
     seconds = (time.perf_counter() - start) / len(tasks)
     together = sorted(t.seed for t in tasks) if len(tasks) > 1 else None  # `Record.trained_with`
+    asked = first.recipe.as_dict()  # the recipe as the suite asked for it (the key's), not with the lr used
     records = [Record(
         key=task.key, suite=suite, group=d.method.cls.group, method=d.method.cls.name, method_label=d.method.label,
         method_version=d.method.cls.version, params=d.identity["params"],
@@ -253,7 +254,7 @@ def run_evaluations(tasks: list[EvalTask], store: Store, datasets: DatasetCache,
         distill_seed=d.seed, distill_key=d.key, artifact_bytes=meta.bytes, budget_bytes=meta.budget_bytes,
         over_budget=meta.over_budget, train_bytes=_train_bytes(dataset), distill_time_s=meta.time_s,
         expert_time_s=meta.expert_time_s, zca=d.zca, artifact_format=meta.format, eval_arch=task.arch,
-        recipe=task.recipe.as_dict(), recipe_hash=content_key(task.recipe.as_dict()), lr_used=recipe.lr,
+        recipe=asked, recipe_hash=content_key(asked), lr_used=recipe.lr,
         eval_seed=task.seed, accuracy=acc, diverged=diverged, wall_time_s=seconds, created=_now(),
         imported=list(d.inputs) or None, trained_with=together,
         **provenance(device)) for task, (acc, diverged) in zip(tasks, scores)]
