@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import shlex
@@ -547,5 +548,13 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def command() -> None:
+    """The `bench` command: `main`, then exit with the objects left frozen out of the garbage collector, so the
+    interpreter's last collections skip them (they took a quarter of a second after a 100,000-record report)."""
+    code = main()
+    gc.freeze()
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    command()
