@@ -152,7 +152,7 @@ def draw_figures(figures: list[Figure], names: dict[str, tuple[str, str]], out_d
                 drawings[f.key] = (svg.read_bytes().decode(), pdf.read_bytes())  # as written: no newline translation
     todo = [f for f in figures if f.key not in drawings]
     # initializer: the figures' matplotlib objects form cycles, which a report's paused collector would keep
-    drawn = map_forked(_draw, [f.plot for f in todo], workers=min(available_cores(), len(todo)), initializer=gc.enable)
+    drawn = map_forked(_draw, [f.plot for f in todo], workers=available_cores(), initializer=gc.enable)
     drawings.update(zip((f.key for f in todo), drawn))
     return {f.key: drawings[f.key] for f in figures}, digests
 
