@@ -4,6 +4,7 @@
 #   2. suites/demo.yaml on CUDA and then on the CPU with 14 workers, each into its own store under /tmp, and
 #      their reports' results.json / table.md side by side (CUDA against CPU accuracies)
 #   3. benchmarks/batched_seeds.py on CUDA
+#   4. benchmarks/grouped_vs_vmap.py on CUDA: the seeds' networks as grouped convolutions against torch.func's vmap
 # Everything lands in $OUT. On an NVIDIA H200 with 16 cores it took 234 s (README: Performance).
 # Usage: OUT=/tmp/cuda-checks bash benchmarks/cuda_checks.sh
 set -o pipefail
@@ -31,3 +32,5 @@ for device in cuda cpu; do
 done
 echo "== batched_seeds" | tee -a "$LOG"
 timeout 60 python3 benchmarks/batched_seeds.py --device cuda 2>&1 | tee "$OUT/batched.txt"
+echo "== grouped_vs_vmap" | tee -a "$LOG"
+timeout 60 python3 benchmarks/grouped_vs_vmap.py --device cuda --steps 50 2>&1 | tee "$OUT/grouped.txt"
