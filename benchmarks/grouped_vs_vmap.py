@@ -1,6 +1,7 @@
-"""Benchmark: K ConvNets trained together two ways, `torch.func` (`stack_module_state` + `vmap`, what
-`bench.batched` does) against grouped convolutions (the K networks written as one: each conv with `groups=K`,
-instance norm as one `group_norm` over the K x width channels, the classifiers as one batched matmul).
+"""Benchmark: K ConvNets trained together two ways, `torch.func` (`stack_module_state` + `vmap`: `bench.batched`'s
+`vmapped`, what it does for other networks) against grouped convolutions (the K networks written as one: each conv
+with `groups=K`, instance norm as one `group_norm` over the K x width channels, the classifiers as one batched
+matmul; `bench.batched.grouped` is the same, for any ConvNet whose layers allow it).
 
 Issue 13 asked which of the two to use. On a GPU a training step on a few hundred 32x32 images is bound by the
 operations it dispatches (kernel launches and their host-side cost), not by arithmetic, so this prints, for one

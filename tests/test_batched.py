@@ -10,7 +10,7 @@ import torch
 from scipy import stats
 
 from bench import data, nets
-from bench.batched import evaluate_synset_batched, fit_batched
+from bench.batched import grouped, evaluate_synset_batched, fit_batched
 from bench.config import EvalSchema
 from bench.plan import content_key
 from bench.recipes import PRESETS, EvalRecipe
@@ -51,6 +51,13 @@ def test_each_seed_gets_its_own_init_order_and_augmentation(digits, arch: str, p
     assert not torch.allclose(one[0].state_dict()["classifier.weight"], one[1].state_dict()["classifier.weight"])
 
 
+def test_convnets_train_together_as_grouped_convolutions_and_other_networks_vmap() -> None:
+    """The ConvNets of the protocol (instance norm) are one network of grouped convolutions; BatchNorm's running
+    statistics and every other architecture go through torch.func's vmap."""
+    for arch, way in [("ConvNet", "grouped"), ("ConvNetBN", "vmap"), ("ConvNetLN", "vmap"), ("MLP", "vmap")]:
+        assert (grouped([seeded(s, builder(arch)) for s in (0, 1)]) is not None) == (way == "grouped"), arch
+
+
 def test_accuracies_and_predictions_match_evaluate_synset(digits) -> None:
     x, y, recipe, seeds = digits.x_train[:40], digits.y_train[:40], EvalRecipe(epochs=4, batch_size=16), [3, 4, 5]
     args = (builder("ConvNet"), x, y, digits.x_test, digits.y_test, recipe)
@@ -75,9 +82,10 @@ def test_twenty_seeds_give_the_same_accuracy_distribution(digits) -> None:
     assert one == together or stats.ttest_ind(one, together, equal_var=False).pvalue > 0.05
 
 
-def test_a_diverging_seed_says_why_and_leaves_the_others_alone(digits) -> None:
+@pytest.mark.parametrize("arch", ["MLP", "ConvNet"])
+def test_a_diverging_seed_says_why_and_leaves_the_others_alone(digits, arch: str) -> None:
     def build() -> torch.nn.Module:
-        net = nets.get_network("MLP", 1, 10, 8)
+        net = nets.get_network(arch, 1, 10, 8)
         if torch.initial_seed() == 7:  # `seeded(7, build)`: this seed's network starts broken
             torch.nn.init.constant_(net.classifier.bias, math.inf)
         return net
