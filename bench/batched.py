@@ -71,13 +71,15 @@ def grouped(nets: Sequence[nn.Module]) -> Together | None:
                 and layer.padding_mode == "zeros") for layer in net.features):
         return None
     k, shapes = len(nets), {name: p.shape for name, p in net.named_parameters()}
-    stacked = {name: torch.cat([dict(n.named_parameters())[name].detach() for n in nets]).requires_grad_()
-               for name in shapes}
+    each = [dict(n.named_parameters()) for n in nets]
+    stacked = {name: torch.cat([params[name].detach() for params in each]).requires_grad_() for name in shapes}
+    # Each block's layer with its stacked weight and bias (None for a layer without), looked up once, not per step.
+    blocks = [(layer, stacked.get(f"features.{i}.weight"), stacked.get(f"features.{i}.bias"))
+              for i, layer in enumerate(net.features)]
 
     def forward(x: torch.Tensor) -> torch.Tensor:
         h = x.transpose(0, 1).flatten(1, 2)  # (N, K * C, H, W)
-        for i, layer in enumerate(net.features):
-            weight, bias = stacked.get(f"features.{i}.weight"), stacked.get(f"features.{i}.bias")
+        for layer, weight, bias in blocks:
             if isinstance(layer, nn.Conv2d):
                 h = F.conv2d(h, weight, bias, layer.stride, layer.padding, layer.dilation, groups=k)
             elif isinstance(layer, nn.GroupNorm):
