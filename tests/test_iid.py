@@ -17,8 +17,7 @@ from bench.methods.dm import DM, distribution_matching_loss
 from bench.methods.idm import IDM, QuadrantSet, class_loss
 from bench.methods import iid
 from bench.methods.iid import (IIDDM, IIDIDM, FeatureTap, PretrainedBank, build_bank, centralization_loss,
-                               covariance_matching_loss, flat_state, load_flat_state,
-                               local_covariance)
+                               covariance_matching_loss, flat_state, load_flat_state, local_covariance)
 from bench.methods.presets import preset_params
 from bench.methods.specs import BANK, DMParams, IDMParams, IIDDMParams, IIDIDMParams
 from bench.train import seeded

@@ -175,27 +175,30 @@ def test_html_is_self_contained(reported: Path) -> None:
     assert 'href="tiny/report.html"' in index and "8 / 8" in index
 
 
+def files_in(folder: Path) -> dict[Path, bytes]:
+    """Every file under `folder` (relative path -> bytes)."""
+    return {p.relative_to(folder): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
 def test_same_store_gives_byte_identical_files(reported: Path) -> None:
-    first = {p.relative_to(reported): p.read_bytes() for p in sorted(reported.rglob("*")) if p.is_file()}
+    first = files_in(reported)
     assert len(first) >= 10
     code, _ = report_cli(reported.parents[1])
-    second = {p.relative_to(reported): p.read_bytes() for p in sorted(reported.rglob("*")) if p.is_file()}
-    assert code == 0 and first == second
+    assert code == 0 and first == files_in(reported)
 
 
 def test_views_and_formats_made_in_worker_processes_are_the_same_files(reported: Path,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     """A large report makes its views and formats in one forked process per core: the same bytes as in one."""
     from bench.report import render
-    first = {p.relative_to(reported): p.read_bytes() for p in sorted(reported.rglob("*")) if p.is_file()}
+    first = files_in(reported)
     monkeypatch.setattr(render, "available_cores", lambda: 2)
     monkeypatch.setattr(render, "PARALLEL_CELLS", 1)
     made_in: list[int] = []
     real = render.build_report
     monkeypatch.setattr(render, "build_report", lambda *a: made_in.append(a[-1]) or real(*a))
     code, _ = report_cli(reported.parents[1])
-    second = {p.relative_to(reported): p.read_bytes() for p in sorted(reported.rglob("*")) if p.is_file()}
-    assert code == 0 and made_in == [2] and first == second
+    assert code == 0 and made_in == [2] and first == files_in(reported)
 
 
 @pytest.mark.parametrize("name", ["table.md", "report.html", "report.tex", "latex/tab-paper-table-ConvNet.tex",
