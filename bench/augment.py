@@ -20,6 +20,7 @@ call; parameters are random per sample.
 
 import math
 from dataclasses import dataclass
+from typing import Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -76,10 +77,18 @@ def crop(x: Tensor, shift_h: Tensor, shift_w: Tensor) -> Tensor:
 
     Reads go through a 1-pixel zero pad with clamped indices, as in the reference.
     """
+    _, _, h, w = x.shape
+    return shifted(x, crop_index(shift_h.to(x.device), h), crop_index(shift_w.to(x.device), w))
+
+
+def crop_index(shift: Tensor, size: int) -> Tensor:
+    """(N, size): where each output row (column) of `crop` reads in the zero-padded image."""
+    return (torch.arange(size, device=shift.device) + shift.view(-1, 1) + 1).clamp(0, size + 1)
+
+
+def shifted(x: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
+    """`crop` with its `crop_index`es: two gathers from the 1-pixel zero-padded images."""
     n, ch, h, w = x.shape
-    dev = x.device
-    rows = (torch.arange(h, device=dev) + shift_h.to(dev).view(-1, 1) + 1).clamp(0, h + 1)
-    cols = (torch.arange(w, device=dev) + shift_w.to(dev).view(-1, 1) + 1).clamp(0, w + 1)
     padded = F.pad(x, (1, 1, 1, 1))
     out = padded.gather(2, rows.view(n, 1, h, 1).expand(n, ch, h, w + 2))
     return out.gather(3, cols.view(n, 1, 1, w).expand(n, ch, h, w))
@@ -91,15 +100,20 @@ def cutout(x: Tensor, center_h: Tensor, center_w: Tensor, ratio: float = DSAPara
     The box is clipped to the image, matching the reference's clamped index scatter.
     """
     _, _, h, w = x.shape
-    dev = x.device
+    return cut(x, cut_span(center_h.to(x.device), h, ratio), cut_span(center_w.to(x.device), w, ratio))
 
-    def inside(center: Tensor, size: int) -> Tensor:
-        side = _shift_bound(size, ratio)
-        lo = center.to(dev).view(-1, 1) - side // 2
-        idx = torch.arange(size, device=dev)
-        return (idx >= lo) & (idx < lo + side)
 
-    box = inside(center_h, h).unsqueeze(2) & inside(center_w, w).unsqueeze(1)
+def cut_span(center: Tensor, size: int, ratio: float) -> Tensor:
+    """(N, size) bool: the rows (columns) `cutout`'s box covers."""
+    side = _shift_bound(size, ratio)
+    lo = center.view(-1, 1) - side // 2
+    idx = torch.arange(size, device=center.device)
+    return (idx >= lo) & (idx < lo + side)
+
+
+def cut(x: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
+    """`cutout` with its `cut_span`s: zero where a covered row meets a covered column."""
+    box = rows.unsqueeze(2) & cols.unsqueeze(1)
     return x * (~box).unsqueeze(1).to(x.dtype)
 
 
@@ -116,9 +130,12 @@ def _warp(x: Tensor, theta: Tensor, align_corners: bool) -> Tensor:
 
 def scale(x: Tensor, sx: Tensor, sy: Tensor, align_corners: bool = False) -> Tensor:
     """Affine scale with theta [[sx, 0, 0], [0, sy, 0]] (sx > 1 shrinks the content)."""
+    return _warp(x, scale_theta(sx, sy), align_corners)
+
+
+def scale_theta(sx: Tensor, sy: Tensor) -> Tensor:
     zero = torch.zeros_like(sx)
-    theta = torch.stack([torch.stack([sx, zero, zero], 1), torch.stack([zero, sy, zero], 1)], 1)
-    return _warp(x, theta, align_corners)
+    return torch.stack([torch.stack([sx, zero, zero], 1), torch.stack([zero, sy, zero], 1)], 1)
 
 
 def rotate(x: Tensor, angle: Tensor, align_corners: bool = False) -> Tensor:
@@ -126,9 +143,12 @@ def rotate(x: Tensor, angle: Tensor, align_corners: bool = False) -> Tensor:
 
     A positive angle turns the image anticlockwise (90 degrees == torch.rot90(x, 1, (2, 3))).
     """
+    return _warp(x, rotate_theta(angle), align_corners)
+
+
+def rotate_theta(angle: Tensor) -> Tensor:
     cos, sin, zero = angle.cos(), angle.sin(), torch.zeros_like(angle)
-    theta = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
-    return _warp(x, theta, align_corners)
+    return torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
 
 
 def pick_family(strategy: str, generator: torch.Generator) -> str | None:
@@ -203,12 +223,83 @@ def apply_family(family: str, x: Tensor, drawn: dict[str, Tensor], params: DSAPa
     raise ValueError(f"unknown DSA op {family!r}")
 
 
+Draw = tuple[str, dict[str, Tensor]]
+"""An op family and its CPU parameters (`sample_params`): one call's randomness, drawn before it is applied."""
+
+
+def draw(strategy: str, shape: torch.Size | tuple[int, ...], generator: torch.Generator,
+         params: DSAParams = DSAParams(), siamese: bool = False) -> Draw | None:
+    """The family and parameters `dsa` draws for a batch of `shape`; None when the strategy disables augmentation."""
+    family = pick_family(strategy, generator)
+    return None if family is None else (family, sample_params(family, shape, generator, params, siamese))
+
+
+def applied(x: Tensor, drawn: Draw, params: DSAParams = DSAParams()) -> Tensor:
+    """`x` augmented by one `draw`."""
+    family, values = drawn
+    return apply_family(family, x, {name: to_device(t, x.device) for name, t in values.items()}, params).contiguous()
+
+
 def dsa(x: Tensor, strategy: str, generator: torch.Generator, params: DSAParams = DSAParams(),
         siamese: bool = False) -> Tensor:
     """Augment (N, C, H, W) images with one randomly chosen op family (DSA mode 'S')."""
-    family = pick_family(strategy, generator)
-    if family is None:
-        return x
-    drawn = {name: to_device(t, x.device) for name, t in sample_params(family, x.shape, generator, params,
-                                                                       siamese).items()}
-    return apply_family(family, x, drawn, params).contiguous()
+    drawn = draw(strategy, x.shape, generator, params, siamese)
+    return x if drawn is None else applied(x, drawn, params)
+
+
+# Where each family acts in `apply_per_sample`: IDC's order (flip, colour, one geometric op, cutout). Scale and
+# rotate are both one affine warp.
+STAGES = {"flip": "flip", "color": "color", "crop": "crop", "scale": "warp", "rotate": "warp", "cutout": "cutout"}
+
+
+def per_sample(draws: Sequence[Sequence[Draw]], shape: torch.Size | tuple[int, ...],
+               params: DSAParams = DSAParams()) -> dict[str, Tensor]:
+    """Every stage's CPU parameters for each of the len(draws) x N images of K batches of `shape` (N, C, H, W),
+    where batch k takes the `draws[k]` in order: the family's values where a draw picked it, identity where none did
+    (no flip, shift or cutout box; colour and warp masked off). `apply_per_sample` then augments all K batches with
+    one fixed sequence of operations, whatever families were drawn, each image as `applied` would: a sequence of
+    fixed shapes that a CUDA graph can capture, and K batches' worth of augmentation in the operations of one.
+    Crop's and cutout's indices are worked out here, on the host, for all K x N images at once."""
+    n, _, h, w = shape
+    identity = {"flip": torch.zeros(n, dtype=torch.bool), "color": torch.zeros(n, dtype=torch.bool),
+                "brightness": torch.zeros(n), "saturation": torch.ones(n), "contrast": torch.ones(n),
+                "shift_h": torch.zeros(n, dtype=torch.long), "shift_w": torch.zeros(n, dtype=torch.long),
+                "warp": torch.zeros(n, dtype=torch.bool), "theta": scale_theta(torch.ones(n), torch.ones(n)),
+                # A box centre this far outside the image leaves nothing to cut.
+                "center_h": torch.full((n,), -2 ** 30), "center_w": torch.full((n,), -2 ** 30)}
+    columns = {name: [t] * len(draws) for name, t in identity.items()}
+    for k, batch_draws in enumerate(draws):
+        for family, values in batch_draws:
+            if family in ("scale", "rotate"):
+                theta = scale_theta(**values) if family == "scale" else rotate_theta(**values)
+                values = {"warp": torch.ones(n, dtype=torch.bool), "theta": theta}
+            elif family == "flip":
+                values = {"flip": values["mask"]}
+            elif family == "color":
+                values = values | {"color": torch.ones(n, dtype=torch.bool)}
+            for name, value in values.items():
+                columns[name][k] = value
+    t = {name: torch.cat(column) for name, column in columns.items()}
+    return {"flip": t["flip"], "color": t["color"], "brightness": t["brightness"], "saturation": t["saturation"],
+            "contrast": t["contrast"], "rows": crop_index(t["shift_h"], h), "cols": crop_index(t["shift_w"], w),
+            "warp": t["warp"], "theta": t["theta"], "cut_rows": cut_span(t["center_h"], h, params.ratio_cutout),
+            "cut_cols": cut_span(t["center_w"], w, params.ratio_cutout)}
+
+
+def apply_per_sample(x: Tensor, t: dict[str, Tensor], families: Iterable[str],
+                     params: DSAParams = DSAParams()) -> Tensor:
+    """(N, C, H, W) images augmented with `per_sample`'s parameters (on x's device), by the stages of `families`
+    (those a strategy can draw) in `STAGES` order. Flip, crop and cutout are exact identities where a sample has
+    no draw of theirs; colour and the warp are computed for every sample and kept where it has one."""
+    stages = {STAGES[family] for family in families}
+    if "flip" in stages:
+        x = flip(x, t["flip"])
+    if "color" in stages:
+        x = torch.where(t["color"].view(-1, 1, 1, 1), color(x, t["brightness"], t["saturation"], t["contrast"]), x)
+    if "crop" in stages:
+        x = shifted(x, t["rows"], t["cols"])
+    if "warp" in stages:
+        x = torch.where(t["warp"].view(-1, 1, 1, 1), _warp(x, t["theta"], params.align_corners), x)
+    if "cutout" in stages:
+        x = cut(x, t["cut_rows"], t["cut_cols"])
+    return x

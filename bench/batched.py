@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import math
+import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -32,10 +33,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.func import functional_call, stack_module_state, vmap
 
-from bench.augment import to_device
+from bench.augment import apply_per_sample, per_sample, to_device
 from bench.nets.convnet import ConvNet
-from bench.recipes import EvalRecipe
-from bench.train import Progress, accuracy, augmented_batch, batch_loss, decayed, seeded, sgd, train_strategy
+from bench.recipes import FAMILIES, EvalRecipe
+from bench.train import Mix, Progress, accuracy, batch_draws, seeded, train_strategy
 
 
 @dataclass(frozen=True)
@@ -94,44 +95,128 @@ def grouped(nets: Sequence[nn.Module]) -> Together | None:
                     lambda: {name: t.view(k, *shapes[name]) for name, t in stacked.items()})
 
 
+class MomentumSGD:
+    """`bench.train.sgd` (torch's SGD: momentum, weight decay, no dampening) on the stacked leaves as a few foreach
+    operations, with the lr a tensor on their device: a step reads nothing from the host, so it can be captured.
+    The momentum buffers start at zero, which makes the first step torch's (buffer = gradient)."""
+
+    def __init__(self, leaves: list[torch.Tensor], recipe: EvalRecipe) -> None:
+        self.leaves, self.recipe, self.lr_value = leaves, recipe, float(recipe.lr)
+        self.lr = torch.tensor(self.lr_value, device=leaves[0].device)
+        self.buffers = [torch.zeros_like(leaf) for leaf in leaves]
+
+    @torch.no_grad()
+    def step(self, grads: Sequence[torch.Tensor]) -> None:
+        directions = torch._foreach_add(grads, self.leaves, alpha=self.recipe.weight_decay)
+        torch._foreach_mul_(self.buffers, self.recipe.momentum)
+        torch._foreach_add_(self.buffers, directions)
+        torch._foreach_sub_(self.leaves, torch._foreach_mul(self.buffers, self.lr))
+
+    def after_pass(self, epoch: int) -> None:
+        """`bench.train.decayed`: at a decay pass the lr is multiplied by the decay factor, with fresh (zero)
+        momentum buffers (the reference's single decay) or keeping them (`decay_at`)."""
+        if epoch not in self.recipe.decay_epochs:
+            return
+        self.lr_value *= self.recipe.decay_factor
+        self.lr.fill_(self.lr_value)
+        if self.recipe.decay_at is None:
+            torch._foreach_zero_(self.buffers)
+
+
+def mix_per_sample(mixes: Sequence[Mix | None], n: int, h: int, w: int) -> dict[str, torch.Tensor]:
+    """K batches' CutMix draws (None: not mixed) as fixed-shape CPU tensors over their K x n images: each image's
+    partner as an index into all of them (itself where not mixed), each batch's box (empty where not mixed) and
+    the weight of its own labels (1 where not mixed)."""
+    k = len(mixes)
+    partner, box, keep = torch.arange(k * n).view(k, n), torch.zeros(k, 1, 1, h, w, dtype=torch.bool), torch.ones(k)
+    for i, mix in enumerate(mixes):
+        if mix is not None:
+            partner[i] = i * n + mix.perm
+            box[i, ..., mix.top:mix.bottom, mix.left:mix.right] = True
+            keep[i] = mix.keep
+    return {"partner": partner.flatten(), "box": box, "keep": keep}
+
+
+def moved(tensors: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    """CPU tensors on `device` in one copy per dtype (`to_device`), not one per tensor."""
+    if device.type == "cpu":
+        return tensors
+    out = {}
+    for dtype in {t.dtype for t in tensors.values()}:
+        names = [name for name, t in tensors.items() if t.dtype == dtype]
+        flat = to_device(torch.cat([tensors[name].reshape(-1) for name in names]), device)
+        for name, piece in zip(names, flat.split([tensors[name].numel() for name in names])):
+            out[name] = piece.view(tensors[name].shape)
+    return out
+
+
+# How often, at most, the loop reads the networks' losses back to the host (progress and divergence): reading
+# waits for the device to finish all queued work, which would otherwise overlap the host's next draws.
+READ_EVERY_S = 1.0
+
+
 def fit_batched(nets: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, recipe: EvalRecipe, *,
                 dsa_strategy: str, generators: Sequence[torch.Generator],
                 progress: Progress | None = None) -> list[str | None]:
     """`fit` for each of `nets` (same architecture) with its own generator, all stepped together; the trained
-    parameters are written back into `nets`. Returns, per network, why its training diverged, or None."""
+    parameters are written back into `nets`. Returns, per network, why its training diverged, or None.
+
+    Each step, the host makes every network's draws as `augmented_batch` would (`batch_draws`) and hands the
+    device one fixed-shape set of inputs (`train_step`): which images, every augmentation stage's per-image
+    parameters (`bench.augment.per_sample`) and CutMix's. The losses stay on the device; they are read at most
+    once a second and after the last pass, and the first pass where a network's loss was not finite is named."""
     together = grouped(nets) or vmapped(nets)
-    leaves = together.leaves
-    strategy, lr = train_strategy(recipe, dsa_strategy), recipe.lr
-    opt = sgd(leaves, lr, recipe)
-    why: list[str | None] = [None] * len(nets)
+    strategy = train_strategy(recipe, dsa_strategy)
+    families = set(strategy.split("_")) & set(FAMILIES)
+    opt, k, n_steps = MomentumSGD(together.leaves, recipe), len(nets), math.ceil(len(x) / recipe.batch_size)
+    losses = torch.zeros(recipe.passes, k, device=x.device)
+    why: list[str | None] = [None] * k
+    read_at = time.monotonic()
+
+    def train_step(t: dict[str, torch.Tensor]) -> torch.Tensor:
+        """One SGD step of every network on its batch; returns their losses (K,)."""
+        index = t["index"].flatten()
+        xb = apply_per_sample(x[index], t, families)
+        yb = y[index]
+        if recipe.cutmix_prob > 0:
+            shape = (k, -1, *xb.shape[1:])
+            xb = torch.where(t["box"], xb[t["partner"]].view(shape), xb.view(shape)).flatten(0, 1)
+        logits = together.forward(xb.view(k, -1, *xb.shape[1:])).flatten(0, 1)
+        loss = F.cross_entropy(logits, yb, reduction="none").view(k, -1).mean(1)
+        if recipe.cutmix_prob > 0:
+            partner = F.cross_entropy(logits, yb[t["partner"]], reduction="none").view(k, -1).mean(1)
+            loss = t["keep"] * loss + (1 - t["keep"]) * partner
+        opt.step(torch.autograd.grad(loss.sum(), together.leaves))  # each loss reaches only its network
+        return loss.detach()
+
     for epoch in range(recipe.passes):
-        orders = [to_device(torch.randperm(len(x), generator=g), x.device) for g in generators]
-        total, steps = torch.zeros(len(nets), device=x.device), 0
+        orders = [torch.randperm(len(x), generator=g) for g in generators]
         for start in range(0, len(x), recipe.batch_size):
-            batches = [augmented_batch(x[order[start:start + recipe.batch_size]],
-                                       y[order[start:start + recipe.batch_size]], g, dsa_strategy=strategy,
-                                       dsa_mode=recipe.dsa_mode, cutmix_prob=recipe.cutmix_prob,
-                                       cutmix_beta=recipe.cutmix_beta) for order, g in zip(orders, generators)]
-            logits = together.forward(torch.stack([xb for xb, *_ in batches]))
-            losses = torch.stack([batch_loss(out, yb, partner, keep)
-                                  for out, (_, yb, partner, keep) in zip(logits, batches)])
-            opt.zero_grad(set_to_none=True)
-            losses.sum().backward()  # each network's loss reaches only its own parameters
-            opt.step()
-            total += losses.detach()
-            steps += 1
-        means = [t / steps for t in total.tolist()]  # one host sync per pass, as in train_epoch
-        for k, mean in enumerate(means):
-            if why[k] is None and not math.isfinite(mean):
-                why[k] = f"the training loss became {mean} in epoch {epoch + 1}/{recipe.passes} (lr {recipe.lr})"
-        opt, lr = decayed(opt, leaves, lr, recipe, epoch)
-        if progress is not None:
-            progress(epoch + 1, recipe.passes, f"epoch, loss {sum(means) / len(means):.3f} ({len(nets)} seeds)")
+            index = torch.stack([order[start:start + recipe.batch_size] for order in orders])
+            shape = (index.shape[1], *x.shape[1:])
+            draws = [batch_draws(shape, g, dsa_strategy=strategy, dsa_mode=recipe.dsa_mode,
+                                 cutmix_prob=recipe.cutmix_prob, cutmix_beta=recipe.cutmix_beta) for g in generators]
+            inputs = per_sample([dsa_draws for dsa_draws, _ in draws], shape) | {"index": index}
+            if recipe.cutmix_prob > 0:
+                inputs |= mix_per_sample([mix for _, mix in draws], *shape[0:1], *shape[2:])
+            losses[epoch] += train_step(moved(inputs, x.device))
+        opt.after_pass(epoch)
+        last = epoch + 1 == recipe.passes
+        if last or time.monotonic() - read_at >= READ_EVERY_S:  # one host sync
+            means = (losses[:epoch + 1] / n_steps).tolist()
+            read_at = time.monotonic()
+            for i in range(k):
+                bad = next((e for e, row in enumerate(means) if not math.isfinite(row[i])), None)
+                if why[i] is None and bad is not None:
+                    why[i] = (f"the training loss became {means[bad][i]} in epoch {bad + 1}/{recipe.passes} "
+                              f"(lr {recipe.lr})")
+            if progress is not None:
+                progress(epoch + 1, recipe.passes, f"epoch, loss {sum(means[-1]) / k:.3f} ({k} seeds)")
     stacked = together.state()
     with torch.no_grad():
-        for k, net in enumerate(nets):
+        for i, net in enumerate(nets):
             for name, tensor in [*net.named_parameters(), *net.named_buffers()]:
-                tensor.copy_(stacked[name][k])
+                tensor.copy_(stacked[name][i])
     return why
 
 

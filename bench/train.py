@@ -9,6 +9,7 @@ coresets' feature network, IID's bank, the Whole Dataset row), is trained by `tr
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Callable, Literal
 
 import numpy as np
@@ -16,7 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from bench.augment import dsa, to_device
+from bench.augment import Draw, applied, draw, dsa, to_device
 from bench.recipes import DSAMode, EvalRecipe
 
 class Diverged(ArithmeticError):
@@ -33,17 +34,21 @@ def part_progress(progress: Progress, index: int, count: int, what: str) -> Prog
     return lambda step, total, detail: progress(index * total + step, count * total,
                                                 f"{detail} ({what} {index + 1}/{count})")
 
+def idc_parts(strategy: str) -> list[str]:
+    """The strategies IDC's DiffAug draws from in turn: flip, then colour, then one op of the strategy's remaining
+    ops (crop, scale, rotate), then cutout, each only if the strategy names it."""
+    ops = strategy.split("_") if strategy not in ("", "none") else []
+    rest = "_".join(op for op in ops if op not in ("flip", "color", "cutout"))
+    return [op for op in ("flip", "color") if op in ops] + [rest] * bool(rest) + ["cutout"] * ("cutout" in ops)
+
+
 def idc_dsa(x: torch.Tensor, strategy: str, generator: torch.Generator, siamese: bool = False) -> torch.Tensor:
-    """IDC's DiffAug on top of `bench.augment.dsa`: flip, then colour, then one op drawn from the
-    strategy's remaining ops (crop, scale, rotate), then cutout, each only if the strategy names it.
+    """IDC's DiffAug on top of `bench.augment.dsa`: one `dsa` call per part of `idc_parts`.
 
     With `siamese`, two generators made from one seed give two batches the same draws, as IDC's
     `batch=True` mode does for the real and synthetic batches it augments together.
     """
-    ops = strategy.split("_") if strategy not in ("", "none") else []
-    rest = "_".join(op for op in ops if op not in ("flip", "color", "cutout"))
-    parts = [op for op in ("flip", "color") if op in ops] + [rest] * bool(rest) + ["cutout"] * ("cutout" in ops)
-    for part in parts:
+    for part in idc_parts(strategy):
         x = dsa(x, part, generator, siamese=siamese)
     return x
 
@@ -53,25 +58,57 @@ def without_cutout(strategy: str) -> str:
     return "_".join(op for op in strategy.split("_") if op not in ("cutout", "none", "")) or "none"
 
 
-def cutmix(x: torch.Tensor, y: torch.Tensor, beta: float,
-           generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, float]:
-    """IDC's CutMix (utils.rand_bbox): paste a box from a shuffled copy of the batch.
+@dataclass(frozen=True)
+class Mix:
+    """One batch's CutMix draw (IDC's utils.rand_bbox): the partner of each image (a permutation, on the CPU), the
+    box pasted from it, and the weight of the own labels (1 - box area fraction)."""
 
-    Returns the mixed images, the partner labels and the weight of the own labels (1 - box area
-    fraction). The box has sides int(side * sqrt(1 - lam)), lam ~ Beta(beta, beta) (drawn with numpy
-    from a seed taken from `generator`), around a uniform centre, clipped to the image.
-    """
+    perm: torch.Tensor
+    top: int
+    bottom: int
+    left: int
+    right: int
+    keep: float
+
+
+def draw_cutmix(n: int, h: int, w: int, beta: float, generator: torch.Generator) -> Mix:
+    """The box has sides int(side * sqrt(1 - lam)), lam ~ Beta(beta, beta) (drawn with numpy from a seed taken from
+    `generator`), around a uniform centre, clipped to the image."""
     lam = np.random.default_rng(int(torch.randint(2**62, (1,), generator=generator))).beta(beta, beta)
-    n, _, h, w = x.shape
-    perm = to_device(torch.randperm(n, generator=generator), x.device)
+    perm = torch.randperm(n, generator=generator)
     cut = math.sqrt(1.0 - lam)
     cut_h, cut_w = int(h * cut), int(w * cut)
     cy, cx = int(torch.randint(h, (1,), generator=generator)), int(torch.randint(w, (1,), generator=generator))
     top, bottom = min(max(cy - cut_h // 2, 0), h), min(max(cy + cut_h // 2, 0), h)
     left, right = min(max(cx - cut_w // 2, 0), w), min(max(cx + cut_w // 2, 0), w)
-    mixed = x.clone()
-    mixed[:, :, top:bottom, left:right] = x[perm, :, top:bottom, left:right]
-    return mixed, y[perm], 1.0 - (bottom - top) * (right - left) / (h * w)
+    return Mix(perm, top, bottom, left, right, 1.0 - (bottom - top) * (right - left) / (h * w))
+
+
+def mixed(x: torch.Tensor, y: torch.Tensor, mix: Mix) -> tuple[torch.Tensor, torch.Tensor]:
+    """The images with `mix`'s box pasted from each one's partner, and the partner labels."""
+    perm = to_device(mix.perm, x.device)
+    out = x.clone()
+    out[:, :, mix.top:mix.bottom, mix.left:mix.right] = x[perm, :, mix.top:mix.bottom, mix.left:mix.right]
+    return out, y[perm]
+
+
+def cutmix(x: torch.Tensor, y: torch.Tensor, beta: float,
+           generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """IDC's CutMix: paste a box from a shuffled copy of the batch (`draw_cutmix`). Returns the mixed images, the
+    partner labels and the weight of the own labels."""
+    mix = draw_cutmix(x.shape[0], x.shape[2], x.shape[3], beta, generator)
+    return *mixed(x, y, mix), mix.keep
+
+
+def batch_draws(shape: torch.Size | tuple[int, ...], generator: torch.Generator, *, dsa_strategy: str,
+                dsa_mode: DSAMode, cutmix_prob: float, cutmix_beta: float) -> tuple[list[Draw], Mix | None]:
+    """Every random draw of one training batch of `shape`, in the order `augmented_batch` makes them: DSA
+    (`dsa_mode`), then whether to CutMix and how. A loop that trains several networks at once draws through it."""
+    parts = [dsa_strategy] if dsa_mode == "single" else idc_parts(dsa_strategy)
+    draws = [drawn for part in parts if (drawn := draw(part, shape, generator)) is not None]
+    if cutmix_prob > 0 and float(torch.rand((), generator=generator)) < cutmix_prob:
+        return draws, draw_cutmix(shape[0], shape[2], shape[3], cutmix_beta, generator)
+    return draws, None
 
 
 def augmented_batch(xb: torch.Tensor, yb: torch.Tensor, generator: torch.Generator, *, dsa_strategy: str,
@@ -80,13 +117,14 @@ def augmented_batch(xb: torch.Tensor, yb: torch.Tensor, generator: torch.Generat
     """One training batch as `train_epoch` feeds it: augmented (`dsa_mode`), then CutMixed with probability
     `cutmix_prob`. Returns (images, labels, CutMix partner labels or None, weight of the own labels); the draws
     from `generator` come in this order, so a loop that trains several networks draws as this one does."""
-    if dsa_strategy not in ("", "none"):
-        augment = dsa if dsa_mode == "single" else idc_dsa
-        xb = augment(xb, dsa_strategy, generator)
-    if cutmix_prob > 0 and float(torch.rand((), generator=generator)) < cutmix_prob:
-        xb, partner, keep = cutmix(xb, yb, cutmix_beta, generator)
-        return xb, yb, partner, keep
-    return xb, yb, None, 1.0
+    draws, mix = batch_draws(xb.shape, generator, dsa_strategy=dsa_strategy, dsa_mode=dsa_mode,
+                             cutmix_prob=cutmix_prob, cutmix_beta=cutmix_beta)
+    for drawn in draws:
+        xb = applied(xb, drawn)
+    if mix is None:
+        return xb, yb, None, 1.0
+    xb, partner = mixed(xb, yb, mix)
+    return xb, yb, partner, mix.keep
 
 
 Criterion = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]

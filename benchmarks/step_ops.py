@@ -9,8 +9,9 @@ view counts like a kernel, a fused foreach op as one), in steady state: the coun
 passes less those of a run of 1 pass, over the steps between them, so the one-off stacking, copies and test are
 left out.
 
-Phases: DSA (and the batch's CutMix draws), the loss, backward, the optimiser step, and the rest (the forward,
-the batch's indexing and stacking). SGD is counted as this device runs it: torch's per-tensor loop on a CPU (4
+Phases: the host's random draws for the batch (DSA's and CutMix's parameters, on small CPU tensors: no kernel on
+a GPU, but host time), applying DSA (and CutMix) to the images, the loss, backward, the optimiser step, and the
+rest (the forward, the batch's indexing and stacking). SGD is counted as this device runs it: torch's per-tensor loop on a CPU (4
 operations per parameter tensor), its foreach kernels on CUDA (a handful per step).
 
 Usage: python benchmarks/step_ops.py [--seeds 5] [--ipc 10] [--epochs 2]
@@ -32,7 +33,7 @@ from bench.recipes import PRESETS, EvalRecipe
 from bench.train import seeded
 
 STRATEGY = "color_crop_cutout_flip_scale_rotate"
-PHASES = ("dsa", "loss", "backward", "optimiser", "forward and rest")
+PHASES = ("draws", "dsa", "loss", "backward", "optimiser", "forward and rest")
 
 
 class Counter(TorchDispatchMode):
@@ -62,16 +63,30 @@ def in_phase(counter: Counter, phase: str, fn: Callable[..., Any]) -> Callable[.
 def count(run: Callable[[EvalRecipe], None], recipe: EvalRecipe) -> tuple[collections.Counter[str], int]:
     """The operations per phase, and the optimiser steps, of `run(recipe)`."""
     counter, steps = Counter(), [0]
-    step = torch.optim.SGD.step
+
+    step, sgd_step = torch.optim.SGD.step, batched.MomentumSGD.step
 
     def counted_step(*args: Any, **kwargs: Any) -> Any:
         steps[0] += 1
         return step(*args, **kwargs)
 
-    patches = {(train, "dsa"): train.dsa, (train, "idc_dsa"): train.idc_dsa, (train, "batch_loss"): train.batch_loss,
-               (batched, "batch_loss"): batched.batch_loss, (torch.Tensor, "backward"): torch.Tensor.backward,
-               (torch.optim.SGD, "step"): counted_step}
-    phase_of = {"dsa": "dsa", "idc_dsa": "dsa", "batch_loss": "loss", "backward": "backward", "step": "optimiser"}
+    def counted_sgd(*args: Any, **kwargs: Any) -> Any:
+        steps[0] += 1
+        return sgd_step(*args, **kwargs)
+
+    patches = {(train, "draw"): train.draw, (train, "draw_cutmix"): train.draw_cutmix,
+               (batched, "batch_draws"): batched.batch_draws, (batched, "per_sample"): batched.per_sample,
+               (batched, "mix_per_sample"): batched.mix_per_sample,
+               (train, "applied"): train.applied, (train, "mixed"): train.mixed,
+               (batched, "apply_per_sample"): batched.apply_per_sample,
+               (torch.nn.functional, "cross_entropy"): torch.nn.functional.cross_entropy,
+               (train, "batch_loss"): train.batch_loss,
+               (torch.Tensor, "backward"): torch.Tensor.backward, (torch.autograd, "grad"): torch.autograd.grad,
+               (torch.optim.SGD, "step"): counted_step, (batched.MomentumSGD, "step"): counted_sgd}
+    phase_of = {"draw": "draws", "draw_cutmix": "draws", "batch_draws": "draws", "per_sample": "draws",
+                "mix_per_sample": "draws", "applied": "dsa", "mixed": "dsa", "apply_per_sample": "dsa",
+                "cross_entropy": "loss", "batch_loss": "loss", "backward": "backward", "grad": "backward",
+                "step": "optimiser"}
     try:
         for (owner, name), fn in patches.items():
             setattr(owner, name, in_phase(counter, phase_of[name], fn))
@@ -79,7 +94,7 @@ def count(run: Callable[[EvalRecipe], None], recipe: EvalRecipe) -> tuple[collec
             run(recipe)
     finally:
         for (owner, name), fn in patches.items():
-            setattr(owner, name, step if fn is counted_step else fn)
+            setattr(owner, name, {counted_step: step, counted_sgd: sgd_step}.get(fn, fn))
     return counter.counts, steps[0]
 
 

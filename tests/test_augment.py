@@ -9,17 +9,23 @@ from bench.augment import (
     FAMILIES,
     DSAParams,
     apply_family,
+    apply_per_sample,
+    applied,
     color,
     crop,
     cutout,
+    draw,
     dsa,
     flip,
+    per_sample,
     pick_family,
     rotate,
     sample_params,
     scale,
     siamese_generator,
 )
+
+from bench.train import idc_parts
 
 FULL = "color_crop_cutout_flip_scale_rotate"
 
@@ -247,3 +253,23 @@ def test_global_rng_untouched() -> None:
     for _ in range(20):
         dsa(images(4), FULL, siamese_generator(0))
     assert torch.equal(torch.get_rng_state(), state)
+
+
+@pytest.mark.parametrize("strategy", [FULL, "color_crop_cutout_scale_rotate", "crop_flip"])
+@pytest.mark.parametrize("mode", ["single", "idc"])
+def test_per_sample_augments_each_batch_as_its_own_draws_do(strategy: str, mode: str) -> None:
+    """K batches through one fixed sequence of operations (`apply_per_sample`) come out as each batch through its
+    own draws one after another (`applied`), bit for bit, whichever families the draws picked."""
+    x, g = images(4 * 6, size=12, seed=3), siamese_generator(2)
+    parts = [strategy] if mode == "single" else idc_parts(strategy)
+    families = set(strategy.split("_"))
+    for _ in range(25):
+        draws = [[draw(part, x[:6].shape, g) for part in parts] for _ in range(4)]
+        expected = []
+        for k, batch_draws in enumerate(draws):
+            batch = x[6 * k:6 * (k + 1)]
+            for drawn in batch_draws:
+                batch = applied(batch, drawn)
+            expected.append(batch)
+        together = apply_per_sample(x, per_sample(draws, x[:6].shape), families)
+        assert torch.equal(together, torch.cat(expected))

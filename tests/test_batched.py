@@ -10,11 +10,11 @@ import torch
 from scipy import stats
 
 from bench import data, nets
-from bench.batched import grouped, evaluate_synset_batched, fit_batched
+from bench.batched import MomentumSGD, evaluate_synset_batched, fit_batched, grouped
 from bench.config import EvalSchema
 from bench.plan import content_key
 from bench.recipes import PRESETS, EvalRecipe
-from bench.train import evaluate_synset, seeded, train_fresh
+from bench.train import decayed, evaluate_synset, seeded, sgd, train_fresh
 
 CPU = torch.device("cpu")
 
@@ -49,6 +49,27 @@ def test_each_seed_gets_its_own_init_order_and_augmentation(digits, arch: str, p
         for (name, p), q in zip(a.state_dict().items(), b.state_dict().values()):
             assert torch.allclose(p.double(), q.double(), rtol=1e-4, atol=1e-5), name
     assert not torch.allclose(one[0].state_dict()["classifier.weight"], one[1].state_dict()["classifier.weight"])
+
+
+@pytest.mark.parametrize("decay_at", [None, (0.25, 0.5)])
+def test_momentum_sgd_steps_as_torch_sgd_with_the_recipes_decay(decay_at) -> None:
+    """The batched loop's SGD (the lr a tensor on the device) against torch's SGD with `decayed`: the reference's
+    decay with a fresh optimiser, or IDC's in place."""
+    recipe, g = EvalRecipe(epochs=8, decay_at=decay_at), torch.Generator().manual_seed(0)
+    ours = [torch.randn(4, 3, generator=g), torch.randn(5, generator=g)]
+    theirs = [t.clone().requires_grad_() for t in ours]
+    opt, torch_opt, lr = MomentumSGD(ours, recipe), sgd(theirs, recipe.lr, recipe), recipe.lr
+    for epoch in range(recipe.passes):
+        grads = [torch.randn(t.shape, generator=g) for t in ours]
+        opt.step(grads)
+        for t, grad in zip(theirs, grads):
+            t.grad = grad.clone()
+        torch_opt.step()
+        opt.after_pass(epoch)
+        torch_opt, lr = decayed(torch_opt, theirs, lr, recipe, epoch)
+        assert opt.lr.item() == pytest.approx(lr, rel=1e-6)
+        for a, b in zip(ours, theirs):
+            torch.testing.assert_close(a, b.detach(), rtol=1e-6, atol=1e-7)
 
 
 def test_convnets_train_together_as_grouped_convolutions_and_other_networks_vmap() -> None:

@@ -105,13 +105,13 @@ def test_idc_dsa_always_applies_flip_colour_cutout_around_one_drawn_op(monkeypat
 
 def test_fit_with_the_idc_preset_drops_cutout_and_is_seeded(monkeypatch) -> None:
     calls = []
-    real_dsa = augment.dsa
+    real_draw = augment.draw
 
-    def spy(x, strategy, generator, params=augment.DSAParams(), siamese=False):
+    def spy(strategy, shape, generator, params=augment.DSAParams(), siamese=False):
         calls.append(strategy)
-        return real_dsa(x, strategy, generator, params, siamese)
+        return real_draw(strategy, shape, generator, params, siamese)
 
-    monkeypatch.setattr(train, "dsa", spy)
+    monkeypatch.setattr(train, "draw", spy)
     x, y = torch.randn(20, 1, 8, 8), torch.arange(10).repeat(2)
     recipe = PRESETS["idc"].with_overrides({"epochs": 3})
 
