@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -150,16 +151,71 @@ def moved(tensors: dict[str, torch.Tensor], device: torch.device) -> dict[str, t
     return out
 
 
+Capture = Callable[[Callable[[], torch.Tensor]], Callable[[], torch.Tensor]]
+"""capture(fn) -> replay: `fn` (a step on fixed input buffers) recorded once, `replay()` runs it again and returns
+its output. Capturing may call `fn` to warm up; `Replayed` undoes what that did to the networks."""
+
+
+def cuda_graph(fn: Callable[[], torch.Tensor]) -> Callable[[], torch.Tensor]:
+    """`fn` as a CUDA graph, after three warm-up calls on a side stream (cuDNN's algorithm search, the caching
+    allocator), as torch's whole-network capture does: a replay launches the step's hundreds of kernels as one."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            fn()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        out = fn()
+
+    def replay() -> torch.Tensor:
+        graph.replay()
+        return out
+    return replay
+
+
+class Replayed:
+    """`step(inputs)` captured once per shape of its inputs (the last batch of a pass may be smaller) and
+    replayed: each call copies the inputs into the captured buffers first. The capture's warm-up calls train the
+    networks; `state` (every tensor a step changes) is put back as it was before them."""
+
+    def __init__(self, step: Callable[[dict[str, torch.Tensor]], torch.Tensor], state: list[torch.Tensor],
+                 capture: Capture) -> None:
+        self.step, self.state, self.capture = step, state, capture
+        self.replays: dict[tuple, tuple[dict[str, torch.Tensor], Callable[[], torch.Tensor]]] = {}
+
+    def __call__(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        shapes = tuple((name, t.shape) for name, t in inputs.items())
+        if shapes not in self.replays:
+            static, saved = {name: t.clone() for name, t in inputs.items()}, [t.clone() for t in self.state]
+            replay = self.capture(lambda: self.step(static))
+            with torch.no_grad():
+                torch._foreach_copy_(self.state, saved)
+            self.replays[shapes] = static, replay
+        static, replay = self.replays[shapes]
+        for name, t in inputs.items():
+            static[name].copy_(t, non_blocking=True)
+        return replay()
+
+
+def graphs_wanted(device: torch.device) -> bool:
+    """Whether batched seeds on `device` replay their step as a CUDA graph: off unless BENCH_CUDA_GRAPHS=1, until
+    benchmarks/cuda_checks.sh has compared it with the eager step on a GPU (no GPU has run it yet)."""
+    return device.type == "cuda" and os.environ.get("BENCH_CUDA_GRAPHS") == "1"
+
+
 # How often, at most, the loop reads the networks' losses back to the host (progress and divergence): reading
 # waits for the device to finish all queued work, which would otherwise overlap the host's next draws.
 READ_EVERY_S = 1.0
 
 
 def fit_batched(nets: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, recipe: EvalRecipe, *,
-                dsa_strategy: str, generators: Sequence[torch.Generator],
-                progress: Progress | None = None) -> list[str | None]:
+                dsa_strategy: str, generators: Sequence[torch.Generator], progress: Progress | None = None,
+                capture: Capture | None = None) -> list[str | None]:
     """`fit` for each of `nets` (same architecture) with its own generator, all stepped together; the trained
-    parameters are written back into `nets`. Returns, per network, why its training diverged, or None.
+    parameters are written back into `nets`. Returns, per network, why its training diverged, or None. With
+    `capture` (`cuda_graph`), the step is captured once and replayed (`Replayed`).
 
     Each step, the host makes every network's draws as `augmented_batch` would (`batch_draws`) and hands the
     device one fixed-shape set of inputs (`train_step`): which images, every augmentation stage's per-image
@@ -189,6 +245,8 @@ def fit_batched(nets: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, rec
         opt.step(torch.autograd.grad(loss.sum(), together.leaves))  # each loss reaches only its network
         return loss.detach()
 
+    step = train_step if capture is None else Replayed(train_step, [*together.state().values(), *opt.buffers],
+                                                        capture)
     for epoch in range(recipe.passes):
         orders = [torch.randperm(len(x), generator=g) for g in generators]
         for start in range(0, len(x), recipe.batch_size):
@@ -199,7 +257,7 @@ def fit_batched(nets: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, rec
             inputs = per_sample([dsa_draws for dsa_draws, _ in draws], shape) | {"index": index}
             if recipe.cutmix_prob > 0:
                 inputs |= mix_per_sample([mix for _, mix in draws], *shape[0:1], *shape[2:])
-            losses[epoch] += train_step(moved(inputs, x.device))
+            losses[epoch] += step(moved(inputs, x.device))
         opt.after_pass(epoch)
         last = epoch + 1 == recipe.passes
         if last or time.monotonic() - read_at >= READ_EVERY_S:  # one host sync
@@ -222,13 +280,15 @@ def fit_batched(nets: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, rec
 
 def evaluate_synset_batched(build: Callable[[], nn.Module], x: torch.Tensor, y: torch.Tensor,
                             x_test: torch.Tensor, y_test: torch.Tensor, recipe: EvalRecipe, seeds: Sequence[int],
-                            dsa_strategy: str, device: torch.device,
-                            progress: Progress | None = None) -> list[tuple[float | None, str | None]]:
+                            dsa_strategy: str, device: torch.device, progress: Progress | None = None,
+                            graphs: bool | None = None) -> list[tuple[float | None, str | None]]:
     """`evaluate_synset` for each of `seeds`, trained together: per seed (accuracy, None), or (None, why) where its
-    training diverged (where `evaluate_synset` raises `Diverged`); the others are trained on unaffected."""
+    training diverged (where `evaluate_synset` raises `Diverged`); the others are trained on unaffected. `graphs`:
+    whether the step is a CUDA graph (None: `graphs_wanted`)."""
     nets = [seeded(seed, build).to(device) for seed in seeds]
     why = fit_batched(nets, x.to(device), y.to(device), recipe, dsa_strategy=dsa_strategy,
-                      generators=[torch.Generator().manual_seed(seed + 1) for seed in seeds], progress=progress)
+                      generators=[torch.Generator().manual_seed(seed + 1) for seed in seeds], progress=progress,
+                      capture=cuda_graph if (graphs_wanted(device) if graphs is None else graphs) else None)
     x_test, y_test = x_test.to(device), y_test.to(device)
     return [(None, diverged) if diverged else (accuracy(net, x_test, y_test, recipe.test_batch_size), None)
             for net, diverged in zip(nets, why)]

@@ -8,7 +8,10 @@ ways alternate in one process (after one untimed warm-up of each), so drift of t
 Prints each round's seconds, the medians and their ratio (one at a time / together: above 1, batching is faster),
 and the largest per-seed accuracy difference.
 
+With --graphs (CUDA only), a third way: together, with the step captured once and replayed as a CUDA graph.
+
 Usage: python benchmarks/batched_seeds.py [--device cpu|cuda] [--seeds 5] [--ipc 10] [--epochs 20] [--rounds 3]
+       [--graphs]
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--test", type=int, default=1000)
+    parser.add_argument("--graphs", action="store_true", help="also together with the step replayed as a CUDA graph")
     args = parser.parse_args()
     device, seeds = torch.device(args.device), list(range(args.seeds))
     gen = torch.Generator().manual_seed(0)
@@ -57,8 +61,11 @@ def main() -> None:
         "one at a time": lambda r: [evaluate_synset(build, x, y, x_test, y_test, r, seed=s, dsa_strategy=STRATEGY,
                                                     device=device) for s in seeds],
         "together": lambda r: [acc for acc, _ in evaluate_synset_batched(build, x, y, x_test, y_test, r, seeds,
-                                                                         STRATEGY, device)],
+                                                                         STRATEGY, device, graphs=False)],
     }
+    if args.graphs:
+        ways["together, graph"] = lambda r: [acc for acc, _ in evaluate_synset_batched(
+            build, x, y, x_test, y_test, r, seeds, STRATEGY, device, graphs=True)]
     warm = recipe.with_overrides({"epochs": 1})
     for run in ways.values():
         timed(lambda: run(warm), device)
@@ -69,12 +76,13 @@ def main() -> None:
             s, accs[name] = timed(lambda: run(recipe), device)
             seconds[name].append(s)
             print(f"round {round_ + 1}: {name:13s} {s:8.2f} s", flush=True)
-    one, together = (statistics.median(seconds[name]) for name in ways)
+    one = statistics.median(seconds["one at a time"])
     print(f"{args.seeds} seeds, IPC {args.ipc}, {recipe.passes} passes, ConvNet 32x32x3 on {args.device} "
-          f"({torch.get_num_threads()} threads): one at a time {one:.2f} s, together {together:.2f} s, "
-          f"ratio {one / together:.2f}x")
-    print(f"largest per-seed accuracy difference: "
-          f"{max(abs(a - b) for a, b in zip(accs['one at a time'], accs['together'])):.2f} points")
+          f"({torch.get_num_threads()} threads): one at a time {one:.2f} s")
+    for name in list(ways)[1:]:
+        median = statistics.median(seconds[name])
+        print(f"{name}: {median:.2f} s, ratio {one / median:.2f}x; largest per-seed accuracy difference from one at "
+              f"a time: {max(abs(a - b) for a, b in zip(accs['one at a time'], accs[name])):.2f} points")
 
 
 if __name__ == "__main__":

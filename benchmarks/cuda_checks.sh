@@ -1,9 +1,11 @@
 #!/bin/bash
 # Issue 13's CUDA checks in one run, on a machine with a GPU and bench installed (`pip install -e .`):
-#   1. benchmarks/eval_speed.py on CUDA, with batched seeds, 5 seeds (bench against DatasetCondensation's loop)
+#   1. benchmarks/eval_speed.py on CUDA, with batched seeds, eager and as a CUDA graph, 5 seeds (bench against
+#      DatasetCondensation's loop)
 #   2. suites/demo.yaml on CUDA and then on the CPU with 14 workers, each into its own store under /tmp, and
 #      their reports' results.json / table.md side by side (CUDA against CPU accuracies)
-#   3. benchmarks/batched_seeds.py on CUDA
+#   3. benchmarks/batched_seeds.py on CUDA, with the CUDA graph step: its accuracies against one at a time are the
+#      check BENCH_CUDA_GRAPHS waits for (bench.batched.graphs_wanted)
 #   4. benchmarks/grouped_vs_vmap.py on CUDA: the seeds' networks as grouped convolutions against torch.func's vmap
 # Everything lands in $OUT. On an NVIDIA H200 with 16 cores it took 234 s (README: Performance).
 # Usage: OUT=/tmp/cuda-checks bash benchmarks/cuda_checks.sh
@@ -15,7 +17,7 @@ LOG=$OUT/log.txt
 { nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
   python3 -c "import torch, sys; print(sys.version); print(torch.__version__, torch.cuda.get_device_name())"; } 2>&1 | tee "$LOG"
 echo "== eval_speed" | tee -a "$LOG"
-timeout 150 python3 benchmarks/eval_speed.py --device cuda --variants batched --seeds 0 1 2 3 4 --epochs 20 2>&1 \
+timeout 150 python3 benchmarks/eval_speed.py --device cuda --variants batched graphed --seeds 0 1 2 3 4 --epochs 20 2>&1 \
   | tee "$OUT/eval_speed.txt"
 for device in cuda cpu; do
   echo "== demo $device" | tee -a "$LOG"
@@ -31,6 +33,6 @@ for device in cuda cpu; do
   cp "$root/reports/demo/table.md" "$OUT/demo_$device.md"
 done
 echo "== batched_seeds" | tee -a "$LOG"
-timeout 60 python3 benchmarks/batched_seeds.py --device cuda 2>&1 | tee "$OUT/batched.txt"
+timeout 90 python3 benchmarks/batched_seeds.py --device cuda --graphs 2>&1 | tee "$OUT/batched.txt"
 echo "== grouped_vs_vmap" | tee -a "$LOG"
 timeout 60 python3 benchmarks/grouped_vs_vmap.py --device cuda --steps 50 2>&1 | tee "$OUT/grouped.txt"

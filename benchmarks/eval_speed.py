@@ -11,13 +11,14 @@ thread it is what the run costs) and wall time on CUDA (synchronised).
 
 `--variants` adds ways to run bench's loop, each timed in the same rotation: `channels_last` (network and input
 in NHWC), `compile` (`torch.compile` of the network; its compile time is in the first seed, so read the
-median), `batched` (the seeds of a cell trained together, `bench.batched`; its time is per seed).
+median), `batched` (the seeds of a cell trained together, `bench.batched`; its time is per seed), `graphed` (CUDA
+only: `batched` with its step replayed as a CUDA graph).
 
 Prints, per case and way: median seconds per evaluation, the ratio reference / way (above 1: faster than the
 reference), and mean ± std accuracy over the seeds (the same seeds for every way).
 
 Usage: python benchmarks/eval_speed.py [--device cpu|cuda] [--epochs 20] [--seeds 0 1 2]
-           [--cases digits:1 digits:10 digits:50 cifar:1 cifar:10 cifar:50] [--variants channels_last compile batched]
+           [--cases digits:1 digits:10 digits:50 cifar:1 cifar:10 cifar:50] [--variants channels_last compile batched graphed]
 """
 
 from __future__ import annotations
@@ -92,17 +93,22 @@ def ways_for(case: Case, recipe: EvalRecipe, device: torch.device, variants: lis
         ways["bench channels_last"] = bench_with(lambda: ChannelsLast(build()))
     if "compile" in variants:
         ways["bench compile"] = bench_with(lambda: torch.compile(build()))
-    if "batched" in variants:
+    def batched(graphs: bool) -> Way:
         results: dict[int, float] = {}
 
-        def batched(seed: int) -> float:
+        def way(seed: int) -> float:
             """All seeds of the cell at the first call (time shared equally), then each seed's accuracy."""
             if not results:
-                accs = evaluate_synset_batched(build, x, y, x_test, y_test, recipe, seeds, strategy, device)
+                accs = evaluate_synset_batched(build, x, y, x_test, y_test, recipe, seeds, strategy, device,
+                                               graphs=graphs)
                 results.update((seed, math.nan if acc is None else acc) for seed, (acc, _) in zip(seeds, accs))
             return results[seed]
+        return way
 
-        ways["bench batched"] = batched
+    if "batched" in variants:
+        ways["bench batched"] = batched(graphs=False)
+    if "graphed" in variants:
+        ways["bench batched graph"] = batched(graphs=True)
     return ways
 
 
@@ -123,9 +129,9 @@ def measure(ways: dict[str, Way], seeds: list[int], device: torch.device) -> dic
             acc = ways[name](seed)
             out[name][0].append(cost(device) - start)
             out[name][1].append(acc)
-    if "bench batched" in out:  # its first call trained every seed: share that time equally
-        times = out["bench batched"][0]
-        out["bench batched"] = ([sum(times) / len(times)] * len(times), out["bench batched"][1])
+    for name in [name for name in out if name.startswith("bench batched")]:  # its first call trained every seed:
+        times = out[name][0]                                                  # share that time equally
+        out[name] = ([sum(times) / len(times)] * len(times), out[name][1])
     return out
 
 
@@ -141,7 +147,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--cases", nargs="+",
                         default=["digits:1", "digits:10", "digits:50", "cifar:1", "cifar:10", "cifar:50"])
-    parser.add_argument("--variants", nargs="*", default=[], choices=("channels_last", "compile", "batched"))
+    parser.add_argument("--variants", nargs="*", default=[], choices=("channels_last", "compile", "batched", "graphed"))
     args = parser.parse_args()
     device = torch.device(args.device)
     recipe = PRESETS["standard"].with_overrides({"epochs": args.epochs})

@@ -72,6 +72,33 @@ def test_momentum_sgd_steps_as_torch_sgd_with_the_recipes_decay(decay_at) -> Non
             torch.testing.assert_close(a, b.detach(), rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.parametrize("arch", ["ConvNet", "ConvNetBN"])
+def test_a_replayed_step_trains_the_networks_the_eager_step_trains(digits, arch: str) -> None:
+    """What `Replayed` adds to a CUDA graph (inputs copied into the captured buffers each step, one capture per
+    batch shape, the capture's warm-up steps undone, BatchNorm's statistics included), with a capture that warms up
+    three times and then replays eagerly: bit for bit the networks of the eager loop. 40 images in batches of 16
+    make two shapes; `idc` adds CutMix."""
+    x, y, recipe = digits.x_train[:40], digits.y_train[:40], PRESETS["idc"].with_overrides({"epochs": 3,
+                                                                                           "batch_size": 16})
+    captures = []
+
+    def warm_up_then_eager(fn):
+        captures.append(fn)
+        for _ in range(3):
+            fn()
+        return fn
+
+    trained = {}
+    for capture in (None, warm_up_then_eager):
+        trained[capture] = [seeded(s, builder(arch)) for s in (0, 1)]
+        fit_batched(trained[capture], x, y, recipe, dsa_strategy=digits.spec.dsa_strategy, capture=capture,
+                    generators=[torch.Generator().manual_seed(s + 1) for s in (0, 1)])
+    assert len(captures) == 2
+    for eager, replayed in zip(trained[None], trained[warm_up_then_eager]):
+        for (name, p), q in zip(eager.state_dict().items(), replayed.state_dict().values()):
+            assert torch.equal(p, q), name
+
+
 def test_convnets_train_together_as_grouped_convolutions_and_other_networks_vmap() -> None:
     """The ConvNets of the protocol (instance norm) are one network of grouped convolutions; BatchNorm's running
     statistics and every other architecture go through torch.func's vmap."""
