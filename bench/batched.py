@@ -18,6 +18,14 @@ dispatches 2.6x fewer operations per step than `torch.func`'s vmap and is 1.4x f
 included: the buffers are stacked too, so each network's running statistics are updated in place in its own
 slice. There is no fallback to the one-at-a-time loop, and CutMix needs none (each network's batch is mixed, and
 its loss weighed, as in `train_epoch`).
+
+How a step stays one fixed sequence of operations: the host makes every draw (each seed's own DSA family and
+parameters, CutMix), and the device applies every augmentation stage to every image with per-image parameters
+that are an identity where a seed did not draw that stage (`bench.augment.per_sample`), the K losses in one
+cross-entropy, and a foreach SGD whose lr is a tensor on the device (`MomentumSGD`). Nothing in a step depends on
+what was drawn or reads back from the device, so it dispatches 242 operations for 5 ConvNets at CIFAR shape
+instead of 320 (benchmarks/step_ops.py) and can be captured once and replayed as a CUDA graph (`Replayed`,
+`cuda_graph`; BENCH_CUDA_GRAPHS=1 until a GPU has checked it: `graphs_wanted`).
 """
 
 from __future__ import annotations
@@ -138,17 +146,27 @@ def mix_per_sample(mixes: Sequence[Mix | None], n: int, h: int, w: int) -> dict[
     return {"partner": partner.flatten(), "box": box, "keep": keep}
 
 
+def by_dtype(tensors: dict[str, torch.Tensor]) -> dict[torch.dtype, torch.Tensor]:
+    """CPU tensors flattened into one tensor per dtype, so that a device gets them in one copy each."""
+    return {dtype: torch.cat([t.reshape(-1) for t in tensors.values() if t.dtype == dtype])
+            for dtype in dict.fromkeys(t.dtype for t in tensors.values())}
+
+
+def unpacked(flats: dict[torch.dtype, torch.Tensor], like: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """`like`'s tensors as views of the `by_dtype` tensors `flats` (on any device)."""
+    out, offsets = {}, dict.fromkeys(flats, 0)
+    for name, t in like.items():
+        start = offsets[t.dtype]
+        offsets[t.dtype] += t.numel()
+        out[name] = flats[t.dtype][start:start + t.numel()].view(t.shape)
+    return out
+
+
 def moved(tensors: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
     """CPU tensors on `device` in one copy per dtype (`to_device`), not one per tensor."""
     if device.type == "cpu":
         return tensors
-    out = {}
-    for dtype in {t.dtype for t in tensors.values()}:
-        names = [name for name, t in tensors.items() if t.dtype == dtype]
-        flat = to_device(torch.cat([tensors[name].reshape(-1) for name in names]), device)
-        for name, piece in zip(names, flat.split([tensors[name].numel() for name in names])):
-            out[name] = piece.view(tensors[name].shape)
-    return out
+    return unpacked({dtype: to_device(flat, device) for dtype, flat in by_dtype(tensors).items()}, tensors)
 
 
 Capture = Callable[[Callable[[], torch.Tensor]], Callable[[], torch.Tensor]]
@@ -177,26 +195,29 @@ def cuda_graph(fn: Callable[[], torch.Tensor]) -> Callable[[], torch.Tensor]:
 
 class Replayed:
     """`step(inputs)` captured once per shape of its inputs (the last batch of a pass may be smaller) and
-    replayed: each call copies the inputs into the captured buffers first. The capture's warm-up calls train the
-    networks; `state` (every tensor a step changes) is put back as it was before them."""
+    replayed. Each call copies its CPU inputs into the captured buffers on `device` first, one copy per dtype
+    (`by_dtype`). The capture's warm-up calls train the networks; `state` (every tensor a step changes) is put back
+    as it was before them."""
 
     def __init__(self, step: Callable[[dict[str, torch.Tensor]], torch.Tensor], state: list[torch.Tensor],
-                 capture: Capture) -> None:
-        self.step, self.state, self.capture = step, state, capture
-        self.replays: dict[tuple, tuple[dict[str, torch.Tensor], Callable[[], torch.Tensor]]] = {}
+                 capture: Capture, device: torch.device) -> None:
+        self.step, self.state, self.capture, self.device = step, state, capture, device
+        self.replays: dict[tuple, tuple[dict[torch.dtype, torch.Tensor], Callable[[], torch.Tensor]]] = {}
 
     def __call__(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        shapes = tuple((name, t.shape) for name, t in inputs.items())
-        if shapes not in self.replays:
-            static, saved = {name: t.clone() for name, t in inputs.items()}, [t.clone() for t in self.state]
-            replay = self.capture(lambda: self.step(static))
+        shapes, flats = tuple((name, t.shape) for name, t in inputs.items()), by_dtype(inputs)
+        known = shapes in self.replays
+        static = self.replays[shapes][0] if known else {dtype: torch.empty_like(flat, device=self.device)
+                                                        for dtype, flat in flats.items()}
+        for dtype, flat in flats.items():
+            static[dtype].copy_(flat.pin_memory() if static[dtype].is_cuda else flat, non_blocking=True)
+        if not known:
+            saved, views = [t.clone() for t in self.state], unpacked(static, inputs)
+            replay = self.capture(lambda: self.step(views))
             with torch.no_grad():
                 torch._foreach_copy_(self.state, saved)
             self.replays[shapes] = static, replay
-        static, replay = self.replays[shapes]
-        for name, t in inputs.items():
-            static[name].copy_(t, non_blocking=True)
-        return replay()
+        return self.replays[shapes][1]()
 
 
 def graphs_wanted(device: torch.device) -> bool:
@@ -245,8 +266,11 @@ def fit_batched(nets: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, rec
         opt.step(torch.autograd.grad(loss.sum(), together.leaves))  # each loss reaches only its network
         return loss.detach()
 
-    step = train_step if capture is None else Replayed(train_step, [*together.state().values(), *opt.buffers],
-                                                        capture)
+    def eager(inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        return train_step(moved(inputs, x.device))
+
+    step = eager if capture is None else Replayed(train_step, [*together.state().values(), *opt.buffers], capture,
+                                                   x.device)
     for epoch in range(recipe.passes):
         orders = [torch.randperm(len(x), generator=g) for g in generators]
         for start in range(0, len(x), recipe.batch_size):
@@ -256,8 +280,8 @@ def fit_batched(nets: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, rec
                                  cutmix_prob=recipe.cutmix_prob, cutmix_beta=recipe.cutmix_beta) for g in generators]
             inputs = per_sample([dsa_draws for dsa_draws, _ in draws], shape) | {"index": index}
             if recipe.cutmix_prob > 0:
-                inputs |= mix_per_sample([mix for _, mix in draws], *shape[0:1], *shape[2:])
-            losses[epoch] += step(moved(inputs, x.device))
+                inputs |= mix_per_sample([mix for _, mix in draws], shape[0], *shape[2:])
+            losses[epoch] += step(inputs)
         opt.after_pass(epoch)
         last = epoch + 1 == recipe.passes
         if last or time.monotonic() - read_at >= READ_EVERY_S:  # one host sync

@@ -52,6 +52,8 @@ def main() -> None:
     parser.add_argument("--graphs", action="store_true", help="also together with the step replayed as a CUDA graph")
     args = parser.parse_args()
     device, seeds = torch.device(args.device), list(range(args.seeds))
+    if args.graphs and device.type != "cuda":
+        parser.error("--graphs replays a CUDA graph: it needs --device cuda")
     gen = torch.Generator().manual_seed(0)
     x, y = torch.randn(args.ipc * 10, 3, 32, 32, generator=gen), torch.arange(10).repeat_interleave(args.ipc)
     x_test, y_test = torch.randn(args.test, 3, 32, 32, generator=gen), torch.randint(10, (args.test,), generator=gen)

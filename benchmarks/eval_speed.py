@@ -150,6 +150,8 @@ def main() -> None:
     parser.add_argument("--variants", nargs="*", default=[], choices=("channels_last", "compile", "batched", "graphed"))
     args = parser.parse_args()
     device = torch.device(args.device)
+    if "graphed" in args.variants and device.type != "cuda":
+        parser.error("--variants graphed replays a CUDA graph: it needs --device cuda")
     recipe = PRESETS["standard"].with_overrides({"epochs": args.epochs})
     print(f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'CPU'}), "
           f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), {args.epochs} epochs, seeds {args.seeds}",
