@@ -18,6 +18,7 @@ Evaluation use (`siamese=False`): seed one generator per training run and pass i
 call; parameters are random per sample.
 """
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Iterable, Sequence
@@ -77,18 +78,10 @@ def crop(x: Tensor, shift_h: Tensor, shift_w: Tensor) -> Tensor:
 
     Reads go through a 1-pixel zero pad with clamped indices, as in the reference.
     """
-    _, _, h, w = x.shape
-    return shifted(x, crop_index(shift_h.to(x.device), h), crop_index(shift_w.to(x.device), w))
-
-
-def crop_index(shift: Tensor, size: int) -> Tensor:
-    """(N, size): where each output row (column) of `crop` reads in the zero-padded image."""
-    return (torch.arange(size, device=shift.device) + shift.view(-1, 1) + 1).clamp(0, size + 1)
-
-
-def shifted(x: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
-    """`crop` with its `crop_index`es: two gathers from the 1-pixel zero-padded images."""
     n, ch, h, w = x.shape
+    dev = x.device
+    rows = (torch.arange(h, device=dev) + shift_h.to(dev).view(-1, 1) + 1).clamp(0, h + 1)
+    cols = (torch.arange(w, device=dev) + shift_w.to(dev).view(-1, 1) + 1).clamp(0, w + 1)
     padded = F.pad(x, (1, 1, 1, 1))
     out = padded.gather(2, rows.view(n, 1, h, 1).expand(n, ch, h, w + 2))
     return out.gather(3, cols.view(n, 1, 1, w).expand(n, ch, h, w))
@@ -100,20 +93,15 @@ def cutout(x: Tensor, center_h: Tensor, center_w: Tensor, ratio: float = DSAPara
     The box is clipped to the image, matching the reference's clamped index scatter.
     """
     _, _, h, w = x.shape
-    return cut(x, cut_span(center_h.to(x.device), h, ratio), cut_span(center_w.to(x.device), w, ratio))
+    dev = x.device
 
+    def inside(center: Tensor, size: int) -> Tensor:
+        side = _shift_bound(size, ratio)
+        lo = center.to(dev).view(-1, 1) - side // 2
+        idx = torch.arange(size, device=dev)
+        return (idx >= lo) & (idx < lo + side)
 
-def cut_span(center: Tensor, size: int, ratio: float) -> Tensor:
-    """(N, size) bool: the rows (columns) `cutout`'s box covers."""
-    side = _shift_bound(size, ratio)
-    lo = center.view(-1, 1) - side // 2
-    idx = torch.arange(size, device=center.device)
-    return (idx >= lo) & (idx < lo + side)
-
-
-def cut(x: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
-    """`cutout` with its `cut_span`s: zero where a covered row meets a covered column."""
-    box = rows.unsqueeze(2) & cols.unsqueeze(1)
+    box = inside(center_h, h).unsqueeze(2) & inside(center_w, w).unsqueeze(1)
     return x * (~box).unsqueeze(1).to(x.dtype)
 
 
@@ -252,38 +240,38 @@ def dsa(x: Tensor, strategy: str, generator: torch.Generator, params: DSAParams 
 STAGES = {"flip": "flip", "color": "color", "crop": "crop", "scale": "warp", "rotate": "warp", "cutout": "cutout"}
 
 
-def per_sample(draws: Sequence[Sequence[Draw]], shape: torch.Size | tuple[int, ...],
-               params: DSAParams = DSAParams()) -> dict[str, Tensor]:
-    """Every stage's CPU parameters for each of the len(draws) x N images of K batches of `shape` (N, C, H, W),
-    where batch k takes the `draws[k]` in order: the family's values where a draw picked it, identity where none did
-    (no flip, shift or cutout box; colour and warp masked off). `apply_per_sample` then augments all K batches with
-    one fixed sequence of operations, whatever families were drawn, each image as `applied` would: a sequence of
-    fixed shapes that a CUDA graph can capture, and K batches' worth of augmentation in the operations of one.
-    Crop's and cutout's indices are worked out here, on the host, for all K x N images at once."""
-    n, _, h, w = shape
-    identity = {"flip": torch.zeros(n, dtype=torch.bool), "color": torch.zeros(n, dtype=torch.bool),
-                "brightness": torch.zeros(n), "saturation": torch.ones(n), "contrast": torch.ones(n),
-                "shift_h": torch.zeros(n, dtype=torch.long), "shift_w": torch.zeros(n, dtype=torch.long),
-                "warp": torch.zeros(n, dtype=torch.bool), "theta": scale_theta(torch.ones(n), torch.ones(n)),
-                # A box centre this far outside the image leaves nothing to cut.
-                "center_h": torch.full((n,), -2 ** 30), "center_w": torch.full((n,), -2 ** 30)}
-    columns = {name: [t] * len(draws) for name, t in identity.items()}
+def per_sample(draws: Sequence[Sequence[Draw]], n: int) -> dict[str, Tensor]:
+    """Every stage's CPU parameters for each of the len(draws) x n images of K batches of n, where batch k takes the
+    `draws[k]` in order: the family's values where a draw picked it, identity where none did (no flip, shift or
+    cutout box; colour and warp masked off). `apply_per_sample` then augments all K batches with one fixed sequence
+    of operations, whatever families were drawn, each image as `applied` would: a sequence of fixed shapes that a
+    CUDA graph can capture, and K batches' worth of augmentation in the operations of one. Made on the host at
+    every step, so it is a handful of concatenations: crop's and cutout's indices are left to the device."""
+    columns = {name: [t] * len(draws) for name, t in _identity(n).items()}
     for k, batch_draws in enumerate(draws):
         for family, values in batch_draws:
             if family in ("scale", "rotate"):
                 theta = scale_theta(**values) if family == "scale" else rotate_theta(**values)
-                values = {"warp": torch.ones(n, dtype=torch.bool), "theta": theta}
+                values = {"warp": _identity(n)["on"], "theta": theta}
             elif family == "flip":
                 values = {"flip": values["mask"]}
             elif family == "color":
-                values = values | {"color": torch.ones(n, dtype=torch.bool)}
+                values = values | {"color": _identity(n)["on"]}
             for name, value in values.items():
                 columns[name][k] = value
-    t = {name: torch.cat(column) for name, column in columns.items()}
-    return {"flip": t["flip"], "color": t["color"], "brightness": t["brightness"], "saturation": t["saturation"],
-            "contrast": t["contrast"], "rows": crop_index(t["shift_h"], h), "cols": crop_index(t["shift_w"], w),
-            "warp": t["warp"], "theta": t["theta"], "cut_rows": cut_span(t["center_h"], h, params.ratio_cutout),
-            "cut_cols": cut_span(t["center_w"], w, params.ratio_cutout)}
+    return {name: torch.cat(column) for name, column in columns.items() if name != "on"}
+
+
+@functools.lru_cache(maxsize=8)
+def _identity(n: int) -> dict[str, Tensor]:
+    """`per_sample`'s values for n images that no draw picked (never written to: only concatenated)."""
+    return {"flip": torch.zeros(n, dtype=torch.bool), "color": torch.zeros(n, dtype=torch.bool),
+            "brightness": torch.zeros(n), "saturation": torch.ones(n), "contrast": torch.ones(n),
+            "shift_h": torch.zeros(n, dtype=torch.long), "shift_w": torch.zeros(n, dtype=torch.long),
+            "warp": torch.zeros(n, dtype=torch.bool), "theta": scale_theta(torch.ones(n), torch.ones(n)),
+            # A box centre this far outside the image leaves nothing to cut.
+            "center_h": torch.full((n,), -2 ** 30), "center_w": torch.full((n,), -2 ** 30),
+            "on": torch.ones(n, dtype=torch.bool)}
 
 
 def apply_per_sample(x: Tensor, t: dict[str, Tensor], families: Iterable[str],
@@ -297,9 +285,9 @@ def apply_per_sample(x: Tensor, t: dict[str, Tensor], families: Iterable[str],
     if "color" in stages:
         x = torch.where(t["color"].view(-1, 1, 1, 1), color(x, t["brightness"], t["saturation"], t["contrast"]), x)
     if "crop" in stages:
-        x = shifted(x, t["rows"], t["cols"])
+        x = crop(x, t["shift_h"], t["shift_w"])
     if "warp" in stages:
         x = torch.where(t["warp"].view(-1, 1, 1, 1), _warp(x, t["theta"], params.align_corners), x)
     if "cutout" in stages:
-        x = cut(x, t["cut_rows"], t["cut_cols"])
+        x = cutout(x, t["center_h"], t["center_w"], params.ratio_cutout)
     return x

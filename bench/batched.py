@@ -23,7 +23,7 @@ How a step stays one fixed sequence of operations: the host makes every draw (ea
 parameters, CutMix), and the device applies every augmentation stage to every image with per-image parameters
 that are an identity where a seed did not draw that stage (`bench.augment.per_sample`), the K losses in one
 cross-entropy, and a foreach SGD whose lr is a tensor on the device (`MomentumSGD`). Nothing in a step depends on
-what was drawn or reads back from the device, so it dispatches 242 operations for 5 ConvNets at CIFAR shape
+what was drawn or reads back from the device, so it dispatches 214 operations for 5 ConvNets at CIFAR shape
 instead of 320 (benchmarks/step_ops.py) and can be captured once and replayed as a CUDA graph (`Replayed`,
 `cuda_graph`; BENCH_CUDA_GRAPHS=1 until a GPU has checked it: `graphs_wanted`).
 """
@@ -278,7 +278,7 @@ def fit_batched(nets: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, rec
             shape = (index.shape[1], *x.shape[1:])
             draws = [batch_draws(shape, g, dsa_strategy=strategy, dsa_mode=recipe.dsa_mode,
                                  cutmix_prob=recipe.cutmix_prob, cutmix_beta=recipe.cutmix_beta) for g in generators]
-            inputs = per_sample([dsa_draws for dsa_draws, _ in draws], shape) | {"index": index}
+            inputs = per_sample([dsa_draws for dsa_draws, _ in draws], shape[0]) | {"index": index}
             if recipe.cutmix_prob > 0:
                 inputs |= mix_per_sample([mix for _, mix in draws], shape[0], *shape[2:])
             losses[epoch] += step(inputs)

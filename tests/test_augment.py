@@ -271,5 +271,5 @@ def test_per_sample_augments_each_batch_as_its_own_draws_do(strategy: str, mode:
             for drawn in batch_draws:
                 batch = applied(batch, drawn)
             expected.append(batch)
-        together = apply_per_sample(x, per_sample(draws, x[:6].shape), families)
+        together = apply_per_sample(x, per_sample(draws, 6), families)
         assert torch.equal(together, torch.cat(expected))
