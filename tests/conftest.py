@@ -8,11 +8,13 @@ threads spend longer waiting for each other than computing (measured 10x slower)
 from __future__ import annotations
 
 import os
+import tempfile
 import textwrap
 from pathlib import Path
 
 for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
     os.environ[_var] = "1"  # before torch or numpy start their thread pools; inherited by subprocesses
+os.environ["BENCH_CACHE"] = tempfile.mkdtemp(prefix="bench-test-cache-")  # not the user's ~/.cache/bench
 
 import pytest  # noqa: E402
 import torch  # noqa: E402

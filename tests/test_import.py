@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,7 @@ from PIL import Image
 
 from bench.data import DATASETS
 from bench.methods.imported import Import
+from bench.methods import specs
 from bench.methods.specs import InputError
 from conftest import write
 
@@ -268,3 +270,48 @@ def test_a_template_names_only_dataset_ipc_and_seed(bench, workdir: Path) -> Non
     write(workdir / "imp.yaml", suite("sets/{data}/images.pt"))
     code, _, err = bench("validate", "imp.yaml")
     assert code == 2 and "has the placeholder {data}" in err and "methods[1].params.path" in err
+
+
+def test_a_later_command_takes_an_unchanged_files_hash_from_the_cache(tmp_path: Path, monkeypatch) -> None:
+    """Planning hashes every imported file in every command; a file whose size, times and inode are those an earlier
+    command hashed is not read again. A file rewritten with its old size and mtime (`touch -d`, `cp -p`) still is:
+    its ctime moved. A damaged cache is ignored."""
+    monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(specs, "RACY_NS", 0)  # files written just now may be kept (the rule has its own test)
+    hashed: list[str] = []
+    monkeypatch.setattr(specs, "_sha256", lambda path, *stat: hashed.append(Path(path).name) or sha(Path(path)))
+    folder = tmp_path / "set"
+    for i in range(3):
+        write(folder / f"{i}.png", f"image {i}")
+
+    def new_command() -> dict:
+        specs._cached.clear()
+        hashed.clear()
+        return specs.file_digest(folder)
+
+    first = new_command()
+    assert sorted(hashed) == ["0.png", "1.png", "2.png"] and first["files"] == 3
+    assert new_command() == first and hashed == []
+    before = (folder / "1.png").stat()
+    (folder / "1.png").write_text("IMAGE 1")
+    while (folder / "1.png").stat().st_ctime_ns == before.st_ctime_ns:  # a file system tick may hold both writes
+        os.utime(folder / "1.png", ns=(before.st_atime_ns, before.st_mtime_ns))
+    os.utime(folder / "1.png", ns=(before.st_atime_ns, before.st_mtime_ns))
+    changed = new_command()
+    assert hashed == ["1.png"] and changed != first
+    for cache_file in (tmp_path / "cache").rglob("*.json"):
+        cache_file.write_text("{not json")
+    assert new_command() == changed and sorted(hashed) == ["0.png", "1.png", "2.png"]
+    assert new_command() == changed and hashed == []
+
+
+def test_a_file_changed_just_before_it_was_hashed_is_hashed_again(tmp_path: Path, monkeypatch) -> None:
+    """git's racy-clean rule: a write in the same clock tick as the hashing could leave size and times as they were,
+    so a file changed within `RACY_NS` of its hashing is not kept for the next command."""
+    monkeypatch.setenv("BENCH_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(specs, "RACY_NS", 10 ** 18)  # every file counts as changed just now
+    path = write(tmp_path / "images.pt", "tensor")
+    for _ in range(2):
+        specs._cached.clear()
+        assert specs.sha256_of(path) == sha(path)
+    assert not list((tmp_path / "cache").rglob("*.json"))

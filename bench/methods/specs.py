@@ -14,7 +14,11 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import json
+import os
 import string
+import time
+from contextlib import suppress
 from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
@@ -23,6 +27,7 @@ from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, NonNegativeI
                       model_validator)
 
 from bench import nets
+from bench.atomic import atomic_write
 from bench.experts import ExpertSpec
 from bench.recipes import FAMILIES, EvalRecipe
 
@@ -676,7 +681,7 @@ def folder_files(path: Path) -> list[Path]:
 
 
 @cache
-def _sha256(path: str, size: int, mtime_ns: int) -> str:
+def _sha256(path: str, size: int, mtime_ns: int, ctime_ns: int, inode: int) -> str:
     """A file's SHA-256, once per process for an unchanged file (planning hashes it for every command)."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -685,9 +690,57 @@ def _sha256(path: str, size: int, mtime_ns: int) -> str:
     return digest.hexdigest()
 
 
+def hash_cache() -> Path:
+    """Where the hashes of imported files outlive a command: $BENCH_CACHE, else $XDG_CACHE_HOME/bench, else
+    ~/.cache/bench."""
+    if root := os.environ.get("BENCH_CACHE"):
+        return Path(root)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "bench"
+
+
+# A hash is kept only for a file last written (mtime) and changed (ctime) this long before its hashing began, so
+# a write within the same tick of the file system's clock (same size, same times) cannot leave a stale hash: git's
+# "racy clean" rule. ctime and the inode are in the key because no tool sets them back (`touch -d`, `rsync -t`,
+# `cp -p` restore an mtime, not a ctime).
+RACY_NS = 2_000_000_000
+
+
+def _digests(root: Path, files: list[Path]) -> list[str]:
+    """Each file's SHA-256; for a file `stat` says is unchanged since an earlier command hashed it, read from that
+    command's cache (one JSON file per imported file or folder under `hash_cache()`) instead of hashed again:
+    planning hashes every import in every command, about a second per GB. A cache that cannot be read is ignored,
+    and one that cannot be written is left: either way the files are hashed."""
+    where = hash_cache() / "sha256" / f"{hashlib.sha256(str(root.resolve()).encode()).hexdigest()}.json"
+    known = _cached.get(where)
+    if known is None:
+        try:
+            known = json.loads(where.read_text())
+        except (OSError, ValueError):
+            known = {}
+        known = known if isinstance(known, dict) else {}
+    started, kept, out = time.time_ns(), {}, []
+    for f in files:
+        st = f.stat()
+        stat = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+        name = f.relative_to(root).as_posix()
+        hit = known.get(name)
+        digest = hit[4] if isinstance(hit, list) and hit[:4] == stat and len(hit) == 5 else _sha256(
+            str(f.resolve()), *stat)
+        out.append(digest)
+        if max(st.st_mtime_ns, st.st_ctime_ns) < started - RACY_NS:
+            kept[name] = [*stat, digest]
+    _cached[where] = kept
+    if kept != known:
+        with suppress(OSError):
+            atomic_write(where, lambda out_file: out_file.write(json.dumps(kept).encode()))
+    return out
+
+
+_cached: dict[Path, dict[str, list]] = {}  # what this process last read or wrote of each cache file
+
+
 def sha256_of(path: Path) -> str:
-    stat = path.stat()
-    return _sha256(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    return _digests(path, [path])[0]
 
 
 def file_digest(path: Path) -> dict[str, Any]:
@@ -696,7 +749,8 @@ def file_digest(path: Path) -> dict[str, Any]:
     if not path.is_dir():
         return {"sha256": sha256_of(path)}
     files = folder_files(path)
-    manifest = "".join(f"{f.relative_to(path).as_posix()}\t{sha256_of(f)}\n" for f in files)
+    manifest = "".join(f"{f.relative_to(path).as_posix()}\t{digest}\n"
+                       for f, digest in zip(files, _digests(path, files)))
     return {"sha256": hashlib.sha256(manifest.encode()).hexdigest(), "files": len(files)}
 
 
