@@ -92,14 +92,6 @@ def mixed(x: torch.Tensor, y: torch.Tensor, mix: Mix) -> tuple[torch.Tensor, tor
     return out, y[perm]
 
 
-def cutmix(x: torch.Tensor, y: torch.Tensor, beta: float,
-           generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, float]:
-    """IDC's CutMix: paste a box from a shuffled copy of the batch (`draw_cutmix`). Returns the mixed images, the
-    partner labels and the weight of the own labels."""
-    mix = draw_cutmix(x.shape[0], x.shape[2], x.shape[3], beta, generator)
-    return *mixed(x, y, mix), mix.keep
-
-
 def batch_draws(shape: torch.Size | tuple[int, ...], generator: torch.Generator, *, dsa_strategy: str,
                 dsa_mode: DSAMode, cutmix_prob: float, cutmix_beta: float) -> tuple[list[Draw], Mix | None]:
     """Every random draw of one training batch of `shape`, in the order `augmented_batch` makes them: DSA

@@ -9,7 +9,7 @@ import torch
 from bench import augment, train
 from bench.plan import content_key
 from bench.recipes import PRESETS, EvalRecipe
-from bench.train import cutmix, fit, idc_dsa, without_cutout
+from bench.train import draw_cutmix, fit, idc_dsa, without_cutout
 
 OLD_FIELDS = {"epochs", "lr", "momentum", "weight_decay", "batch_size", "decay_factor", "augment", "test_batch_size"}
 
@@ -68,7 +68,9 @@ def test_idc_schedule_decays_in_place_at_two_thirds_and_five_sixths(monkeypatch)
 def test_cutmix_pastes_one_box_from_the_shuffled_batch() -> None:
     x = torch.arange(4.0).view(4, 1, 1, 1).expand(4, 1, 8, 8).clone()  # image i is constant i
     y = torch.arange(4)
-    mixed, partner, keep = cutmix(x, y, 1.0, torch.Generator().manual_seed(3))
+    mix = draw_cutmix(4, 8, 8, 1.0, torch.Generator().manual_seed(3))
+    mixed, partner = train.mixed(x, y, mix)
+    keep = mix.keep
     assert torch.equal(x, torch.arange(4.0).view(4, 1, 1, 1).expand(4, 1, 8, 8))  # input untouched
     for i in range(4):
         pasted = mixed[i, 0] != i
@@ -78,8 +80,8 @@ def test_cutmix_pastes_one_box_from_the_shuffled_batch() -> None:
             rows, cols = pasted.any(1).nonzero().flatten(), pasted.any(0).nonzero().flatten()
             assert pasted.sum() == len(rows) * len(cols)  # one rectangle
     assert sorted(partner.tolist()) == [0, 1, 2, 3]
-    again = cutmix(x, y, 1.0, torch.Generator().manual_seed(3))
-    assert torch.equal(again[0], mixed) and again[2] == keep
+    again = draw_cutmix(4, 8, 8, 1.0, torch.Generator().manual_seed(3))
+    assert torch.equal(train.mixed(x, y, again)[0], mixed) and again.keep == keep
 
 
 def test_idc_dsa_always_applies_flip_colour_cutout_around_one_drawn_op(monkeypatch) -> None:
