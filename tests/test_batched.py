@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 from scipy import stats
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from bench import data, nets
 from bench.batched import MomentumSGD, evaluate_synset_batched, fit_batched, grouped
@@ -97,6 +98,38 @@ def test_a_replayed_step_trains_the_networks_the_eager_step_trains(digits, arch:
     for eager, replayed in zip(trained[None], trained[warm_up_then_eager]):
         for (name, p), q in zip(eager.state_dict().items(), replayed.state_dict().values()):
             assert torch.equal(p, q), name
+
+
+# Operations that make a GPU wait and hand a value to the host (`.item()`, `bool()`, `.tolist()`, boolean masks),
+# which a CUDA graph cannot capture.
+HOST_READS = {"_local_scalar_dense", "nonzero", "masked_select", "_unique2", "unique_consecutive", "unique_dim",
+              "repeat_interleave", "equal", "is_nonzero"}
+
+
+class NoHostReads(TorchDispatchMode):
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        assert func.overloadpacket.__name__ not in HOST_READS, f"{func} reads from the device"
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("arch, preset", [("ConvNet", "standard"), ("ConvNetBN", "idc")])
+def test_a_step_never_reads_from_the_device(digits, arch: str, preset: str) -> None:
+    """What a CUDA graph needs of the step it captures: every step of the loop, its first included, runs without
+    one operation that reads a value back to the host (CutMix and BatchNorm's statistics included)."""
+    steps = []
+
+    def watched(fn):
+        def step():
+            with NoHostReads():
+                steps.append(fn())
+            return steps[-1]
+        return step
+
+    recipe = PRESETS[preset].with_overrides({"epochs": 2, "batch_size": 16})
+    fit_batched([seeded(s, builder(arch)) for s in (0, 1)], digits.x_train[:40], digits.y_train[:40], recipe,
+                dsa_strategy=digits.spec.dsa_strategy, capture=watched,
+                generators=[torch.Generator().manual_seed(s + 1) for s in (0, 1)])
+    assert len(steps) == 3 * recipe.passes
 
 
 def test_convnets_train_together_as_grouped_convolutions_and_other_networks_vmap() -> None:
