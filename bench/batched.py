@@ -22,10 +22,10 @@ its loss weighed, as in `train_epoch`).
 How a step stays one fixed sequence of operations: the host makes every draw (each seed's own DSA family and
 parameters, CutMix), and the device applies every augmentation stage to every image with per-image parameters
 that are an identity where a seed did not draw that stage (`bench.augment.per_sample`), the K losses in one
-cross-entropy, and a foreach SGD whose lr is a tensor on the device (`MomentumSGD`). Nothing in a step depends on
-what was drawn or reads back from the device, so it dispatches 214 operations for 5 ConvNets at CIFAR shape
-instead of 320 (benchmarks/step_ops.py) and can be captured once and replayed as a CUDA graph (`Replayed`,
-`cuda_graph`; BENCH_CUDA_GRAPHS=1 until a GPU has checked it: `graphs_wanted`).
+cross-entropy, and a foreach SGD whose lr is a tensor on the device (`MomentumSGD`). That sequence depends on no
+draw and reads nothing back from the device, so it can be captured once and replayed as a CUDA graph (`Replayed`,
+`cuda_graph`; BENCH_CUDA_GRAPHS=1 until a GPU has checked it: `graphs_wanted`). Run eagerly, a step skips the
+stages no image drew: 194 operations for 5 ConvNets at CIFAR shape instead of 320 (benchmarks/step_ops.py).
 """
 
 from __future__ import annotations
@@ -250,10 +250,11 @@ def fit_batched(nets: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, rec
     why: list[str | None] = [None] * k
     read_at = time.monotonic()
 
-    def train_step(t: dict[str, torch.Tensor]) -> torch.Tensor:
-        """One SGD step of every network on its batch; returns their losses (K,)."""
+    def train_step(t: dict[str, torch.Tensor], stages: set[str]) -> torch.Tensor:
+        """One SGD step of every network on its batch, augmented by the stages of the families `stages`; returns
+        the networks' losses (K,)."""
         index = t["index"].flatten()
-        xb = apply_per_sample(x[index], t, families)
+        xb = apply_per_sample(x[index], t, stages)
         yb = y[index]
         if recipe.cutmix_prob > 0:
             shape = (k, -1, *xb.shape[1:])
@@ -266,11 +267,9 @@ def fit_batched(nets: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, rec
         opt.step(torch.autograd.grad(loss.sum(), together.leaves))  # each loss reaches only its network
         return loss.detach()
 
-    def eager(inputs: dict[str, torch.Tensor]) -> torch.Tensor:
-        return train_step(moved(inputs, x.device))
-
-    step = eager if capture is None else Replayed(train_step, [*together.state().values(), *opt.buffers], capture,
-                                                   x.device)
+    # A captured step goes through every stage of the strategy; an eager one skips those no image drew.
+    replayed = capture and Replayed(lambda t: train_step(t, families), [*together.state().values(), *opt.buffers],
+                                    capture, x.device)
     for epoch in range(recipe.passes):
         orders = [torch.randperm(len(x), generator=g) for g in generators]
         for start in range(0, len(x), recipe.batch_size):
@@ -281,7 +280,11 @@ def fit_batched(nets: Sequence[nn.Module], x: torch.Tensor, y: torch.Tensor, rec
             inputs = per_sample([dsa_draws for dsa_draws, _ in draws], shape[0]) | {"index": index}
             if recipe.cutmix_prob > 0:
                 inputs |= mix_per_sample([mix for _, mix in draws], shape[0], *shape[2:])
-            losses[epoch] += step(inputs)
+            if replayed:
+                losses[epoch] += replayed(inputs)
+            else:
+                drawn = {family for dsa_draws, _ in draws for family, _ in dsa_draws}
+                losses[epoch] += train_step(moved(inputs, x.device), drawn)
         opt.after_pass(epoch)
         last = epoch + 1 == recipe.passes
         if last or time.monotonic() - read_at >= READ_EVERY_S:  # one host sync

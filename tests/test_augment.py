@@ -273,3 +273,5 @@ def test_per_sample_augments_each_batch_as_its_own_draws_do(strategy: str, mode:
             expected.append(batch)
         together = apply_per_sample(x, per_sample(draws, 6), families)
         assert torch.equal(together, torch.cat(expected))
+        drawn = {family for batch_draws in draws for family, _ in batch_draws}  # the stages no image drew: skipped
+        assert torch.equal(apply_per_sample(x, per_sample(draws, 6), drawn), together)
