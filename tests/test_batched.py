@@ -132,6 +132,40 @@ def test_a_step_never_reads_from_the_device(digits, arch: str, preset: str) -> N
     assert len(steps) == 3 * recipe.passes
 
 
+class OnlyDeviceTensors(TorchDispatchMode):
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        host = [t for t in torch.utils._pytree.tree_leaves((args, kwargs))
+                if isinstance(t, torch.Tensor) and t.device.type == "cpu"]
+        assert not host, f"{func} takes host tensors of shapes {[tuple(t.shape) for t in host]}"
+        return func(*args, **(kwargs or {}))
+
+
+class Captured(Exception):
+    """Stops `fit_batched` once its step has been captured: the meta device has no values to read back."""
+
+
+@pytest.mark.parametrize("arch, preset", [("ConvNet", "standard"), ("ConvNetBN", "idc")])
+def test_a_captured_step_takes_only_device_tensors(arch: str, preset: str) -> None:
+    """What a CPU cannot see of a capture: a graph replays the kernels it recorded, so a host tensor in the step (a
+    CPU lr, a CPU 0-dim constant) would be read once, at capture, and replayed stale. On the meta device, a stand-in
+    for a GPU, every operation of the captured step (every DSA family, CutMix, BatchNorm, SGD) takes device tensors
+    only; a CPU lr in `MomentumSGD` makes this fail."""
+    meta, seen = torch.device("meta"), []
+
+    def capture(fn):
+        with OnlyDeviceTensors():
+            seen.append(fn())
+        raise Captured
+
+    recipe = PRESETS[preset].with_overrides({"epochs": 2, "batch_size": 16})
+    x, y = torch.empty(40, 3, 32, 32, device=meta), torch.zeros(40, dtype=torch.long, device=meta)
+    with pytest.raises(Captured):
+        fit_batched([seeded(s, lambda: nets.get_network(arch, 3, 10, 32)).to(meta) for s in (0, 1)], x, y, recipe,
+                    dsa_strategy="color_crop_cutout_flip_scale_rotate", capture=capture,
+                    generators=[torch.Generator().manual_seed(s + 1) for s in (0, 1)])
+    assert seen[0].shape == (2,) and seen[0].device == meta
+
+
 def test_convnets_train_together_as_grouped_convolutions_and_other_networks_vmap() -> None:
     """The ConvNets of the protocol (instance norm) are one network of grouped convolutions; BatchNorm's running
     statistics and every other architecture go through torch.func's vmap."""
