@@ -76,6 +76,7 @@ $accounting
 $gres_types
 NodeName=bench-node NodeHostname=$HOST NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem_mb $gres State=UNKNOWN
 PartitionName=debug Nodes=bench-node Default=YES MaxTime=INFINITE State=UP
+PartitionName=short Nodes=bench-node MaxTime=10 State=UP
 EOF
 }
 

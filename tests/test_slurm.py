@@ -18,8 +18,9 @@ import pytest
 import torch
 
 from bench.config import ConfigError, load_site, load_suite
-from bench.executors.profiles import choose_profile, parse_profile, submitit_parameters
-from bench.executors.slurm import status
+from bench.executors.profiles import choose_profile, parse_profile, slurm_minutes, submitit_parameters
+from bench.executors.slurm import device_type, jobs_of, status
+from bench.executors.todo import cell_of
 from bench.plan import make_plan
 from bench.store import Store
 from conftest import REPO, check_golden, write
@@ -100,6 +101,27 @@ def test_sbatch_file_matches_the_golden_one(tmp_path: Path) -> None:
     text = _make_sbatch_string(command="python -u -m submitit.core._submit /store/slurm/demo/logs/%A",
                                folder="/store/slurm/demo/logs/%A", map_count=3, dependency="afterany:12", **params)
     check_golden(REPO / "tests" / "golden" / "sbatch_evaluate.txt", text)
+
+
+def test_a_cells_seeds_share_a_job_where_they_train_together(tmp_path: Path) -> None:
+    """Where a cell's seeds train together (`batch_seeds`; by default on CUDA), SLURM gives them one array element,
+    as `bench run` gives them one GPU; elsewhere each task is an element of its own, and they run side by side."""
+    plan = make_plan(load_suite(write(tmp_path / "grid.yaml", SUITE.format(name="grid"))))
+    evaluations, distillations = list(plan.evaluate), list(plan.distill)
+    on_gpu = jobs_of(evaluations + distillations, "cuda")
+    cells = [job for job in on_gpu if len(job) > 1]
+    assert len(cells) == 8 and all(len({cell_of(t) for t in job}) == 1 and [t.seed for t in job] == [0, 1]
+                                   for job in cells)
+    assert sorted(t.key for job in on_gpu for t in job) == sorted(t.key for t in evaluations + distillations)
+    assert all(len(job) == 1 for job in jobs_of(evaluations + distillations, "cpu"))
+    evaluate = choose_profile(load_site(write(tmp_path / "bench.yaml", PROFILES)), "test", "--profile"
+                              ).stages["evaluate"]
+    assert [device_type(device, evaluate) for device in ("auto", "cpu", "cuda:1")] == ["cuda", "cpu", "cuda"]
+    assert [device_type("auto", {"sbatch": extra}) for extra in (
+        {"gres": "gpu:a100:1"}, {"--gpus-per-node": 2}, {"constraint": "gpu"}, {})] == ["cuda", "cuda", "cpu", "cpu"]
+    # sinfo's partition limits, which cap such a job's K times the stage's time limit
+    assert [slurm_minutes(t) for t in ("infinite", "1-00:00:00", "4:00:00", "30:00", "2-12", "10")] == [
+        None, 1440, 240, 30, 3600, 10]
 
 
 @pytest.mark.slow
@@ -231,6 +253,43 @@ def test_suite_through_slurm_arrays_matches_the_local_run(cluster: Path, bench, 
     os.chdir(workdir / "local")
     assert bench("run", str(suite))[0] == 0
     assert records(workdir / "local" / "results") == on_slurm, "same seeds, same accuracies"
+
+
+@pytest.mark.slow
+def test_a_cells_seeds_trained_together_run_as_one_job(cluster: Path, bench, workdir: Path) -> None:
+    """`batch_seeds: true`: the three seeds of each cell are one array element, under three times the evaluate time
+    limit up to its partition's (5 minutes each, on a partition of 10), trained together, with the accuracies
+    `bench run` gets here."""
+    write(workdir / "bench.yaml", PROFILES + "  short_queue:\n    partition: short\n    time: 5\n")
+    suite = write(workdir / "together.yaml", """\
+        name: together
+        datasets: [digits]
+        ipc: [1, 2]
+        eval_archs: [ConvNet]
+        methods: [{name: random}]
+        seeds: [0, 1, 2]
+        eval: {epochs: 10, batch_seeds: true}
+        """)
+    code, out, err = bench("run", "together.yaml", "--executor", "slurm", "--profile", "short_queue")
+    assert code == 0, err
+    distill_job, eval_job = _jobs_of(out)
+    assert f"submitted evaluate: job {eval_job} (6 tasks in 2 jobs of 3 seeds trained together), after " \
+           f"{distill_job}" in out
+    script = (workdir / "results/slurm/together/logs" / eval_job / f"{eval_job}_submission.sh").read_text()
+    assert "#SBATCH --array=0-1%2" in script and "#SBATCH --time=10" in script
+    assert {t.state for t in wait_until_idle(suite, workdir / "results", cluster)} == {"done"}
+    stored = [json.loads(p.read_text()) for p in (workdir / "results" / "records").rglob("*.json")]
+    by_job: dict[str, list] = {}
+    for r in stored:
+        by_job.setdefault(r["job_id"], []).append((r["ipc"], r["eval_seed"]))
+    assert sorted(by_job) == [f"{eval_job}_0", f"{eval_job}_1"]
+    assert sorted(sorted(cell) for cell in by_job.values()) == [[(ipc, s) for s in (0, 1, 2)] for ipc in (1, 2)]
+    assert all(r["trained_with"] == [0, 1, 2] for r in stored)
+
+    write(workdir / "local" / "bench.yaml", "store: results\ndevice: cpu\n")
+    os.chdir(workdir / "local")
+    assert bench("run", str(suite))[0] == 0
+    assert records(workdir / "local" / "results") == records(workdir / "results"), "same seeds, same accuracies"
 
 
 def _running_element(job: str, timeout_s: float = 120) -> str:

@@ -13,7 +13,7 @@ from bench.config import Site
 from bench.executors import Outcome, TaskStatus
 from bench.executors.board import KINDS, Board
 from bench.executors.tasks import Busy, DatasetCache, check_data, resolve_device, run_seeds, run_task
-from bench.executors.todo import Pending, Task, inputs_of, is_done, kind_of, plan_tasks
+from bench.executors.todo import Pending, Task, cell_of, inputs_of, is_done, kind_of, plan_tasks
 from bench.logs import live_console
 from bench.machine import available_cores, default_threads
 from bench.plan import EvalTask, Plan
@@ -139,7 +139,7 @@ def run_local(plan: Plan, todo: Pending, store: Store, datasets: DatasetCache, d
         """`task` and the queued evaluations that differ from it only in seed, trained together (`batch_seeds`);
         False where another run holds `task`."""
         group = [task] + [t for t in queue.values() if isinstance(t, EvalTask) and t is not task and
-                          (t.distill.key, t.arch, t.recipe) == (task.distill.key, task.arch, task.recipe)]
+                          cell_of(t) == cell_of(task)]
         start = time.perf_counter()
         said = run_seeds(group, store, datasets, device, board.task_progress(task.key, task.describe(), "evaluate"),
                          plan.suite.name)

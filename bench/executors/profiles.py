@@ -72,27 +72,35 @@ def parse_profile(site: Site, name: str) -> SlurmProfile:
 
 
 def _minutes(site: Site, value: int | str, at: tuple) -> int:
-    """SLURM's time formats (minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS) as whole minutes."""
+    """A profile's time limit as whole minutes, or an error naming its key."""
     if isinstance(value, int):
         if value <= 0:
             raise site.error(at, f"a time limit must be positive, got {value} minutes.")
         return value
-    text = value.strip()
+    total = slurm_minutes(value)
+    if total is None:
+        raise site.error(at, f"'{value}' is not a SLURM time. Write minutes (240) or \"HH:MM:SS\" / "
+                             f"\"D-HH:MM:SS\" in quotes.")
+    if total <= 0:
+        raise site.error(at, f"a time limit must be positive, got '{value}'.")
+    return total
+
+
+def slurm_minutes(text: str) -> int | None:
+    """SLURM's time formats (minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS) as whole minutes, seconds
+    rounded up; None for anything else (`infinite`, `UNLIMITED`, a typo)."""
+    text = text.strip()
     days, _, clock = text.rpartition("-") if "-" in text else ("0", "", text)
     parts = clock.split(":")
     if not (days.isdigit() and all(x.isdigit() for x in parts) and 1 <= len(parts) <= 3):
-        raise site.error(at, f"'{value}' is not a SLURM time. Write minutes (240) or \"HH:MM:SS\" / "
-                             f"\"D-HH:MM:SS\" in quotes.")
+        return None
     numbers = [int(x) for x in parts]
     if "-" in text:  # D-HH, D-HH:MM, D-HH:MM:SS
         hours, minutes, seconds = (numbers + [0, 0])[:3]
     else:  # MM, MM:SS, HH:MM:SS
         hours, minutes, seconds = ([0] * (3 - len(numbers)) + numbers) if len(numbers) == 3 else \
             (0, numbers[0], numbers[1] if len(numbers) > 1 else 0)
-    total = int(days) * 1440 + hours * 60 + minutes + (1 if seconds else 0)
-    if total <= 0:
-        raise site.error(at, f"a time limit must be positive, got '{value}'.")
-    return total
+    return int(days) * 1440 + hours * 60 + minutes + (1 if seconds else 0)
 
 
 def submitit_parameters(resources: dict, stage: str, profile: SlurmProfile) -> dict:

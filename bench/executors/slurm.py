@@ -1,12 +1,14 @@
 """The slurm executor: submit a plan's pending tasks as job arrays and return; `status` watches them.
 
-Tasks go out through submitit as one job array per stage (split at the cluster's MaxArraySize), and
-the stages keep their order through SLURM dependencies (experts, then distillation, then
-evaluation), so nothing waits on the submitting shell. Dependencies are `afterany`: a task whose
-input failed runs, finds the input missing and fails with a message that says so, instead of
-pending forever. Every job runs one task function that writes straight into the shared store.
-At the time-limit warning or on preemption submitit requeues the job, and distillation resumes from
-the checkpoint it keeps in the store.
+Tasks go out through submitit as one job array per stage (split at the cluster's MaxArraySize, and by time
+limit), and the stages keep their order through SLURM dependencies (experts, then distillation, then
+evaluation), so nothing waits on the submitting shell. Dependencies are `afterany`: a task whose input failed
+runs, finds the input missing and fails with a message that says so, instead of pending forever. Every job runs
+one task function that writes straight into the shared store. An array element holds one task or, where the
+recipe trains a cell's seeds together on the jobs' device (`batch_seeds`, by default on CUDA), that cell's K
+evaluations: one GPU trains them as `bench run` would here, under K times the stage's time limit. At the
+time-limit warning or on preemption submitit requeues the job, and distillation resumes from the checkpoint it
+keeps in the store.
 
 What was submitted is written to <store>/slurm/<suite>/submissions/*.json, so `bench status` can say
 per task whether it is done, running, queued or failed, from the store and `squeue` (plus `sacct`
@@ -36,12 +38,13 @@ import torch
 from bench.config import Site
 from bench.executors import ExecutorError, Outcome, TaskStatus
 from bench.executors.board import Board
-from bench.executors.profiles import STAGES, SlurmProfile, choose_profile, submitit_parameters
-from bench.executors.tasks import Busy, DatasetCache, check_data, resolve_device, run_task, slurm_job_id
-from bench.executors.todo import Pending, Task, inputs_of, is_done, kind_of, plan_tasks, stage_of
+from bench.executors.profiles import STAGES, SlurmProfile, choose_profile, slurm_minutes, submitit_parameters
+from bench.executors.tasks import (Busy, DatasetCache, check_data, resolve_device, run_seeds, run_task,
+                                   slurm_job_id)
+from bench.executors.todo import Pending, Task, cell_of, inputs_of, is_done, kind_of, plan_tasks, stage_of
 from bench.logs import LOG, configure, verbosity
 from bench.machine import default_threads
-from bench.plan import Plan
+from bench.plan import EvalTask, Plan
 from bench.records import Record
 from bench.store import Store, atomic_write
 
@@ -49,6 +52,7 @@ QUEUED = {"PENDING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "CONFIGURING", "
           "SIGNALING", "STAGE_OUT"}
 RUNNING = {"RUNNING", "COMPLETING"}
 QUERY_TIMEOUT_S = 30
+GPU_OPTIONS = {"gpus", "gpus-per-node", "gpus-per-task", "gres"}  # sbatch options that can ask for a GPU
 WAIT_S = 30.0  # how often a job whose task another run holds looks again
 log = LOG.getChild("slurm")
 
@@ -68,29 +72,60 @@ class JobSettings:
 
 
 class TaskJob(submitit.helpers.Checkpointable):
-    """What each array element runs: one task. Being Checkpointable, it is requeued with the same
-    arguments when its time limit nears or it is preempted; the task resumes from the store."""
+    """What each array element runs: its tasks (one, or a cell's seeds that `batch_seeds` trains together). Being
+    Checkpointable, it is requeued with the same arguments when its time limit nears or it is preempted; the
+    tasks resume from the store."""
 
-    def __call__(self, task: Task, settings: JobSettings) -> str:
+    def __call__(self, tasks: list[Task], settings: JobSettings) -> str:
         configure(settings.verbosity, sys.stdout)  # the job's log: the board's plain timestamped lines
         torch.set_num_threads(settings.threads or default_threads())
-        kind, label = kind_of(task), task.describe()
-        log.info("bench: %s [%s] on %s, SLURM job %s, restart %s, %d thread(s)", label, task.key,
-                 socket.gethostname(), slurm_job_id(), os.environ.get("SLURM_RESTART_COUNT", "0"),
-                 torch.get_num_threads())
-        store, board = Store(settings.store, settings.on_record), Board({kind: 1})
-        while True:  # the jobs after this one start when it ends: wait for a run that holds the task
-            start = time.perf_counter()
-            try:
-                result = run_task(task, store, DatasetCache(settings.data_root, settings.store / "cache"),
-                                  resolve_device(settings.device), board.task_progress(task.key, label, kind),
-                                  settings.suite, settings.checkpoint_every)
-                break
-            except Busy as busy:
-                log.info("bench: waiting: %s", busy)
-                time.sleep(WAIT_S)
-        board.finished(kind, label, time.perf_counter() - start, result, key=task.key)
-        return result
+        device = resolve_device(settings.device)
+        store, datasets = Store(settings.store, settings.on_record), DatasetCache(settings.data_root,
+                                                                                 settings.store / "cache")
+        board = Board({kind_of(tasks[0]): len(tasks)})
+        log.info("bench: %s on %s, SLURM job %s, restart %s, %d thread(s), %s", "; ".join(
+            f"{t.describe()} [{t.key}]" for t in tasks), socket.gethostname(), slurm_job_id(),
+            os.environ.get("SLURM_RESTART_COUNT", "0"), torch.get_num_threads(), device)
+        if len(tasks) > 1 and tasks[0].recipe.trains_together(device.type):
+            return together(tasks, store, datasets, device, board, settings)
+        return "\n".join(alone(task, store, datasets, device, board, settings) for task in tasks)
+
+
+def alone(task: Task, store: Store, datasets: DatasetCache, device: torch.device, board: Board,
+          settings: JobSettings) -> str:
+    """Run one task; the jobs after this one start when it ends, so wait while another run holds it."""
+    kind, label = kind_of(task), task.describe()
+    while True:
+        start = time.perf_counter()
+        try:
+            result = run_task(task, store, datasets, device, board.task_progress(task.key, label, kind),
+                              settings.suite, settings.checkpoint_every)
+            break
+        except Busy as busy:
+            log.info("bench: waiting: %s", busy)
+            time.sleep(WAIT_S)
+    board.finished(kind, label, time.perf_counter() - start, result, key=task.key)
+    return result
+
+
+def together(tasks: list[EvalTask], store: Store, datasets: DatasetCache, device: torch.device, board: Board,
+             settings: JobSettings) -> str:
+    """Train a cell's seeds together (`run_seeds`), and wait for those another run holds until each is done."""
+    said: dict[str, str] = {}
+    while todo := [t for t in tasks if not is_done(t, store)]:
+        start = time.perf_counter()
+        now = run_seeds(todo, store, datasets, device,
+                        board.task_progress(todo[0].key, todo[0].describe(), "evaluate"), settings.suite)
+        for task in todo:
+            if task.key in now:
+                board.finished("evaluate", task.describe(), (time.perf_counter() - start) / len(now),
+                               now[task.key], key=task.key)
+        said |= now
+        if any(not is_done(t, store) for t in todo):
+            log.info("bench: waiting: another run holds %s", ", ".join(t.describe() for t in todo
+                                                                       if not is_done(t, store)))
+            time.sleep(WAIT_S)
+    return "\n".join(said.get(t.key, "") for t in tasks)
 
 
 def _query(cmd: list[str]) -> subprocess.CompletedProcess | None:
@@ -180,36 +215,89 @@ def submit(plan: Plan, store: Store, todo: Pending, settings: JobSettings, profi
     result = SubmitResult([], len(alive), None)
     executor = submitit.SlurmExecutor(folder=history.folder / "logs" / "%A", max_num_timeout=profile.max_requeues)
     for stage in STAGES:
-        tasks = [t for t in todo.tasks if stage_of(t) == stage and t.key not in alive]
-        for start in range(0, len(tasks), chunk):
-            part = tasks[start:start + chunk]
-            after = sorted({producers[k] for t in part for k in inputs_of(t) if k in producers}, key=int)
-            params = submitit_parameters(profile.stages[stage], stage, profile)
-            if after:
-                params["dependency"] = "afterany:" + ":".join(after)
-            executor.update_parameters(**params)
-            try:
-                with executor.batch():
-                    jobs = [executor.submit(TaskJob(), task, settings) for task in part]
-            except submitit.core.utils.FailedJobError as exc:
-                reason = str(exc).strip().rstrip(".")
-                raise ExecutorError(
-                    f"sbatch refused the {stage} array of profile '{profile.name}': {reason}. Check that profile in "
-                    f"bench.yaml (partition, account, qos, sbatch options). Arrays submitted before this one are "
-                    f"listed above and recorded; rerunning submits only what is missing.") from None
-            array_id = jobs[0].job_id.split("_")[0]
-            for task, job in zip(part, jobs):
-                producers[task.key] = array_id
-                manifest["tasks"].append({"key": task.key, "stage": stage, "label": task.describe(),
-                                          "job_id": job.job_id, "stdout": str(job.paths.stdout),
-                                          "stderr": str(job.paths.stderr),
-                                          "result": str(job.paths.result_pickle)})
-            atomic_write(manifest_path, lambda f: f.write(json.dumps(manifest, indent=1).encode()))
-            result.manifest = manifest_path
-            result.arrays.append((stage, array_id, len(part), after))
-            print(f"  submitted {stage}: job {array_id} ({len(part)} task{'s' * (len(part) != 1)})"
-                  + (f", after {', '.join(after)}" if after else ""), file=stream, flush=True)
+        resources = profile.stages[stage]
+        elements = jobs_of([t for t in todo.tasks if stage_of(t) == stage and t.key not in alive],
+                           device_type(settings.device, resources))
+        for size in sorted({len(element) for element in elements}):
+            same, minutes = [element for element in elements if len(element) == size], job_minutes(resources, size)
+            for start in range(0, len(same), chunk):
+                part = same[start:start + chunk]
+                after = sorted({producers[k] for element in part for t in element for k in inputs_of(t)
+                                if k in producers}, key=int)
+                params = submitit_parameters(resources, stage, profile) | {"time": minutes}
+                if after:
+                    params["dependency"] = "afterany:" + ":".join(after)
+                executor.update_parameters(**params)
+                try:
+                    with executor.batch():
+                        jobs = [executor.submit(TaskJob(), element, settings) for element in part]
+                except submitit.core.utils.FailedJobError as exc:
+                    reason = str(exc).strip().rstrip(".")
+                    longer = (f" Its jobs train {size} seeds together and ask for {minutes} min, {size} times the "
+                              f"stage's `time` up to its partition's limit: lower that `time`, or set `batch_seeds: "
+                              f"false` in the suite's `eval:`." if size > 1 else "")
+                    raise ExecutorError(
+                        f"sbatch refused the {stage} array of profile '{profile.name}': {reason}. Check that profile "
+                        f"in bench.yaml (partition, account, qos, sbatch options).{longer} Arrays submitted before "
+                        f"this one are listed above and recorded; rerunning submits only what is missing.") from None
+                array_id = jobs[0].job_id.split("_")[0]
+                for element, job in zip(part, jobs):
+                    for task in element:
+                        producers[task.key] = array_id
+                        manifest["tasks"].append({"key": task.key, "stage": stage, "label": task.describe(),
+                                                  "job_id": job.job_id, "stdout": str(job.paths.stdout),
+                                                  "stderr": str(job.paths.stderr),
+                                                  "result": str(job.paths.result_pickle)})
+                atomic_write(manifest_path, lambda f: f.write(json.dumps(manifest, indent=1).encode()))
+                result.manifest = manifest_path
+                count = sum(len(element) for element in part)
+                result.arrays.append((stage, array_id, count, after))
+                print(f"  submitted {stage}: job {array_id} ({count} task{'s' * (count != 1)}"
+                      + (f" in {len(part)} job{'s' * (len(part) != 1)} of {size} seeds trained together"
+                         if size > 1 else "") + ")" + (f", after {', '.join(after)}" if after else ""),
+                      file=stream, flush=True)
     return result
+
+
+def job_minutes(resources: dict, size: int) -> int:
+    """The time limit of a job of `size` tasks: the stage's `time` is one task's, so a job of K seeds trained
+    together gets K times it, up to its partition's limit (a job over it would pend for ever where the cluster
+    does not refuse it), never less than the stage's own."""
+    asked, limit = resources["time"], partition_minutes(resources.get("partition")) if size > 1 else None
+    return max(asked, min(asked * size, limit or asked * size))
+
+
+def partition_minutes(partition: str | None) -> int | None:
+    """The time limit of a partition (None: the cluster's default one) in minutes, from sinfo; None where it has
+    none or sinfo cannot say."""
+    out = _query(["sinfo", "-h", "-o", "%P %l"])
+    for line in (out.stdout if out else "").splitlines():
+        name, _, limit = line.partition(" ")
+        if name.rstrip("*") == partition if partition else name.endswith("*"):
+            return slurm_minutes(limit)
+    return None
+
+
+def device_type(device: str, resources: dict) -> str:
+    """The kind of device a stage's jobs will train on, as far as the submitting shell can tell: the `device`
+    bench runs with, where `auto` is CUDA when the stage asks SLURM for a GPU (`gpus_per_task`, or gpus/gres in
+    its sbatch options)."""
+    if device != "auto":
+        return torch.device(device).type
+    asks = resources.get("gpus_per_task") or any(
+        key.lstrip("-").replace("_", "-") in GPU_OPTIONS and "gpu" in f"{key}={value}"
+        for key, value in resources.get("sbatch", {}).items())
+    return "cuda" if asks else "cpu"
+
+
+def jobs_of(tasks: list[Task], device: str) -> list[list[Task]]:
+    """The array elements that run `tasks`: one task each, except the evaluations of a cell whose recipe trains
+    its seeds together on this kind of device (`batch_seeds`), which share one, as `bench run` trains them here."""
+    elements: dict[tuple, list[Task]] = {}
+    for task in tasks:
+        together = isinstance(task, EvalTask) and task.recipe.trains_together(device)
+        elements.setdefault(cell_of(task) if together else (task.key,), []).append(task)
+    return list(elements.values())
 
 
 def failure(job: dict, lines: int = 8) -> str:

@@ -66,6 +66,11 @@ def is_done(task: Task, store: Store) -> bool:
     return store.has_record(task.key) if recorded else store.has_artifact(task.key)
 
 
+def cell_of(task: EvalTask) -> tuple:
+    """What the evaluations of one cell share, and `batch_seeds` trains together: all but the seed."""
+    return task.distill.key, task.arch, task.recipe
+
+
 def inputs_of(task: Task) -> list[str]:
     """The keys of the artifacts a task reads: a distillation's experts, an evaluation's synthetic set (and its
     teacher, under `labels: teacher`)."""
