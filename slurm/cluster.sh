@@ -7,6 +7,7 @@
 #
 # Needs Debian's packages: apt-get install slurm-wlm munge (plus slurmdbd mariadb-server for ACCOUNTING=1).
 # No systemd: every daemon is started directly and keeps its files under $PREFIX.
+# Partitions: debug (the default, no time limit) and short (10 minutes, like a cluster's short queue).
 # Settings (environment): PREFIX (/tmp/bench-slurm), FAKE_GPUS (2: gres GPUs backed by dummy devices, so
 # GPU requests are exercised; needs root), ACCOUNTING (0: no sacct, like many small clusters),
 # MAX_ARRAY_SIZE (1001, SLURM's default), CTLD_PORT/SLURMD_PORT/DBD_PORT/DB_PORT (6817/6818/6819/3307).
