@@ -93,6 +93,7 @@ def ways_for(case: Case, recipe: EvalRecipe, device: torch.device, variants: lis
         ways["bench channels_last"] = bench_with(lambda: ChannelsLast(build()))
     if "compile" in variants:
         ways["bench compile"] = bench_with(lambda: torch.compile(build()))
+
     def batched(graphs: bool) -> Way:
         results: dict[int, float] = {}
 
