@@ -10,7 +10,8 @@ an equivalent file.
 A task is claimed before it runs (`Store.claim`): a file under claims/, created atomically (O_EXCL), names its
 holder and is refreshed by a heartbeat while the task runs, so two `bench run` of one suite on one store, or SLURM
 array elements that race, never compute the same task twice. The claim of a dead holder is taken over: at once on
-the same host when its process is gone (kill -9), elsewhere once its heartbeat is older than `STALE_AFTER_S`.
+the same host when its process is gone (kill -9), elsewhere once its heartbeat is older than `STALE_AFTER_S`. The
+run taking it over removes the temp files the dead holder was killed writing (`bench.atomic.left_by`).
 
 Every file is verified when read: a record by its checksum (or, written by an older bench, field by field), an
 artifact by loading it and checking its metadata and the checksum of its tensors, a checkpoint by loading it. A
@@ -40,7 +41,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Collection, Iterable, Sequence, TypeVar
 
 
-from bench.atomic import atomic_write
+from bench.atomic import atomic_write, left_by
 from bench.logs import LOG
 from bench.machine import available_cores, map_forked, no_cyclic_gc
 from bench.records import (CHECKSUMMED, ArtifactMeta, DamagedFile, Record, check_record, field_reader,
@@ -624,8 +625,17 @@ class Store:
             with contextlib.suppress(OSError):
                 os.link(aside, path)  # fails where yet another run claimed meanwhile: that claim stands
         else:
-            log.warning("warning: taking over task %s from a holder that is gone (%s)", path.stem, dead)
+            left = [tmp for folder in self._folders_of(path.stem) for tmp in left_by(folder, dead.host, dead.pid)]
+            for tmp in left:
+                tmp.unlink(missing_ok=True)
+            log.warning("warning: taking over task %s from a holder that is gone (%s)%s", path.stem, dead,
+                        f"; removed the {len(left)} temp file(s) it was killed writing" if left else "")
         aside.unlink(missing_ok=True)
+
+    def _folders_of(self, key: str) -> list[Path]:
+        """Where the task `key` writes: its record, its artifact (and the rows stored apart), its checkpoint."""
+        return [self._folder("records", key), self._folder("artifacts", key),
+                self._path("artifacts", key, PARTS), self._folder("checkpoints", key)]
 
     def holder(self, key: str) -> Holder | None:
         """The live holder of a claim on `key`, if any: `bench status` shows its task as running."""

@@ -8,6 +8,11 @@ import json
 import multiprocessing as mp
 import os
 import re
+import signal
+import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -58,6 +63,35 @@ def test_failed_write_leaves_nothing(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError):
         atomic_write(target, explode)
     assert not target.exists() and list(target.parent.iterdir()) == []
+
+
+# A run that claims the task "abc" and stops writing its record (in fsync, after the temp file) until it is killed.
+STOPS_MID_WRITE = ("import os, sys, time; from pathlib import Path; sys.path.insert(0, sys.argv[2]); "
+                   "from fakes import record; from bench.store import Store; store = Store(Path(sys.argv[1])); "
+                   "claim = store.claim('abc'); os.fsync = lambda fd: time.sleep(3600); "
+                   "store.write_record(record('abc', 1.0))")
+
+
+def test_taking_over_a_killed_runs_claim_removes_the_temp_file_it_was_writing(tmp_path: Path) -> None:
+    """kill -9 between a record's temp file and its rename leaves the hidden temp file, never a partial record;
+    the run that takes the dead run's claim over removes it, and leaves the temp files of other writers."""
+    writer = subprocess.Popen([sys.executable, "-c", STOPS_MID_WRITE, str(tmp_path), str(Path(__file__).parent)])
+    while not (left := list(tmp_path.rglob(".abc.json.*.tmp"))):
+        assert writer.poll() is None, "the writer ended before writing"
+        time.sleep(0.01)
+    os.kill(writer.pid, signal.SIGKILL)
+    writer.wait()
+    folder = left[0].parent
+    running = folder / f".abd.json.{socket.gethostname()}.{os.getpid()}.0badc0de.tmp"
+    elsewhere = folder / f".abd.json.another-host.{writer.pid}.0badc0de.tmp"
+    for planted in (running, elsewhere):
+        planted.write_bytes(b"half")
+    store = Store(tmp_path)
+    assert not store.has_record("abc") and len(left) == 1
+    with store.claim("abc"):
+        assert sorted(folder.glob(".*.tmp")) == sorted([running, elsewhere])
+        store.write_record(record("abc", 2.0))
+    assert store.read_record("abc").accuracy == 2.0
 
 
 def test_a_failed_write_keeps_the_previous_version(tmp_path: Path) -> None:
