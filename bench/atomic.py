@@ -13,8 +13,6 @@ import uuid
 from pathlib import Path
 from typing import Callable
 
-_RANDOM_TMP = len(".0123abcd.tmp")  # what follows HOST.PID in a temp file's name
-
 
 def atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None:
     """Write `path` all at once: temp file in the same folder, fsync, rename."""
@@ -36,6 +34,6 @@ def left_by(folder: Path, host: str, pid: int) -> list[Path]:
     try:
         with os.scandir(folder) as entries:
             return [folder / e.name for e in entries if e.name.startswith(".") and e.name.endswith(".tmp")
-                    and e.name[:-_RANDOM_TMP].endswith(writer)]
+                    and e.name[:-len(".tmp")].rpartition(".")[0].endswith(writer)]  # less .RANDOM.tmp
     except FileNotFoundError:
         return []

@@ -140,14 +140,9 @@ def run_local(plan: Plan, todo: Pending, store: Store, datasets: DatasetCache, d
         False where another run holds `task`."""
         group = [task] + [t for t in queue.values() if isinstance(t, EvalTask) and t is not task and
                           cell_of(t) == cell_of(task)]
-        start = time.perf_counter()
-        said = run_seeds(group, store, datasets, device, board.task_progress(task.key, task.describe(), "evaluate"),
-                         plan.suite.name)
-        for t in group:
-            if t.key in said:
-                board.finished("evaluate", t.describe(), (time.perf_counter() - start) / len(said), said[t.key],
-                               key=t.key)
-                queue.pop(t.key, None)
+        said = run_seeds(group, store, datasets, device, board, plan.suite.name)
+        for key in said:
+            queue.pop(key, None)
         nonlocal ran
         ran += len(said)
         if task.key not in said and is_done(task, store):

@@ -113,17 +113,10 @@ def together(tasks: list[EvalTask], store: Store, datasets: DatasetCache, device
     """Train a cell's seeds together (`run_seeds`), and wait for those another run holds until each is done."""
     said: dict[str, str] = {}
     while todo := [t for t in tasks if not is_done(t, store)]:
-        start = time.perf_counter()
-        now = run_seeds(todo, store, datasets, device,
-                        board.task_progress(todo[0].key, todo[0].describe(), "evaluate"), settings.suite)
-        for task in todo:
-            if task.key in now:
-                board.finished("evaluate", task.describe(), (time.perf_counter() - start) / len(now),
-                               now[task.key], key=task.key)
+        now = run_seeds(todo, store, datasets, device, board, settings.suite)
         said |= now
-        if any(not is_done(t, store) for t in todo):
-            log.info("bench: waiting: another run holds %s", ", ".join(t.describe() for t in todo
-                                                                       if not is_done(t, store)))
+        if not now:  # every seed left is held by another run
+            log.info("bench: waiting: another run holds %s", ", ".join(t.describe() for t in todo))
             time.sleep(WAIT_S)
     return "\n".join(said.get(t.key, "") for t in tasks)
 

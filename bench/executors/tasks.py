@@ -27,6 +27,7 @@ from bench import data, nets
 from bench.config import ConfigError
 from bench.data import zca as zca_module
 from bench.data.readers import DataFileError
+from bench.executors.board import Board
 from bench.executors.todo import Task, is_done, is_whole
 from bench.experts import EXPERT_BUILDERS, EXPERT_PARTS, Builder, ExpertContext
 from bench.methods.base import SYNSET_FORMATS, Checkpoint, DistillContext
@@ -343,10 +344,11 @@ def run_task(task: Task, store: Store, datasets: DatasetCache, device: torch.dev
         return said(run(task, store, datasets, device, progress, suite))
 
 
-def run_seeds(tasks: list[EvalTask], store: Store, datasets: DatasetCache, device: torch.device,
-              progress: Progress, suite: str) -> dict[str, str]:
-    """Evaluations that differ only in seed (`batch_seeds`), trained together, each under its claim; by key, what
-    to say after the name of each one run here (one done or held elsewhere is left to its holder)."""
+def run_seeds(tasks: list[EvalTask], store: Store, datasets: DatasetCache, device: torch.device, board: Board,
+              suite: str) -> dict[str, str]:
+    """Evaluations that differ only in seed (`batch_seeds`), trained together, each under its claim and each
+    reported to `board` when they end; by key, what to say after the name of each one run here (one done or held
+    elsewhere is left to its holder)."""
     with contextlib.ExitStack() as held:
         mine = []
         for task in tasks:
@@ -356,7 +358,13 @@ def run_seeds(tasks: list[EvalTask], store: Store, datasets: DatasetCache, devic
                 mine.append(task)
         if not mine:
             return {}
-        return {r.key: said(r) for r in run_evaluations(mine, store, datasets, device, progress, suite)}
+        start = time.perf_counter()
+        records = run_evaluations(mine, store, datasets, device,
+                                  board.task_progress(mine[0].key, mine[0].describe(), "evaluate"), suite)
+    seconds = (time.perf_counter() - start) / len(mine)
+    for task, record in zip(mine, records):
+        board.finished("evaluate", task.describe(), seconds, said(record), key=task.key)
+    return {r.key: said(r) for r in records}
 
 
 def said(record: Record) -> str:
